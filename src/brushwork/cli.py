@@ -1,0 +1,180 @@
+"""The ``brushwork`` command line: argument parsing only; all work is done by the library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from brushwork import __version__
+from brushwork.errors import BrushworkError
+
+
+def _add_train_gan(sub) -> None:
+    p = sub.add_parser("gan", help="train a GAN on a folder of artworks (subfolders = styles)")
+    p.add_argument("--data", default="builtin:abstract", help="image folder, or builtin:abstract")
+    p.add_argument("--out", required=True, help="run directory (config, checkpoints, samples, logs)")
+    p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern"])
+    p.add_argument("--res", type=int, default=64, help="square training resolution (32..256)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, help="total optimisation steps")
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--crop", choices=["center", "random"])
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any model setting, e.g. --set g_width=32 --set r1_gamma=0.1")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
+    p.set_defaults(func=cmd_train_gan)
+
+
+def _train_overrides(args) -> dict:
+    names = {"batch_size": args.batch_size, "steps": args.steps, "log_every": args.log_every,
+             "ckpt_every": args.ckpt_every, "sample_every": args.sample_every, "seed": args.seed,
+             "device": args.device, "crop": args.crop}
+    out = {k: v for k, v in names.items() if v is not None}
+    if args.no_flip:
+        out["flip"] = False
+    return out
+
+
+def cmd_train_gan(args) -> int:
+    from brushwork.config import RunConfig, TrainConfig, apply_overrides, gan_preset
+    from brushwork.generate import read_run_config
+    from brushwork.training.run import train_gan
+
+    run_dir = Path(args.out)
+    if args.resume and (run_dir / "config.json").exists():
+        run_cfg = read_run_config(run_dir)  # the run's own settings; only schedule/device change
+        run_cfg.train = dataclasses.replace(run_cfg.train, **_train_overrides(args))
+    else:
+        model = apply_overrides(gan_preset(args.preset, args.res), args.set)
+        train = dataclasses.replace(TrainConfig(data=args.data), **_train_overrides(args))
+        if not args.data.startswith("builtin:"):
+            train.data = str(Path(args.data).expanduser().resolve())
+        run_cfg = RunConfig(kind="gan", model=model, train=train, version=__version__)
+    trainer = train_gan(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
+    if not args.quiet:
+        print(f"run saved in {run_dir} (step {trainer.step}); sample it with: "
+              f"brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from brushwork.generate import load_gan, parse_seeds, write_seed_images
+    from brushwork.provenance import read_record
+
+    seeds, truncation, run = args.seeds, args.truncation, args.run
+    if args.from_image:
+        record = read_record(args.from_image).get("brushwork")
+        if not record or record.get("kind") != "gan":
+            raise BrushworkError(f"{args.from_image} carries no brushwork GAN record to regenerate from")
+        seeds, truncation = str(record["seed"]), float(record["truncation"])
+        run = run or record["run"]
+    if run is None or seeds is None:
+        raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
+    model = load_gan(run, args.device)
+    if args.from_image and model.model_hash != record["model_hash"]:
+        raise BrushworkError(f"{run} now holds a different model (hash {model.model_hash[:10]}) than "
+                             f"the one that made {args.from_image} ({record['model_hash'][:10]})")
+    seed_list = parse_seeds(seeds)
+    out = Path(args.out)
+    paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
+                              grid=args.grid)
+    print(f"wrote {len(paths)} image(s) to {out}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from brushwork.generate import load_gan, parse_seeds
+    from brushwork.video import write_walk
+
+    model = load_gan(args.run, args.device)
+    path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
+                      truncation=args.truncation, fps=args.fps, loop=args.loop)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from brushwork.provenance import read_record
+
+    record = read_record(args.image)
+    if not record:
+        print(f"{args.image}: no brushwork or generation metadata")
+        return 1
+    if "parameters" in record:
+        print(record["parameters"])
+    if "brushwork" in record:
+        print(json.dumps(record["brushwork"], indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from brushwork.demo import run_demo
+
+    page = run_demo(Path(args.out), minutes=args.minutes, device=args.device, steps=args.steps)
+    print(f"demo gallery: {page}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
+                                     "learn a style from artworks, then make new work.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True)
+    _add_train_gan(train)
+
+    p = sub.add_parser("sample", help="one image per seed from a trained run")
+    p.add_argument("run", nargs="?", help="run directory")
+    p.add_argument("--seeds", help="e.g. 0-63 or 3,7,11")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--truncation", type=float, default=1.0, help="psi in (0, 1]: <1 = safer, less varied")
+    p.add_argument("--grid", action="store_true", help="also write grid.png")
+    p.add_argument("--from", dest="from_image", help="regenerate the image this PNG records")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", help="a latent walk through seeds as GIF or MP4")
+    p.add_argument("run")
+    p.add_argument("--seeds", required=True, help="key seeds, e.g. 3,7,11")
+    p.add_argument("--frames", type=int, default=48, help="frames in the whole walk")
+    p.add_argument("--out", required=True, help="walk.gif or walk.mp4")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("info", help="print the provenance an image carries")
+    p.add_argument("image")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="train on the built-in art set and write a gallery")
+    p.add_argument("--out", default="brushwork-demo")
+    p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    p.add_argument("--steps", type=int, help="fixed step count instead of a time budget")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrushworkError as exc:
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brushwork: interrupted", file=sys.stderr)
+        return 130

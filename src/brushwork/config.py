@@ -1,0 +1,184 @@
+"""Dataclass configs: every hyperparameter is declared and explained here, once.
+
+A run directory's ``config.json`` holds these dataclasses as plain JSON, which is all
+that is needed to rebuild the models (no pickles, no executable config files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from brushwork.errors import BrushworkError
+
+
+@dataclass
+class GANConfig:
+    """Architecture and optimisation of a GAN. Presets below fill it in."""
+
+    preset: str = "modern"  # name of the preset this config started from (informational)
+    architecture: str = "dcgan"  # "seed" (the project's original Keras design) or "dcgan" (Radford et al.)
+    resolution: int = 64  # square output size in pixels, a power of two in 32..256
+    z_dim: int = 100  # latent size; 100 in both the seed design and DCGAN
+    g_width: int = 64  # generator channels at the highest resolution (DCGAN's ngf)
+    d_width: int = 64  # discriminator channels at the highest resolution (DCGAN's ndf)
+    d_batchnorm: bool = True  # BatchNorm in D (DCGAN); off when spectral norm is used
+    spectral_norm: bool = False  # spectral-normalise every D layer (Miyato et al. 2018)
+    loss: str = "bce"  # "bce" (non-saturating, DCGAN) or "hinge" (Lim & Ye 2017, SAGAN, BigGAN)
+    g_lr: float = 2e-4  # Adam learning rate of G; DCGAN's 2e-4
+    d_lr: float = 2e-4  # Adam learning rate of D
+    beta1: float = 0.5  # Adam beta1; 0.5 as in DCGAN (momentum hurts adversarial games)
+    beta2: float = 0.999  # Adam beta2
+    ema_halflife_kimg: float = 0.0  # EMA of G: weight halves every this many thousand images; 0 = no EMA
+    ema_rampup: float = 0.05  # early on, half-life is at most this fraction of images seen (StyleGAN2-ADA)
+    diffaugment: str = ""  # comma list of "color", "translation", "cutout" (Zhao et al. 2020); "" = none
+    r1_gamma: float = 0.0  # R1 gradient penalty weight on reals (Mescheder et al. 2018); 0 = off
+    r1_interval: int = 16  # lazy regularisation: apply R1 every this many steps, scaled up to match
+    mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on CUDA GPUs that support it)
+    channels_last: bool = True  # NHWC memory layout; faster convolutions on GPUs and oneDNN CPUs
+    compile: bool = False  # torch.compile the G and D modules (not the whole step); GPU only pays off
+
+    def validate(self) -> None:
+        res = self.resolution
+        if res < 32 or res > 256 or res & (res - 1):
+            raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+        if self.architecture not in ("seed", "dcgan"):
+            raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed or dcgan)")
+        if self.loss not in ("bce", "hinge"):
+            raise BrushworkError(f"unknown GAN loss {self.loss!r} (choose bce or hinge)")
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise BrushworkError("mixed_precision must be auto, bf16 or no")
+        from brushwork.data.augment import parse_policy
+
+        parse_policy(self.diffaugment)
+        if self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
+            raise BrushworkError("z_dim, g_width and d_width must be positive")
+
+
+def gan_preset(name: str, resolution: int = 64) -> GANConfig:
+    """The three supported starting points; see README for what each is for."""
+    if name == "seed":
+        # The painting-assistant design the project grew from: Dense -> 8x8x128 -> transposed
+        # convs; D of plain strided convs -> Dense -> sigmoid; BCE. Original learning rates kept.
+        return GANConfig(preset="seed", architecture="seed", resolution=resolution, g_width=128,
+                         d_width=64, d_batchnorm=False, loss="bce", channels_last=False,
+                         mixed_precision="no")
+    if name == "dcgan":
+        # Textbook DCGAN: BatchNorm in G and D, BCE, Adam 2e-4 (0.5, 0.999), no tricks.
+        return GANConfig(preset="dcgan", architecture="dcgan", resolution=resolution,
+                         mixed_precision="no")
+    if name == "modern":
+        # Small-data art recipe: SN discriminator + hinge loss, EMA generator for sampling,
+        # DiffAugment on reals and fakes, bf16 where the hardware has it. D learns faster than G
+        # (TTUR, Heusel et al. 2017) which SN discriminators tolerate well.
+        return GANConfig(preset="modern", architecture="dcgan", resolution=resolution,
+                         d_batchnorm=False, spectral_norm=True, loss="hinge", g_lr=2e-4, d_lr=4e-4,
+                         beta1=0.0, beta2=0.99, ema_halflife_kimg=10.0,
+                         diffaugment="color,translation,cutout")
+    raise BrushworkError(f"unknown preset {name!r} (choose seed, dcgan or modern)")
+
+
+@dataclass
+class TrainConfig:
+    """How a run is driven: data, schedule, logging, checkpoints."""
+
+    data: str = "builtin:abstract"  # image folder (subfolders = style labels) or builtin:abstract
+    batch_size: int = 64  # images per step
+    steps: int = 5000  # optimisation steps in total (a resumed run continues to this count)
+    log_every: int = 50  # steps between metrics.jsonl rows / TensorBoard points
+    sample_every: int = 500  # steps between sample grids (fixed latents, EMA generator)
+    ckpt_every: int = 1000  # steps between checkpoints (also written at the end and on Ctrl-C)
+    keep_checkpoints: int = 3  # older checkpoints beyond this many are deleted
+    seed: int = 0  # seeds weight init, data order and augmentation
+    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
+    crop: str = "center"  # "center" or "random" (random crops of a slightly larger cached image)
+    flip: bool = True  # random horizontal flips of the training images
+    cache_dir: str = ""  # decoded-image cache; "" = $BRUSHWORK_CACHE or ~/.cache/brushwork
+    data_on_device: bool = True  # keep the decoded dataset on the GPU when it fits (4 GiB cap)
+    n_sample: int = 64  # images in each sample grid
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.steps < 0:
+            raise BrushworkError("batch_size must be >= 1 and steps >= 0")
+        for name in ("log_every", "sample_every", "ckpt_every", "keep_checkpoints", "n_sample"):
+            if getattr(self, name) < 1:
+                raise BrushworkError(f"{name} must be >= 1")
+        if self.crop not in ("center", "random"):
+            raise BrushworkError(f"crop must be center or random, got {self.crop!r}")
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a config dataclass; unknown keys are an error so typos never pass silently."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise BrushworkError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable hash of a config's canonical JSON, for provenance records."""
+    text = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _coerce(value: str, annotation: Any, key: str) -> Any:
+    kind = annotation if isinstance(annotation, type) else {"int": int, "float": float,
+                                                            "bool": bool, "str": str}.get(str(annotation))
+    try:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except ValueError:
+        raise BrushworkError(f"--set {key}={value}: expected {kind.__name__}") from None
+    return value
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Apply ``key=value`` strings (the CLI's ``--set``) to a config dataclass, type-checked."""
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(cfg))
+            raise BrushworkError(f"--set {item!r}: expected key=value with key one of: {valid}")
+        changes[key] = _coerce(value.strip(), hints[key], key)
+    return dataclasses.replace(cfg, **changes)
+
+
+@dataclass
+class RunConfig:
+    """Everything ``config.json`` in a run directory holds."""
+
+    kind: str = "gan"  # model family of the run
+    model: GANConfig = field(default_factory=GANConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    labels: list = field(default_factory=list)  # style label names, index = label id
+    version: str = ""  # brushwork version that created the run
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        data = json.loads(text)
+        return cls(kind=data["kind"], model=from_dict(GANConfig, data["model"]),
+                   train=from_dict(TrainConfig, data["train"]), labels=list(data.get("labels", [])),
+                   version=data.get("version", ""))

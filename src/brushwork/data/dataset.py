@@ -1,0 +1,229 @@
+"""Art datasets: a folder of images (subfolders = style labels) decoded once, cached, batched fast.
+
+Decoding JPEGs is the slow part of training small GANs on CPUs, so every image is decoded and
+resized once into a uint8 tensor [N, 3, S, S]. That tensor is cached on disk (keyed by the folder's
+file list, sizes and modification times plus the resolution) and in memory, and batches are
+gathered straight from it: no DataLoader workers, no per-epoch decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from brushwork.data.images import (UnreadableImage, list_image_files, load_rgb,
+                                   square_crop_resize, to_uint8_chw)
+from brushwork.errors import BrushworkError
+from brushwork.utils import atomic_write
+
+CACHE_FORMAT = 1  # bump when the decoding or resizing changes, to invalidate old caches
+RANDOM_CROP_MARGIN = 1.125  # random crops are taken from images cached this much larger
+
+
+@dataclass
+class ArtDataset:
+    """Decoded images in memory plus what was learned while reading the folder."""
+
+    images: torch.Tensor  # uint8 [N, 3, S, S]; S >= training resolution
+    labels: torch.Tensor  # int64 [N], index into label_names
+    label_names: list[str]
+    files: list[str] = field(default_factory=list)  # relative paths, aligned with images
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def skipped_summary(self, first: int = 5) -> str:
+        """One line for the training log, e.g. 'skipped 3 unreadable files: a.jpg (empty file), ...'."""
+        if not self.skipped:
+            return ""
+        names = ", ".join(f"{p} ({why})" for p, why in self.skipped[:first])
+        more = f", and {len(self.skipped) - first} more" if len(self.skipped) > first else ""
+        return f"skipped {len(self.skipped)} unreadable file(s): {names}{more}"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BRUSHWORK_CACHE") or Path.home() / ".cache" / "brushwork")
+
+
+def stored_size(resolution: int, crop: str) -> int:
+    return resolution if crop == "center" else int(round(resolution * RANDOM_CROP_MARGIN))
+
+
+def _folder_fingerprint(root: Path, files: list[Path], size: int) -> str:
+    digest = hashlib.sha256(f"brushwork-dataset-v{CACHE_FORMAT}:{size}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _decode_one(path: Path, size: int) -> np.ndarray | str:
+    try:
+        return to_uint8_chw(square_crop_resize(load_rgb(path), size))
+    except UnreadableImage as exc:
+        return str(exc)
+
+
+def _label_of(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else ""  # files directly in root carry no style label
+
+
+def _decode_folder(root: Path, files: list[Path], size: int, progress: bool) -> ArtDataset:
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
+        results = list(tqdm(pool.map(lambda p: _decode_one(p, size), files), total=len(files),
+                            desc=f"decoding {root.name}", unit="img", disable=not progress,
+                            file=sys.stderr))
+    good = [(p, r) for p, r in zip(files, results) if not isinstance(r, str)]
+    skipped = [(str(p.relative_to(root)), r) for p, r in zip(files, results) if isinstance(r, str)]
+    label_names = sorted({_label_of(root, p) for p, _ in good})
+    label_ids = {name: i for i, name in enumerate(label_names)}
+    images = torch.from_numpy(np.stack([r for _, r in good])) if good else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    labels = torch.tensor([label_ids[_label_of(root, p)] for p, _ in good], dtype=torch.int64)
+    return ArtDataset(images, labels, label_names, [str(p.relative_to(root)) for p, _ in good],
+                      skipped, str(root))
+
+
+def _save_cache(path: Path, ds: ArtDataset) -> None:
+    from safetensors.torch import save
+
+    meta = {"label_names": json.dumps(ds.label_names), "files": json.dumps(ds.files),
+            "skipped": json.dumps(ds.skipped), "source": ds.source}
+    data = save({"images": ds.images.contiguous(), "labels": ds.labels}, metadata=meta)
+    atomic_write(path, data)
+
+
+def _load_cache(path: Path) -> ArtDataset | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            return ArtDataset(f.get_tensor("images"), f.get_tensor("labels"),
+                              json.loads(meta["label_names"]), json.loads(meta["files"]),
+                              [tuple(x) for x in json.loads(meta["skipped"])], meta["source"])
+    except Exception:  # a damaged cache is just rebuilt
+        return None
+
+
+_MEMORY_CACHE: dict[str, ArtDataset] = {}
+
+
+def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: str | Path = "",
+                 progress: bool = True) -> ArtDataset:
+    """Load ``builtin:abstract`` or an image folder at ``resolution`` (cached after the first time)."""
+    size = stored_size(resolution, crop)
+    if spec.startswith("builtin:"):
+        return _load_builtin(spec, size)
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        raise BrushworkError(f"data folder not found: {spec}")
+    files = list_image_files(root)
+    if not files:
+        raise BrushworkError(f"no image files (jpg, png, webp, bmp, gif, tiff) found in {spec}")
+    key = _folder_fingerprint(root.resolve(), [f.resolve() for f in files], size)
+    if key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[key]
+    cache_file = Path(cache_dir or default_cache_dir()) / "datasets" / f"{key}.safetensors"
+    ds = _load_cache(cache_file) if cache_file.exists() else None
+    if ds is None:
+        ds = _decode_folder(root, files, size, progress)
+        if len(ds) == 0:
+            raise BrushworkError(f"no usable image in {spec}: all {len(files)} file(s) unreadable "
+                                 f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]})")
+        try:
+            _save_cache(cache_file, ds)
+        except OSError as exc:  # a read-only cache dir must not stop training
+            print(f"warning: could not write dataset cache {cache_file}: {exc}", file=sys.stderr)
+    _MEMORY_CACHE[key] = ds
+    return ds
+
+
+def _load_builtin(spec: str, size: int) -> ArtDataset:
+    from brushwork.data.builtin import builtin_abstract
+
+    name, _, count = spec.partition(":")[2].partition(":")
+    if name != "abstract":
+        raise BrushworkError(f"unknown built-in dataset {spec!r} (available: builtin:abstract)")
+    per_style = int(count) if count.isdigit() else 200
+    key = f"builtin:{per_style}:{size}"
+    if key not in _MEMORY_CACHE:
+        images, labels, names = builtin_abstract(size, per_style)
+        _MEMORY_CACHE[key] = ArtDataset(torch.from_numpy(images), torch.from_numpy(labels), names,
+                                        source=spec)
+    return _MEMORY_CACHE[key]
+
+
+class ImageBatcher:
+    """Endless shuffled batches in [-1, 1], gathered from the uint8 tensor (on the GPU if it fits).
+
+    All randomness (order, crops, flips) comes from one CPU generator whose state is part of every
+    checkpoint, so a resumed run sees exactly the batches it would have seen.
+    """
+
+    def __init__(self, ds: ArtDataset, batch_size: int, resolution: int, device: torch.device,
+                 flip: bool = True, seed: int = 0, on_device: bool = True, channels_last: bool = False):
+        self.batch_size, self.resolution, self.flip = batch_size, resolution, flip
+        self.device, self.channels_last = torch.device(device), channels_last
+        fits = ds.images.numel() <= 4 * 2**30
+        keep_on_device = on_device and self.device.type == "cuda" and fits
+        self.images = ds.images.to(self.device) if keep_on_device else ds.images
+        self.labels = ds.labels.to(self.images.device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(ds), generator=self.generator)
+        self.position = 0
+
+    def _next_indices(self) -> torch.Tensor:
+        chunks, need = [], self.batch_size
+        while need:
+            if self.position == len(self.order):  # epoch boundary: reshuffle
+                self.order = torch.randperm(len(self.order), generator=self.generator)
+                self.position = 0
+            take = self.order[self.position:self.position + need]
+            self.position += len(take)
+            need -= len(take)
+            chunks.append(take)
+        return torch.cat(chunks)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images float [B, 3, R, R] in [-1, 1], labels int64 [B]) on the training device."""
+        idx = self._next_indices()
+        b, r, s = len(idx), self.resolution, self.images.shape[-1]
+        offsets = torch.randint(0, s - r + 1, (2, b), generator=self.generator)
+        flips = torch.rand(b, generator=self.generator) < 0.5 if self.flip else None
+        dev = self.images.device
+        batch = self.images[idx.to(dev)]
+        if s != r:  # per-image random crop via one gather
+            ar = torch.arange(r)
+            ys, xs = (offsets[0, :, None] + ar).to(dev), (offsets[1, :, None] + ar).to(dev)
+            batch = batch[torch.arange(b, device=dev)[:, None, None, None],
+                          torch.arange(3, device=dev)[None, :, None, None],
+                          ys[:, None, :, None], xs[:, None, None, :]]
+        labels = self.labels[idx.to(dev)]
+        batch = batch.to(self.device, non_blocking=True)
+        if flips is not None:
+            batch = torch.where(flips.to(self.device)[:, None, None, None], batch.flip(3), batch)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = batch.to(memory_format=memory_format).float().mul_(2 / 255).sub_(1)
+        return x, labels.to(self.device)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(),
+                "position": torch.tensor(self.position)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])

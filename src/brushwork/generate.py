@@ -1,0 +1,156 @@
+"""Making images from a trained run: per-seed latents, truncation, interpolation walks.
+
+Latents come from NumPy's seeded Mersenne Twister (as StyleGAN does), so a seed means the same
+latent on every machine and device; the generator runs in eval mode, so an image depends only on
+its own seed, never on which other seeds share its batch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from brushwork.config import RunConfig, config_hash
+from brushwork.errors import BrushworkError
+from brushwork.imaging import grid_image, to_pil
+from brushwork.models.gan import build_gan
+from brushwork.provenance import make_record, save_png
+from brushwork.training import checkpoint as ckpt
+from brushwork.utils import resolve_device, tensors_hash
+
+LATENT_METHOD = "numpy-randomstate-randn"  # recorded in provenance; change only with a new name
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-63' -> 0..63; '3,7,11' -> [3, 7, 11]; mixtures like '1,5-8' work too."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise BrushworkError(f"seed range {part!r} runs backwards")
+            seeds.extend(range(lo, hi + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise BrushworkError(f"bad seed list {text!r}: use numbers like 0-63 or 3,7,11")
+    if not seeds:
+        raise BrushworkError("no seeds given")
+    return seeds
+
+
+def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
+    """The standard-normal latent [Z] of a seed, identical on every platform."""
+    return torch.from_numpy(np.random.RandomState(seed % 2**32).randn(z_dim)).float()
+
+
+def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+    """[N, Z] latents. Truncation psi < 1 scales them towards the origin: less variety, fewer
+    failures (the z-space form of the truncation trick; psi = 1 leaves them untouched)."""
+    if not 0 < truncation <= 2:
+        raise BrushworkError(f"truncation must be in (0, 2], got {truncation}")
+    return torch.stack([latent_for_seed(s, z_dim) for s in seeds]) * truncation
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between latents; keeps intermediate norms typical of the prior."""
+    cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:
+        return torch.lerp(a, b, t)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.Tensor:
+    """[frames, Z] latents along slerp segments through the key latents [K, Z]."""
+    if len(keys) < 2:
+        raise BrushworkError("an interpolation needs at least two seeds")
+    if frames < 2:
+        raise BrushworkError("--frames must be at least 2")
+    points = torch.cat([keys, keys[:1]]) if loop else keys
+    segments = len(points) - 1
+    # A loop must not repeat its first frame at the end; an open walk ends exactly on the last key.
+    positions = np.linspace(0, segments, frames, endpoint=not loop)
+    out = []
+    for pos in positions:
+        i = min(int(pos), segments - 1)
+        out.append(slerp(points[i], points[i + 1], float(pos - i)))
+    return torch.stack(out)
+
+
+@dataclass
+class TrainedGAN:
+    """A generator loaded from a run directory, with what provenance needs to know about it."""
+
+    generator: nn.Module
+    config: RunConfig
+    run_dir: Path
+    step: int
+    model_hash: str  # sha256 of the sampling generator's weights
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Images [N, 3, R, R] in [-1, 1] for latents [N, Z]."""
+        out = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+        return torch.cat(out)
+
+    def record(self, **fields) -> dict:
+        return make_record(kind="gan", model_name=self.name, model_hash=self.model_hash,
+                           steps=self.step, run=str(self.run_dir.resolve()),
+                           config_hash=config_hash(self.config.model), latent_method=LATENT_METHOD,
+                           **fields)
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise BrushworkError(f"{run_dir} is not a brushwork run (no config.json)")
+    try:
+        return RunConfig.from_json(path.read_text())
+    except (ValueError, KeyError) as exc:
+        raise BrushworkError(f"{path} is damaged: {exc}") from None
+
+
+def load_gan(run_dir: str | Path, device: str = "auto") -> TrainedGAN:
+    """The sampling generator (EMA when the run has one) from a run's newest checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    if cfg.kind != "gan":
+        raise BrushworkError(f"{run_dir} is a {cfg.kind} run, not a GAN")
+    path = ckpt.latest_checkpoint(run_dir)
+    if path is None:
+        raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
+    tensors, meta = ckpt.read_checkpoint(path, prefixes=("model/G/", "model/G_ema/"))
+    name = "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G"
+    weights = ckpt.module_state(tensors, name)
+    G, _ = build_gan(cfg.model)
+    G.load_state_dict(weights)
+    dev = resolve_device(device)
+    return TrainedGAN(G.to(dev).eval().requires_grad_(False), cfg, run_dir, int(meta["step"]),
+                      tensors_hash(weights), dev)
+
+
+def write_seed_images(model: TrainedGAN, seeds: list[int], out_dir: Path, truncation: float = 1.0,
+                      metadata: bool = True, grid: bool = False) -> list[Path]:
+    """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png."""
+    images = model.generate(latents_for_seeds(seeds, model.config.model.z_dim, truncation))
+    paths = []
+    for seed, img in zip(seeds, to_pil(images)):
+        record = model.record(seed=seed, truncation=truncation) if metadata else None
+        paths.append(save_png(img, Path(out_dir) / f"seed{seed:04d}.png", record))
+    if grid:
+        record = model.record(seeds=seeds, truncation=truncation) if metadata else None
+        paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
+    return paths

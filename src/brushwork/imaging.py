@@ -1,0 +1,48 @@
+"""Tensor <-> image conversions and sample grids."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from brushwork.utils import atomic_write
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] floats in [-1, 1] -> uint8 [N, H, W, 3] (round to nearest)."""
+    x = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    return [Image.fromarray(a) for a in to_uint8(images)]
+
+
+def grid_image(images: torch.Tensor, columns: int | None = None, pad: int = 2) -> Image.Image:
+    """Tile [N, 3, H, W] into one picture, ``columns`` wide (default: as square as possible)."""
+    arrays = to_uint8(images)
+    n, h, w, _ = arrays.shape
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = a
+    return Image.fromarray(canvas)
+
+
+def png_bytes(img: Image.Image, pnginfo=None) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=pnginfo)
+    return buf.getvalue()
+
+
+def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Path:
+    atomic_write(path, png_bytes(grid_image(images, columns)))
+    return Path(path)

@@ -1,0 +1,52 @@
+"""GAN losses as plain functions of discriminator logits (pre-sigmoid scores).
+
+D(x) = sigmoid(logit). Every function returns a scalar to *minimise*.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))]: the seed's discriminator objective, as a minimisation.
+
+    The seed article writes L_disc = E[log D(x)] + E[log(1 - D(G(z)))] to be *maximised*; this is
+    its negation, computed stably with softplus: -log sigmoid(l) = softplus(-l).
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def minimax_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[log(1 - D(G(z)))]: the seed article's generator loss, exactly (Goodfellow et al. 2014).
+
+    It saturates: when D confidently rejects fakes, its gradient vanishes. Kept for reference and
+    tests; training uses the non-saturating form below, as the original GAN paper recommends.
+    """
+    return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+
+
+def bce_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -E[log D(G(z))] (DCGAN, Keras' BCE with label 1)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] (Lim & Ye 2017; SAGAN, BigGAN)."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x D(x)||^2 on real images (Mescheder et al. 2018); reals must require grad."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.float().square().sum(dim=(1, 2, 3)).mean()
+
+
+DISCRIMINATOR_LOSSES = {"bce": bce_discriminator_loss, "hinge": hinge_discriminator_loss}
+GENERATOR_LOSSES = {"bce": bce_generator_loss, "hinge": hinge_generator_loss}

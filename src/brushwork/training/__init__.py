@@ -1,0 +1,1 @@
+"""Training: one generic loop (Trainer), per-family tasks, EMA and checkpoints."""

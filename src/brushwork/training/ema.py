@@ -1,0 +1,34 @@
+"""Exponential moving average of generator weights (Karras et al.; Yazici et al. 2019).
+
+Sampling from the EMA generator instead of the raw one removes much of the step-to-step jitter
+of adversarial training. The decay is set as a half-life in *images*, so it means the same thing
+at any batch size: after ``halflife_kimg`` thousand images, an old weight's influence has halved.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+
+class EMA:
+    def __init__(self, model: nn.Module, halflife_kimg: float, rampup: float = 0.05):
+        self.halflife_kimg, self.rampup = halflife_kimg, rampup
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def decay(self, images_seen: int, batch_size: int) -> float:
+        """Per-step decay beta; early in training the half-life ramps up with images seen."""
+        halflife = self.halflife_kimg * 1000
+        if self.rampup > 0:
+            halflife = min(halflife, images_seen * self.rampup)
+        return 0.5 ** (batch_size / max(halflife, 1e-8))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, images_seen: int, batch_size: int) -> None:
+        beta = self.decay(images_seen, batch_size)
+        ema_params = list(self.model.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - beta)
+        for ema_buf, buf in zip(self.model.buffers(), model.buffers()):
+            ema_buf.copy_(buf)  # BatchNorm running statistics are copied, not averaged

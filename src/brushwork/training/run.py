@@ -1,0 +1,61 @@
+"""Start or resume a training run in a run directory (what ``brushwork train`` calls)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from brushwork import __version__
+from brushwork.config import RunConfig
+from brushwork.data.dataset import ImageBatcher, load_dataset
+from brushwork.errors import BrushworkError
+from brushwork.models.gan import count_parameters
+from brushwork.training.checkpoint import latest_checkpoint
+from brushwork.training.gan import GANTask
+from brushwork.training.trainer import Trainer
+from brushwork.utils import atomic_write, resolve_device
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(text, file=sys.stderr)
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to silently overwrite a run; a resume needs the run's own config.json."""
+    if latest_checkpoint(run_dir) is not None and not resume:
+        raise BrushworkError(f"{run_dir} already holds a training run; add --resume to continue "
+                             f"it, or choose another --out")
+
+
+def train_gan(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False,
+              quiet: bool = False) -> Trainer:
+    """Train (or continue) a GAN run; returns the finished Trainer."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    model_cfg, train_cfg = run_cfg.model, run_cfg.train
+    model_cfg.validate()
+    train_cfg.validate()
+    device = resolve_device(train_cfg.device)
+    ds = load_dataset(train_cfg.data, model_cfg.resolution, train_cfg.crop, train_cfg.cache_dir,
+                      progress=not quiet)
+    if ds.skipped:
+        _say(ds.skipped_summary(), quiet)
+    run_cfg.labels = ds.label_names
+    run_cfg.version = run_cfg.version or __version__
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
+
+    task = GANTask(model_cfg, device, seed=train_cfg.seed)
+    batcher = ImageBatcher(ds, train_cfg.batch_size, model_cfg.resolution, device, train_cfg.flip,
+                           train_cfg.seed, train_cfg.data_on_device, model_cfg.channels_last)
+    trainer = Trainer(task, batcher, run_dir, train_cfg,
+                      info={"kind": "gan", "preset": model_cfg.preset}, progress=not quiet)
+    start = trainer.resume() if resume else 0
+    _say(f"{len(ds)} images ({', '.join(n or '(no label)' for n in ds.label_names)}) at "
+         f"{model_cfg.resolution}px | preset {model_cfg.preset} | G {count_parameters(task.G):,} "
+         f"/ D {count_parameters(task.D):,} params | {device}"
+         + (" | bf16" if task.bf16 else "") + (f" | resuming at step {start}" if start else ""),
+         quiet)
+    trainer.fit()
+    return trainer

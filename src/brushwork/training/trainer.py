@@ -1,0 +1,170 @@
+"""The one training loop every model family uses.
+
+A *task* (GANTask, and later other families) owns models, optimisers and ``train_step``; the
+Trainer owns everything around it: batches, the progress bar, metrics.jsonl and TensorBoard,
+sample grids, NaN detection, atomic checkpoints, resume and Ctrl-C.
+
+Task protocol: ``modules()``, ``optimizers()``, ``train_step(batch, step) -> dict of 0-d tensors``,
+``preview() -> images [N, 3, R, R] in [-1, 1]`` (fixed inputs, so grids are comparable over time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from brushwork.data.dataset import ImageBatcher
+from brushwork.errors import TrainingDiverged
+from brushwork.training import checkpoint as ckpt
+from brushwork.imaging import save_grid
+
+
+class MetricsLog:
+    """metrics.jsonl (one JSON object per log interval) plus optional TensorBoard scalars."""
+
+    def __init__(self, run_dir: Path, start_step: int):
+        self.path = run_dir / "metrics.jsonl"
+        self._drop_rows_after(start_step)  # rows logged after the checkpoint we resumed from
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
+        except ImportError:  # TensorBoard is optional at run time
+            pass
+
+    def _drop_rows_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        rows = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        self.path.write_text("".join(r + "\n" for r in rows))
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, row["step"])
+
+    def image(self, tag: str, grid_path: Path, step: int) -> None:
+        if self.tb is not None:
+            import numpy as np
+            from PIL import Image
+
+            self.tb.add_image(tag, np.asarray(Image.open(grid_path)), step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class Trainer:
+    def __init__(self, task, batcher: ImageBatcher, run_dir: Path, train_cfg, info: dict | None = None,
+                 progress: bool = True):
+        self.task, self.batcher, self.cfg = task, batcher, train_cfg
+        self.run_dir = Path(run_dir)
+        self.info = info or {}
+        self.progress = progress
+        self.step = 0
+        self.stop_requested = False
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"rng/cpu": torch.get_rng_state()}
+        if self.task.device.type == "cuda":
+            state["rng/cuda"] = torch.cuda.get_rng_state(self.task.device)
+        state.update({f"batcher/{k}": v for k, v in self.batcher.state_dict().items()})
+        return state
+
+    def save(self) -> Path:
+        path = ckpt.checkpoint_path(self.run_dir, self.step)
+        ckpt.save_checkpoint(path, self.step, self.task.modules(), self.task.optimizers(),
+                             self._rng_state(), self.info)
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        return path
+
+    def resume(self) -> int:
+        """Restore the newest complete checkpoint; returns its step (0 when there is none)."""
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            return 0
+        self.step, state, _ = ckpt.load_checkpoint(path, self.task.modules(), self.task.optimizers())
+        torch.set_rng_state(state["rng/cpu"])
+        if "rng/cuda" in state and self.task.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng/cuda"], self.task.device)
+        self.batcher.load_state_dict({k[len("batcher/"):]: v for k, v in state.items()
+                                      if k.startswith("batcher/")})
+        return self.step
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop right now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def _log(self, log: MetricsLog, sums: dict, count: int, seconds: float, bar) -> None:
+        row = {"step": self.step}
+        for key, total in sums.items():
+            value = float(total) / count
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"{key} became {value} near step {self.step}; stopped without saving. "
+                    f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; "
+                    f"try a lower learning rate or another preset")
+            row[key] = round(value, 5)
+        row["img_per_s"] = round(count * self.cfg.batch_size / max(seconds, 1e-9), 1)
+        row["images_seen"] = self.step * self.cfg.batch_size
+        log.write(row)
+        bar.set_postfix({k: row[k] for k in row if k.startswith("loss")} | {"img/s": row["img_per_s"]})
+
+    def _preview(self, log: MetricsLog) -> None:
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        save_grid(self.task.preview(), path)
+        log.image("samples", path, self.step)
+
+    def fit(self) -> int:
+        """Train until ``cfg.steps``; returns the final step. Ctrl-C saves and returns early."""
+        cfg = self.cfg
+        log = MetricsLog(self.run_dir, self.step)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        sums: dict[str, torch.Tensor] = {}
+        count, tick = 0, time.perf_counter()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step",
+                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        try:
+            while self.step < cfg.steps and not self.stop_requested:
+                real, _ = self.batcher.next()
+                stats = self.task.train_step(real, self.step)
+                for key, value in stats.items():  # summed on the device: no host sync per step
+                    sums[key] = sums[key] + value if key in sums else value.clone()
+                self.step += 1
+                count += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    self._log(log, sums, count, time.perf_counter() - tick, bar)
+                    sums, count, tick = {}, 0, time.perf_counter()
+                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                    self._preview(log)
+                if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
+                    self.save()
+            if count and sums:  # interrupted between log intervals: check before saving
+                self._log(log, sums, count, time.perf_counter() - tick, bar)
+            self.save()
+            if self.stop_requested:
+                bar.write(f"interrupted: saved checkpoint at step {self.step}; "
+                          f"continue with --resume")
+        finally:
+            bar.close()
+            log.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return self.step

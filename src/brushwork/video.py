@@ -1,0 +1,60 @@
+"""Latent walks written as animated GIF (always available) or MP4 (with imageio-ffmpeg)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from brushwork.errors import BrushworkError
+from brushwork.generate import TrainedGAN, latents_for_seeds, walk_latents
+from brushwork.imaging import to_uint8
+from brushwork.utils import atomic_write
+
+
+def _gif_bytes(frames: np.ndarray, fps: float, comment: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=int(round(1000 / fps)), comment=comment.encode())
+    return buf.getvalue()
+
+
+def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise BrushworkError("MP4 output needs imageio and imageio-ffmpeg "
+                             "(pip install 'brushwork[video]'); or write a .gif") from None
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=1) as w:
+            for frame in frames:
+                w.append_data(frame)
+        tmp.replace(path)
+    except Exception as exc:  # missing ffmpeg binary and the like
+        tmp.unlink(missing_ok=True)
+        raise BrushworkError(f"could not write MP4 ({exc}); write a .gif instead") from None
+
+
+def write_walk(model: TrainedGAN, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
+               fps: float = 12.0, loop: bool = False) -> Path:
+    """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
+    suffix = out.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise BrushworkError(f"--out must end in .gif or .mp4, got {out.name}")
+    keys = latents_for_seeds(seeds, model.config.model.z_dim, truncation)
+    video = to_uint8(model.generate(walk_latents(keys, frames, loop)))  # [F, R, R, 3]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".gif":
+        record = model.record(seeds=seeds, truncation=truncation, frames=frames, loop=loop,
+                              interpolation="slerp")
+        atomic_write(out, _gif_bytes(video, fps, json.dumps(record, sort_keys=True)))
+    else:
+        _write_mp4(video, out, fps)
+    return out
