@@ -68,9 +68,9 @@ def gan_preset(name: str, resolution: int = 64) -> GANConfig:
                          d_width=64, d_batchnorm=False, loss="bce", channels_last=False,
                          mixed_precision="no")
     if name == "dcgan":
-        # Textbook DCGAN: BatchNorm in G and D, BCE, Adam 2e-4 (0.5, 0.999), no tricks.
-        return GANConfig(preset="dcgan", architecture="dcgan", resolution=resolution,
-                         mixed_precision="no")
+        # Textbook DCGAN maths: BatchNorm in G and D, BCE, Adam 2e-4 (0.5, 0.999), no tricks.
+        # (bf16 and channels_last are speed settings, not part of the recipe.)
+        return GANConfig(preset="dcgan", architecture="dcgan", resolution=resolution)
     if name == "modern":
         # Small-data art recipe: SN discriminator + hinge loss, EMA generator for sampling,
         # DiffAugment on reals and fakes, bf16 where the hardware has it. D learns faster than G

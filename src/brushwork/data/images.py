@@ -8,7 +8,6 @@ converted to plain 8-bit RGB here or rejected with a short reason that training 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,10 @@ from brushwork.errors import BrushworkError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
-# Decompression-bomb guard: refuse images with more pixels than this (a 16k x 16k painting scan
-# is 268 MP; anything larger is almost certainly hostile or broken).
-MAX_PIXELS = 300_000_000
+# Decompression-bomb guard: refuse images with more pixels than this before decoding them. It is
+# the level at which Pillow itself refuses (2x its MAX_IMAGE_PIXELS): a 13k x 13k painting scan.
+# Checked here, per image, because changing Pillow's global limit is not thread-safe.
+MAX_PIXELS = 178_956_970
 
 
 class UnreadableImage(Exception):
@@ -63,20 +63,16 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
-            try:
-                with Image.open(path) as img:
-                    img.seek(0)  # first frame of animated GIF/WebP/TIFF
-                    img.load()
-                    img = ImageOps.exif_transpose(img) or img
-                    return _to_rgb(img)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+        with Image.open(path) as img:  # reads the header only
+            if img.width * img.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(img.size)
+            img.seek(0)  # first frame of animated GIF/WebP/TIFF
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return _to_rgb(img)
     except UnreadableImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise UnreadableImage(f"too many pixels (decompression-bomb guard, limit {MAX_PIXELS:,})")
     except Image.UnidentifiedImageError:
         raise UnreadableImage("not an image PIL can identify")

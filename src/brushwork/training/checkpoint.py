@@ -65,7 +65,22 @@ def _unflatten_optimizer(name: str, tensors: dict, meta: dict) -> dict:
         if key.startswith(prefix):
             pid, field = key[len(prefix):].split("/", 1)
             state.setdefault(int(pid), {})[field] = value
-    return {"state": state, "param_groups": info["param_groups"]}
+    # JSON turned tuples such as Adam's betas into lists; restore them.
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in info["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _match_param_layout(opt: torch.optim.Optimizer) -> None:
+    """Give per-parameter state the memory layout of its parameter (e.g. channels_last).
+
+    Checkpoints store plain contiguous tensors; fused optimisers walk state and parameter
+    storage in lockstep, so a layout mismatch would silently pair the wrong elements.
+    """
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
@@ -108,6 +123,7 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
         module.load_state_dict(module_state(tensors, name))
     for name, opt in optimizers.items():
         opt.load_state_dict(_unflatten_optimizer(name, tensors, meta))
+        _match_param_layout(opt)
     state = {k[len("state/"):]: v for k, v in tensors.items() if k.startswith("state/")}
     return int(meta["step"]), state, meta.get("info", {})
 

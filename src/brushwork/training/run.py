@@ -29,8 +29,9 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def train_gan(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-              quiet: bool = False) -> Trainer:
-    """Train (or continue) a GAN run; returns the finished Trainer."""
+              quiet: bool = False, time_limit: float | None = None) -> Trainer:
+    """Train (or continue) a GAN run; returns the finished Trainer. ``time_limit`` (seconds)
+    ends training early, cleanly, as Ctrl-C does."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
@@ -57,5 +58,5 @@ def train_gan(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False,
          f"/ D {count_parameters(task.D):,} params | {device}"
          + (" | bf16" if task.bf16 else "") + (f" | resuming at step {start}" if start else ""),
          quiet)
-    trainer.fit()
+    trainer.fit(time_limit)
     return trainer

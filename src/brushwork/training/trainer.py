@@ -131,14 +131,16 @@ class Trainer:
         save_grid(self.task.preview(), path)
         log.image("samples", path, self.step)
 
-    def fit(self) -> int:
-        """Train until ``cfg.steps``; returns the final step. Ctrl-C saves and returns early."""
+    def fit(self, time_limit: float | None = None) -> int:
+        """Train until ``cfg.steps`` (or ``time_limit`` seconds); returns the final step.
+        Ctrl-C saves a checkpoint and returns early."""
         cfg = self.cfg
+        deadline = time.perf_counter() + time_limit if time_limit else None
         log = MetricsLog(self.run_dir, self.step)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         sums: dict[str, torch.Tensor] = {}
         count, tick = 0, time.perf_counter()
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", unit="step",
+        bar = tqdm(total=None if deadline else cfg.steps, initial=self.step, desc="training", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         try:
             while self.step < cfg.steps and not self.stop_requested:
@@ -156,12 +158,16 @@ class Trainer:
                     self._preview(log)
                 if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
                     self.save()
-            if count and sums:  # interrupted between log intervals: check before saving
+                if deadline and time.perf_counter() > deadline:
+                    break
+            if count and sums:  # stopped between log intervals: check before saving
                 self._log(log, sums, count, time.perf_counter() - tick, bar)
+            if self.step % cfg.sample_every and self.step != cfg.steps:
+                self._preview(log)  # the grid of the final weights
             self.save()
             if self.stop_requested:
                 bar.write(f"interrupted: saved checkpoint at step {self.step}; "
-                          f"continue with --resume")
+                          f"continue with --resume", file=sys.stderr)
         finally:
             bar.close()
             log.close()

@@ -1,0 +1,157 @@
+import io
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.data import dataset as dataset_mod
+from brushwork.data import images as images_mod
+from brushwork.data.builtin import STYLES, builtin_abstract
+from brushwork.data.dataset import ImageBatcher, load_dataset
+from brushwork.data.images import load_rgb
+from brushwork.errors import BrushworkError
+
+
+def _jpeg_with_orientation(path, orientation: int):
+    img = Image.new("RGB", (40, 20), (200, 10, 10))
+    img.paste((10, 10, 200), (0, 0, 10, 20))  # blue stripe on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img.save(path, exif=exif.tobytes())
+
+
+@pytest.fixture
+def odd_folder(tmp_path):
+    """A folder with every supported odd format (in style subfolders) and every kind of bad file."""
+    good = tmp_path / "good"
+    good.mkdir()
+    _jpeg_with_orientation(good / "rotated.jpg", 6)
+    rgba = Image.new("RGBA", (24, 24), (255, 0, 0, 255))
+    rgba.putpixel((0, 0), (0, 0, 0, 0))
+    rgba.save(good / "transparent.png")
+    pal = Image.new("P", (24, 24), 1)
+    pal.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.save(good / "palette.gif", transparency=0)
+    frames = [Image.new("RGB", (24, 24), c) for c in [(0, 0, 255), (255, 255, 0)]]
+    frames[0].save(good / "animated.gif", save_all=True, append_images=frames[1:])
+    Image.new("CMYK", (24, 24), (0, 255, 255, 0)).save(good / "cmyk.jpg")
+    ramp = np.linspace(0, 65535, 24 * 24).astype(np.uint16).reshape(24, 24)
+    Image.fromarray(ramp).save(good / "deep16.png")
+    Image.new("L", (24, 24), 128).save(good / "grey.tif")
+    Image.new("RGB", (24, 24), (1, 2, 3)).save(good / "plain.bmp")
+    Image.new("RGB", (24, 24), (9, 99, 199)).save(good / "photo.webp")
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.new("RGB", (30, 50), (50, 60, 70)).save(other / "tall.jpg")
+    bad = tmp_path / "other" / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    full = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 1, 1)).save(full, "JPEG")
+    (bad / "truncated.jpg").write_bytes(full.getvalue()[:200])
+    (bad / "notes.png").write_text("this is not an image")
+    Image.new("RGB", (100, 100)).save(bad / "bomb.png")
+    (tmp_path / "README.txt").write_text("ignored: not an image extension")
+    return tmp_path
+
+
+def test_load_rgb_applies_exif_orientation(odd_folder):
+    img = load_rgb(odd_folder / "good" / "rotated.jpg")
+    assert img.mode == "RGB" and img.size == (20, 40)  # orientation 6: rotated 90 degrees
+    top = np.asarray(img)[0].mean(axis=0)
+    assert top[2] > 150  # the blue left edge is now at the top
+
+
+def test_odd_modes_become_rgb(odd_folder):
+    good = odd_folder / "good"
+    assert load_rgb(good / "transparent.png").getpixel((0, 0)) == (255, 255, 255)  # on white
+    assert load_rgb(good / "transparent.png").getpixel((5, 5)) == (255, 0, 0)
+    assert load_rgb(good / "palette.gif").getpixel((3, 3)) == (0, 255, 0)
+    assert load_rgb(good / "animated.gif").getpixel((3, 3)) == (0, 0, 255)  # first frame
+    r, g, b = load_rgb(good / "cmyk.jpg").getpixel((3, 3))
+    assert r > 200 and g < 60 and b < 60  # C=0, M=Y=full -> red
+    deep = np.asarray(load_rgb(good / "deep16.png"))
+    assert deep.min() == 0 and deep.max() == 255  # 16-bit range scaled, not clipped
+
+
+def test_folder_with_bad_files_skips_and_reports_them(odd_folder, monkeypatch):
+    monkeypatch.setattr(images_mod, "MAX_PIXELS", 3000)  # the 100x100 PNG now counts as a bomb
+    ds = load_dataset(str(odd_folder), 32)
+    assert len(ds) == 10
+    assert ds.images.shape == (10, 3, 32, 32) and ds.images.dtype == torch.uint8
+    reasons = dict(ds.skipped)
+    assert set(reasons) == {f"other/bad/{n}" for n in
+                            ["empty.jpg", "truncated.jpg", "notes.png", "bomb.png"]}
+    assert "empty" in reasons["other/bad/empty.jpg"]
+    assert "decompression" in reasons["other/bad/bomb.png"]
+    assert "skipped 4 unreadable" in ds.skipped_summary()
+    assert ds.label_names == ["good", "other"]  # first-level subfolders are style labels
+    assert ds.labels.tolist().count(0) == 9
+
+
+def test_empty_and_all_bad_folders_give_clear_errors(tmp_path):
+    with pytest.raises(BrushworkError, match="no image files"):
+        load_dataset(str(tmp_path), 32)
+    (tmp_path / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(BrushworkError, match="no usable image"):
+        load_dataset(str(tmp_path), 32)
+    with pytest.raises(BrushworkError, match="not found"):
+        load_dataset(str(tmp_path / "missing"), 32)
+
+
+def test_decoded_images_are_cached_on_disk_and_invalidated_by_changes(tmp_path, monkeypatch):
+    for i in range(3):
+        Image.new("RGB", (40, 40), (i * 50, 0, 0)).save(tmp_path / f"{i}.png")
+    first = load_dataset(str(tmp_path), 32)
+    monkeypatch.setattr(dataset_mod, "_MEMORY_CACHE", {})
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again although the folder did not change")
+
+    monkeypatch.setattr(dataset_mod, "_decode_folder", no_decoding)
+    second = load_dataset(str(tmp_path), 32)
+    assert torch.equal(first.images, second.images)
+    Image.new("RGB", (40, 40), (0, 255, 0)).save(tmp_path / "1.png")  # a file changes
+    monkeypatch.setattr(dataset_mod, "_MEMORY_CACHE", {})
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_dataset(str(tmp_path), 32)
+
+
+def test_builtin_dataset_is_deterministic_with_distinct_styles():
+    a, labels, names = builtin_abstract(32, per_style=4)
+    b, _, _ = builtin_abstract(32, per_style=4)
+    assert np.array_equal(a, b)
+    assert names == list(STYLES) and len(names) == 5
+    assert a.shape == (20, 3, 32, 32)
+    means = [a[labels == k].reshape(4, -1).astype(float) for k in range(5)]
+    # images within a style differ from one another (not one image repeated)
+    assert all(np.abs(m[0] - m[1]).mean() > 5 for m in means)
+
+
+def test_batcher_values_determinism_and_resumable_state():
+    ds = load_dataset("builtin:abstract:4", 32, crop="random")
+    assert ds.images.shape[-1] == 36  # cached larger for random crops
+    make = lambda: ImageBatcher(ds, 6, 32, torch.device("cpu"), flip=True, seed=3)  # noqa: E731
+    a, b = make(), make()
+    x, labels = a.next()
+    assert x.shape == (6, 3, 32, 32) and labels.shape == (6,)
+    assert x.min() >= -1 and x.max() <= 1
+    assert torch.equal(x, b.next()[0])  # same seed, same batches
+    for _ in range(5):  # cross an epoch boundary (20 images, batch 6)
+        a.next()
+    state = a.state_dict()
+    c = make()
+    c.load_state_dict(state)
+    assert torch.equal(a.next()[0], c.next()[0])
+
+
+def test_load_rgb_or_exit_reports_a_bad_file_in_one_line(tmp_path):
+    from brushwork.data.images import load_rgb_or_exit
+
+    (tmp_path / "x.png").write_bytes(struct.pack(">I", 7) * 4)
+    with pytest.raises(BrushworkError, match="cannot read image"):
+        load_rgb_or_exit(tmp_path / "x.png")
+    with pytest.raises(BrushworkError, match="no such image"):
+        load_rgb_or_exit(tmp_path / "nope.png")

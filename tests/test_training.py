@@ -1,0 +1,155 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from brushwork.errors import TrainingDiverged
+from brushwork.training import checkpoint as ckpt
+from brushwork.training.gan import GANTask
+from brushwork.training.run import train_gan
+from conftest import tiny_run_config
+
+
+def _all_tensors(path):
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+@pytest.mark.parametrize("preset", ["modern", "dcgan", "seed"])
+def test_training_writes_run_directory(tmp_path, preset):
+    trainer = train_gan(tiny_run_config(preset, steps=6), tmp_path / "run", quiet=True)
+    run = tmp_path / "run"
+    assert trainer.step == 6
+    assert json.loads((run / "config.json").read_text())["model"]["preset"] == preset
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for row in rows:
+        assert {"step", "loss_d", "loss_g", "img_per_s"} <= set(row)
+        assert all(torch.isfinite(torch.tensor(row[k])) for k in ("loss_d", "loss_g"))
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-00000003.png", "step-00000006.png"]
+    assert [s for s, _ in ckpt.list_checkpoints(run)] == [3, 6]
+    keys = _all_tensors(ckpt.latest_checkpoint(run)).keys()
+    assert any(k.startswith("model/G/") for k in keys) and any(k.startswith("optim/D/") for k in keys)
+    assert any(k.startswith("model/G_ema/") for k in keys) == (preset == "modern")
+    assert list((run / "tb").iterdir())  # TensorBoard event file
+
+
+@pytest.mark.parametrize("preset", ["modern", "dcgan"])
+def test_resume_is_bit_identical_to_training_straight_through(tmp_path, preset):
+    """8 steps in one go == 4 steps, a fresh process state, resume, 4 more steps."""
+    straight = train_gan(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "a", quiet=True)
+    train_gan(tiny_run_config(preset, steps=4, ckpt_every=4), tmp_path / "b", quiet=True)
+    torch.manual_seed(12345)  # scramble global RNG: resume must restore it from the checkpoint
+    resumed = train_gan(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "b",
+                        resume=True, quiet=True)
+    assert straight.step == resumed.step == 8
+    a = _all_tensors(ckpt.checkpoint_path(tmp_path / "a", 8))
+    b = _all_tensors(ckpt.checkpoint_path(tmp_path / "b", 8))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    rows_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "img_per_s"} for r in rows]  # noqa: E731
+    assert strip(rows_a) == strip(rows_b)
+
+
+def test_checkpoint_round_trip_restores_models_and_optimisers(tmp_path):
+    cfg = tiny_run_config("modern")
+    task = GANTask(cfg.model, torch.device("cpu"))
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    task.train_step(real, 0)
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, 1, task.modules(), task.optimizers(), {"x": torch.arange(3)}, {"a": 1})
+    other = GANTask(cfg.model, torch.device("cpu"), seed=99)
+    step, state, info = ckpt.load_checkpoint(path, other.modules(), other.optimizers())
+    assert step == 1 and info == {"a": 1} and torch.equal(state["x"], torch.arange(3))
+    for name, module in task.modules().items():
+        for (k, v), (k2, v2) in zip(module.state_dict().items(), other.modules()[name].state_dict().items()):
+            assert k == k2 and torch.equal(v, v2)
+    s1, s2 = task.opt_d.state_dict(), other.opt_d.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for pid in s1["state"]:
+        for key in s1["state"][pid]:
+            assert torch.equal(torch.as_tensor(s1["state"][pid][key]), torch.as_tensor(s2["state"][pid][key]))
+
+
+def test_temporary_and_foreign_files_are_never_taken_for_checkpoints(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / ".step-00000009.safetensors.abc.tmp").write_bytes(b"half written")
+    (folder / "notes.txt").write_text("x")
+    assert ckpt.latest_checkpoint(tmp_path) is None
+
+
+def test_nan_loss_stops_training_without_a_bad_checkpoint(tmp_path, monkeypatch):
+    original = GANTask.train_step
+
+    def poisoned(self, real, step):
+        stats = original(self, real, step)
+        if step >= 4:
+            stats["loss_d"] = torch.tensor(float("nan"))
+        return stats
+
+    monkeypatch.setattr(GANTask, "train_step", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss_d became nan"):
+        train_gan(tiny_run_config("modern", steps=10, log_every=2, ckpt_every=2), tmp_path / "r",
+                  quiet=True)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "r")][-1] == 4
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "brushwork", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+TINY_FLAGS = ["--data", "builtin:abstract:8", "--res", "32", "--batch-size", "8", "--device", "cpu",
+              "--set", "g_width=8", "--set", "d_width=8", "--quiet"]
+
+
+def _wait_for_checkpoint(run, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not ckpt.list_checkpoints(run):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_finishes_the_run(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli("train", "gan", "--out", str(run), "--steps", "100000", "--ckpt-every", "5", *TINY_FLAGS)
+    _wait_for_checkpoint(run, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt.list_checkpoints(run)[-1][0]
+    done = _cli("train", "gan", "--out", str(run), "--steps", str(killed_at + 6), "--resume",
+                *TINY_FLAGS)
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    assert ckpt.list_checkpoints(run)[-1][0] == killed_at + 6
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli("train", "gan", "--out", str(run), "--steps", "100000", "--ckpt-every", "100000",
+                "--sample-every", "3", *TINY_FLAGS[:-1])
+    deadline = time.time() + 120
+    while not (run / "samples").exists() or not list((run / "samples").iterdir()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted: saved checkpoint" in err and "Traceback" not in err
+    step = ckpt.list_checkpoints(run)[-1][0]
+    assert 3 <= step < 100000
