@@ -28,6 +28,10 @@ def demo_config(device: torch.device, steps: int | None) -> RunConfig:
     on_gpu = device.type == "cuda"
     model = gan_preset("modern", 64 if on_gpu else 32)
     model.g_width = model.d_width = 64 if on_gpu else 32
+    # A minutes-long schedule: 2.5x the preset's learning rates and no cutout, which slows early
+    # learning. Measured on CPU, 60 s each: SWD 68 this way vs 229 with the plain preset.
+    model.g_lr, model.d_lr = 5e-4, 1e-3
+    model.diffaugment = "color,translation"
     train = TrainConfig(data="builtin:abstract", batch_size=64, steps=steps or 1_000_000,
                         log_every=25, sample_every=max(50, (steps or 1600) // 8),
                         ckpt_every=max(100, (steps or 2000) // 4), device=str(device))

@@ -133,7 +133,7 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     files = list_image_files(root)
     if not files:
         raise BrushworkError(f"no image files (jpg, png, webp, bmp, gif, tiff) found in {spec}")
-    key = _folder_fingerprint(root.resolve(), [f.resolve() for f in files], size)
+    key = _folder_fingerprint(root, files, size)  # content-keyed: relative names, sizes, dates
     if key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
     cache_file = Path(cache_dir or default_cache_dir()) / "datasets" / f"{key}.safetensors"

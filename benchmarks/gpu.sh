@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every GPU measurement in one script, for a lent GPU machine (the image has torch, numpy,
+# pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT.
+#   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/results/gpu}
+DATA=${DATA:-../shared/data/wikiart64}
+QUALITY_KIMG=${QUALITY_KIMG:-1000}
+mkdir -p "$OUT"
+export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
+
+PARTS=${PARTS:-"tests throughput quality"}
+if [[ $PARTS == *tests* ]]; then
+echo "== GPU tests"
+python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
+
+fi
+if [[ $PARTS == *throughput* ]]; then
+echo "== training throughput"
+T="$OUT/throughput.jsonl"
+python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 128 --seconds 3 --rounds 3 --data "$DATA" --json "$T" > /dev/null
+python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 1024 --seconds 3 --rounds 3 --no-loader --compile --json "$T" > /dev/null
+python3 benchmarks/train_throughput.py --device cuda --res 128 --batch 128 --seconds 3 --rounds 3 --no-loader --json "$T" > /dev/null
+python3 benchmarks/train_throughput.py --device cuda --res 128 --batch 1024 --seconds 3 --rounds 3 --no-loader --json "$T" > /dev/null
+python3 -c "
+import json
+for line in open('$T'):
+    r = json.loads(line)
+    print(r['res'], r['batch'], r['img_per_s'], r['ratio_vs_best_textbook'], r.get('end_to_end_ratio'))
+"
+
+fi
+if [[ $PARTS == *quality* ]]; then
+echo "== quality (dcgan vs modern at equal images)"
+python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "$QUALITY_KIMG" --batch 128 \
+    --out "$OUT/quality" --quiet 2>&1 | tail -40
+fi

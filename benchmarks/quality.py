@@ -1,0 +1,106 @@
+"""Quality at equal compute: `dcgan` vs `modern` on real paintings, scored by multi-scale SWD.
+
+Both presets train on the same paintings (WikiArt baroque + romanticism at 64 px) for the same
+number of images, then 64-seed grids are saved and SWD is measured between generated images and a
+held-out split that training never saw. The floor printed beside them is the SWD between two
+disjoint sets of *real* paintings of the same size: no model can be expected to beat it.
+
+    python benchmarks/quality.py --kimg 200 --device cpu          # a small check
+    python benchmarks/quality.py --kimg 3000 --device cuda        # the real comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from brushwork.config import TrainConfig, gan_preset  # noqa: E402
+from brushwork.data.dataset import ArtDataset, ImageBatcher, load_dataset  # noqa: E402
+from brushwork.generate import latents_for_seeds  # noqa: E402
+from brushwork.imaging import save_grid  # noqa: E402
+from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.training.gan import GANTask  # noqa: E402
+from brushwork.training.trainer import Trainer  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def split_dataset(ds: ArtDataset, n_heldout: int, seed: int = 0) -> tuple[ArtDataset, torch.Tensor]:
+    """(training subset, held-out uint8 images), split by a fixed random permutation."""
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    held, train = order[:n_heldout], order[n_heldout:]
+    return ArtDataset(ds.images[train], ds.labels[train], ds.label_names), ds.images[held]
+
+
+def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict:
+    cfg = gan_preset(preset, args.res)
+    steps = int(args.kimg * 1000 / args.batch)
+    train_cfg = TrainConfig(batch_size=args.batch, steps=steps, log_every=max(1, steps // 20),
+                            sample_every=steps, ckpt_every=steps, device=str(device))
+    task = GANTask(cfg, device, seed=args.seed)
+    batcher = ImageBatcher(data, args.batch, args.res, device, flip=True, seed=args.seed,
+                           channels_last=cfg.channels_last)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(task, batcher, Path(run_dir), train_cfg, progress=not args.quiet)
+        t0 = time.perf_counter()
+        trainer.fit()
+        seconds = time.perf_counter() - t0
+    z = latents_for_seeds(list(range(args.n_eval)), cfg.z_dim)
+    fakes = torch.cat([task.sample(chunk) for chunk in z.split(256)]).cpu()
+    save_grid(fakes[:64], out / f"{preset}_grid.png")
+    return {"steps": steps, "kimg": args.kimg, "train_seconds": round(seconds, 1),
+            "img_per_s": round(steps * args.batch / seconds, 1), "fakes": fakes}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(SHARED / "wikiart64"))
+    ap.add_argument("--styles", default="baroque,romanticism")
+    ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--kimg", type=float, default=200, help="thousands of images shown per preset")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--n-eval", type=int, default=2000, help="held-out reals = generated images")
+    ap.add_argument("--presets", default="dcgan,modern")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="benchmarks/results/quality")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    data_root = Path(args.data)
+    if not data_root.is_dir():
+        sys.exit(f"quality benchmark: data folder {data_root} not found (see shared/data/SOURCES.md)")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:  # a folder holding just the chosen styles
+        for style in args.styles.split(","):
+            (Path(tmp) / style).symlink_to((data_root / style).resolve())
+        full = load_dataset(tmp, args.res, progress=not args.quiet)
+    train_data, heldout = split_dataset(full, args.n_eval, args.seed)
+    # Floor: real training paintings vs the held-out ones, same count, same SWD sampling.
+    floor = swd(train_data.images[: args.n_eval], heldout, device=device)
+    result = {"device": str(device), "data": f"{args.styles} ({len(full)} paintings, "
+              f"{len(train_data)} train / {len(heldout)} held out)", "res": args.res,
+              "batch": args.batch, "swd_floor_real_vs_heldout": floor, "presets": {}}
+    for preset in args.presets.split(","):
+        run = train_preset(preset, train_data, args, device, out)
+        run["swd_vs_heldout"] = swd(run.pop("fakes"), heldout, device=device)
+        result["presets"][preset] = run
+        print(json.dumps({preset: run}), flush=True)
+    save_grid(heldout[:64].float() / 127.5 - 1, out / "heldout_real_grid.png")
+    (out / "quality.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

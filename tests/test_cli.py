@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork.cli import main
+
+TINY = ["--data", "builtin:abstract:8", "--res", "32", "--batch-size", "8", "--device", "cpu",
+        "--set", "g_width=8", "--set", "d_width=8", "--quiet"]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "brushwork", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_end_to_end_train_sample_interpolate_info(tmp_path):
+    run = tmp_path / "run"
+    done = run_cli("train", "gan", "--out", str(run), "--steps", "4", "--ckpt-every", "2", *TINY)
+    assert done.returncode == 0, done.stderr
+    assert (run / "config.json").exists()
+
+    out = tmp_path / "images"
+    assert main(["sample", str(run), "--seeds", "0-3", "--out", str(out), "--grid",
+                 "--truncation", "0.8", "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "seed0000.png", "seed0001.png",
+                                                     "seed0002.png", "seed0003.png"]
+    assert Image.open(out / "seed0002.png").size == (32, 32)
+
+    assert main(["interpolate", str(run), "--seeds", "1,2,3", "--frames", "7",
+                 "--out", str(tmp_path / "walk.gif"), "--device", "cpu"]) == 0
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 7 and gif.size == (32, 32)
+
+    info = run_cli("info", str(out / "seed0002.png"))
+    assert info.returncode == 0
+    assert info.stdout.startswith("Seed: 2, Truncation: 0.8, Model: run, Model hash: ")
+    assert json.loads(info.stdout.split("\n", 1)[1])["seed"] == 2
+
+    again = tmp_path / "again"
+    assert main(["sample", "--from", str(out / "seed0002.png"), "--out", str(again),
+                 "--device", "cpu"]) == 0
+    assert np.array_equal(np.asarray(Image.open(again / "seed0002.png")),
+                          np.asarray(Image.open(out / "seed0002.png")))
+
+
+def test_user_mistakes_get_one_clear_line_and_nonzero_exit(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_cli("train", "gan", "--data", str(empty), "--out", str(tmp_path / "r"), "--quiet")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert "no image files" in done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "gan", "--data", "/no/such/folder", "--out", "{tmp}/r"], "data folder not found"),
+    (["train", "gan", "--res", "48", "--out", "{tmp}/r"], "power of two"),
+    (["train", "gan", "--set", "nonsense=1", "--out", "{tmp}/r"], "expected key=value"),
+    (["train", "gan", "--set", "g_width=wide", "--out", "{tmp}/r"], "expected int"),
+    (["sample", "{tmp}", "--seeds", "0-3", "--out", "{tmp}/o"], "not a brushwork run"),
+    (["sample", "{tmp}/missing", "--seeds", "x", "--out", "{tmp}/o"], "not a brushwork run"),
+    (["info", "{tmp}/nothing.png"], "no such image"),
+    (["train", "gan", "--device", "cuda:0", "--out", "{tmp}/r"], "CUDA"),
+])
+def test_bad_arguments(tmp_path, capsys, argv, message):
+    import torch
+
+    if message == "CUDA" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "2", *TINY]) == 0
+    assert main(["train", "gan", "--out", str(run), "--steps", "4", *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "gan", "--out", str(run), "--steps", "4", "--resume", *TINY]) == 0
+
+
+def test_sample_from_an_image_without_a_record(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    assert main(["sample", "--from", str(tmp_path / "plain.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "no brushwork GAN record" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "plain.png")]) == 1
+
+
+@pytest.mark.slow
+def test_demo_writes_a_gallery(tmp_path):
+    done = run_cli("demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "demo" / "index.html").read_text()
+    for name in ["grid.png", "walk.gif", "training_art.png", "losses.png"]:
+        assert name in page and (tmp_path / "demo" / name).exists()
+    assert Image.open(tmp_path / "demo" / "walk.gif").n_frames == 60

@@ -1,0 +1,48 @@
+"""GPU checks: skipped without CUDA; run by benchmarks/gpu.sh on a lent GPU machine."""
+
+import pytest
+import torch
+
+from brushwork.data.dataset import ImageBatcher, load_dataset
+from brushwork.generate import latents_for_seeds, load_gan
+from brushwork.training import checkpoint as ckpt
+from brushwork.training.gan import GANTask
+from brushwork.training.run import train_gan
+from conftest import tiny_run_config
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_modern_step_runs_in_bf16_with_data_on_the_gpu():
+    cfg = tiny_run_config("modern").model
+    task = GANTask(cfg, torch.device("cuda"))
+    assert task.bf16 == torch.cuda.is_bf16_supported()
+    batcher = ImageBatcher(load_dataset("builtin:abstract:8", 32), 8, 32, torch.device("cuda"),
+                           channels_last=True)
+    assert batcher.images.is_cuda  # the whole uint8 dataset lives on the device
+    for step in range(3):
+        real, _ = batcher.next()
+        stats = task.train_step(real, step)
+    assert all(torch.isfinite(v) for v in stats.values())
+
+
+@pytest.mark.parametrize("preset", ["modern", "dcgan"])
+def test_gpu_resume_matches_straight_run(tmp_path, preset):
+    straight = tiny_run_config(preset, steps=8, ckpt_every=4, device="cuda")
+    train_gan(straight, tmp_path / "a", quiet=True)
+    train_gan(tiny_run_config(preset, steps=4, ckpt_every=4, device="cuda"), tmp_path / "b", quiet=True)
+    train_gan(tiny_run_config(preset, steps=8, ckpt_every=4, device="cuda"), tmp_path / "b",
+              resume=True, quiet=True)
+    a, _ = ckpt.read_checkpoint(ckpt.checkpoint_path(tmp_path / "a", 8), ("model/G/",))
+    b, _ = ckpt.read_checkpoint(ckpt.checkpoint_path(tmp_path / "b", 8), ("model/G/",))
+    # cuDNN may pick different (non-deterministic) kernels per process: equal to a tolerance.
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-3, rtol=1e-2), key
+
+
+def test_seed_gives_the_same_image_on_gpu_and_cpu(tmp_path):
+    train_gan(tiny_run_config("dcgan", steps=4, device="cuda"), tmp_path / "r", quiet=True)
+    gpu, cpu = load_gan(tmp_path / "r", "cuda"), load_gan(tmp_path / "r", "cpu")
+    z = latents_for_seeds([3, 4], gpu.config.model.z_dim)
+    assert (gpu.generate(z) - cpu.generate(z)).abs().max() < 0.02  # TF32/cuDNN rounding only
