@@ -87,7 +87,7 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys):
 def test_sample_from_an_image_without_a_record(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     assert main(["sample", "--from", str(tmp_path / "plain.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "no brushwork GAN record" in capsys.readouterr().err
+    assert "no brushwork seed record" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "plain.png")]) == 1
 
 

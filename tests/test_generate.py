@@ -4,17 +4,17 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import (latent_for_seed, latents_for_seeds, load_gan, parse_seeds, slerp,
+from brushwork.generate import (latent_for_seed, latents_for_seeds, load_model, parse_seeds, slerp,
                                 walk_latents, write_seed_images)
 from brushwork.provenance import parameters_line, read_record
-from brushwork.training.run import train_gan
+from brushwork.training.run import train_run
 from conftest import tiny_run_config
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("gan") / "run"
-    train_gan(tiny_run_config("modern", steps=4), run, quiet=True)
+    train_run(tiny_run_config("modern", steps=4), run, quiet=True)
     return run
 
 
@@ -34,8 +34,9 @@ def test_latents_are_fixed_per_seed_and_truncation_scales_them():
     assert latent_for_seed(0, 3).tolist() == pytest.approx(np.random.RandomState(0).randn(3).tolist())
     z = latents_for_seeds([1, 2], 50, truncation=0.5)
     assert torch.allclose(z, latents_for_seeds([1, 2], 50) * 0.5)
-    with pytest.raises(BrushworkError):
-        latents_for_seeds([1], 10, truncation=0)
+    for bad in (-0.5, 3.0):
+        with pytest.raises(BrushworkError):
+            latents_for_seeds([1], 10, truncation=bad)
 
 
 def test_slerp_and_walks_hit_their_endpoints():
@@ -52,7 +53,7 @@ def test_slerp_and_walks_hit_their_endpoints():
 
 
 def test_same_seed_same_pixels_whatever_the_batch(trained_run, tmp_path):
-    model = load_gan(trained_run, "cpu")
+    model = load_model(trained_run, "cpu")
     alone = model.generate(latents_for_seeds([5], model.config.model.z_dim))
     in_batch = model.generate(latents_for_seeds([0, 1, 5, 9], model.config.model.z_dim))
     assert torch.equal(alone[0], in_batch[2])
@@ -63,7 +64,7 @@ def test_same_seed_same_pixels_whatever_the_batch(trained_run, tmp_path):
 
 
 def test_png_provenance_round_trip(trained_run, tmp_path):
-    model = load_gan(trained_run, "cpu")
+    model = load_model(trained_run, "cpu")
     (path,) = write_seed_images(model, [7], tmp_path, truncation=0.7)
     record = read_record(path)
     assert record["parameters"] == (f"Seed: 7, Truncation: 0.7, Model: run, "
@@ -77,11 +78,11 @@ def test_png_provenance_round_trip(trained_run, tmp_path):
 
 
 def test_model_hash_changes_when_weights_change(trained_run, tmp_path):
-    before = load_gan(trained_run, "cpu").model_hash
-    train_gan(tiny_run_config("modern", steps=5), trained_run, resume=True, quiet=True)
-    assert load_gan(trained_run, "cpu").model_hash != before
+    before = load_model(trained_run, "cpu").model_hash
+    train_run(tiny_run_config("modern", steps=5), trained_run, resume=True, quiet=True)
+    assert load_model(trained_run, "cpu").model_hash != before
 
 
 def test_loading_something_that_is_not_a_run(tmp_path):
     with pytest.raises(BrushworkError, match="not a brushwork run"):
-        load_gan(tmp_path)
+        load_model(tmp_path)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from brushwork.data.dataset import ImageBatcher, load_dataset
-from brushwork.generate import latents_for_seeds, load_gan
+from brushwork.generate import latents_for_seeds, load_model
 from brushwork.training import checkpoint as ckpt
 from brushwork.training.gan import GANTask
-from brushwork.training.run import train_gan
+from brushwork.training.run import train_run
 from conftest import tiny_run_config
 
 pytestmark = [pytest.mark.gpu,
@@ -30,9 +30,9 @@ def test_modern_step_runs_in_bf16_with_data_on_the_gpu():
 @pytest.mark.parametrize("preset", ["modern", "dcgan"])
 def test_gpu_resume_matches_straight_run(tmp_path, preset):
     straight = tiny_run_config(preset, steps=8, ckpt_every=4, device="cuda")
-    train_gan(straight, tmp_path / "a", quiet=True)
-    train_gan(tiny_run_config(preset, steps=4, ckpt_every=4, device="cuda"), tmp_path / "b", quiet=True)
-    train_gan(tiny_run_config(preset, steps=8, ckpt_every=4, device="cuda"), tmp_path / "b",
+    train_run(straight, tmp_path / "a", quiet=True)
+    train_run(tiny_run_config(preset, steps=4, ckpt_every=4, device="cuda"), tmp_path / "b", quiet=True)
+    train_run(tiny_run_config(preset, steps=8, ckpt_every=4, device="cuda"), tmp_path / "b",
               resume=True, quiet=True)
     a, _ = ckpt.read_checkpoint(ckpt.checkpoint_path(tmp_path / "a", 8), ("model/G/",))
     b, _ = ckpt.read_checkpoint(ckpt.checkpoint_path(tmp_path / "b", 8), ("model/G/",))
@@ -42,7 +42,7 @@ def test_gpu_resume_matches_straight_run(tmp_path, preset):
 
 
 def test_seed_gives_the_same_image_on_gpu_and_cpu(tmp_path):
-    train_gan(tiny_run_config("dcgan", steps=4, device="cuda"), tmp_path / "r", quiet=True)
-    gpu, cpu = load_gan(tmp_path / "r", "cuda"), load_gan(tmp_path / "r", "cpu")
+    train_run(tiny_run_config("dcgan", steps=4, device="cuda"), tmp_path / "r", quiet=True)
+    gpu, cpu = load_model(tmp_path / "r", "cuda"), load_model(tmp_path / "r", "cpu")
     z = latents_for_seeds([3, 4], gpu.config.model.z_dim)
     assert (gpu.generate(z) - cpu.generate(z)).abs().max() < 0.02  # TF32/cuDNN rounding only

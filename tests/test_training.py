@@ -12,7 +12,7 @@ from safetensors import safe_open
 from brushwork.errors import TrainingDiverged
 from brushwork.training import checkpoint as ckpt
 from brushwork.training.gan import GANTask
-from brushwork.training.run import train_gan
+from brushwork.training.run import train_run
 from conftest import tiny_run_config
 
 
@@ -23,7 +23,7 @@ def _all_tensors(path):
 
 @pytest.mark.parametrize("preset", ["modern", "dcgan", "seed"])
 def test_training_writes_run_directory(tmp_path, preset):
-    trainer = train_gan(tiny_run_config(preset, steps=6), tmp_path / "run", quiet=True)
+    trainer = train_run(tiny_run_config(preset, steps=6), tmp_path / "run", quiet=True)
     run = tmp_path / "run"
     assert trainer.step == 6
     assert json.loads((run / "config.json").read_text())["model"]["preset"] == preset
@@ -44,10 +44,10 @@ def test_training_writes_run_directory(tmp_path, preset):
 @pytest.mark.parametrize("preset", ["modern", "dcgan"])
 def test_resume_is_bit_identical_to_training_straight_through(tmp_path, preset):
     """8 steps in one go == 4 steps, a fresh process state, resume, 4 more steps."""
-    straight = train_gan(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "a", quiet=True)
-    train_gan(tiny_run_config(preset, steps=4, ckpt_every=4), tmp_path / "b", quiet=True)
+    straight = train_run(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "a", quiet=True)
+    train_run(tiny_run_config(preset, steps=4, ckpt_every=4), tmp_path / "b", quiet=True)
     torch.manual_seed(12345)  # scramble global RNG: resume must restore it from the checkpoint
-    resumed = train_gan(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "b",
+    resumed = train_run(tiny_run_config(preset, steps=8, ckpt_every=4), tmp_path / "b",
                         resume=True, quiet=True)
     assert straight.step == resumed.step == 8
     a = _all_tensors(ckpt.checkpoint_path(tmp_path / "a", 8))
@@ -100,7 +100,7 @@ def test_nan_loss_stops_training_without_a_bad_checkpoint(tmp_path, monkeypatch)
 
     monkeypatch.setattr(GANTask, "train_step", poisoned)
     with pytest.raises(TrainingDiverged, match="loss_d became nan"):
-        train_gan(tiny_run_config("modern", steps=10, log_every=2, ckpt_every=2), tmp_path / "r",
+        train_run(tiny_run_config("modern", steps=10, log_every=2, ckpt_every=2), tmp_path / "r",
                   quiet=True)
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "r")][-1] == 4
 

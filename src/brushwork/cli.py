@@ -12,11 +12,9 @@ from brushwork import __version__
 from brushwork.errors import BrushworkError
 
 
-def _add_train_gan(sub) -> None:
-    p = sub.add_parser("gan", help="train a GAN on a folder of artworks (subfolders = styles)")
+def _add_common_train_args(p) -> None:
     p.add_argument("--data", default="builtin:abstract", help="image folder, or builtin:abstract")
     p.add_argument("--out", required=True, help="run directory (config, checkpoints, samples, logs)")
-    p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern"])
     p.add_argument("--res", type=int, default=64, help="square training resolution (32..256)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, help="total optimisation steps")
@@ -29,9 +27,23 @@ def _add_train_gan(sub) -> None:
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any model setting, e.g. --set g_width=32 --set r1_gamma=0.1")
+                   help="override any model setting, e.g. --set width=32")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
-    p.set_defaults(func=cmd_train_gan)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_train_parsers(sub) -> None:
+    p = sub.add_parser("gan", help="train a GAN on a folder of artworks (subfolders = styles)")
+    _add_common_train_args(p)
+    p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern"])
+    p.set_defaults(family="gan")
+    p = sub.add_parser("vae", help="train a VAE (learn a style; reproduce and vary artworks)")
+    _add_common_train_args(p)
+    p.add_argument("--latent-dim", type=int, default=128)
+    p.add_argument("--beta", type=float, default=1.0, help="KL weight (lambda)")
+    p.add_argument("--kl-warmup", type=int, default=0, help="steps to ramp beta up from 0")
+    p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
+    p.set_defaults(family="vae")
 
 
 def _train_overrides(args) -> dict:
@@ -44,22 +56,35 @@ def _train_overrides(args) -> dict:
     return out
 
 
-def cmd_train_gan(args) -> int:
-    from brushwork.config import RunConfig, TrainConfig, apply_overrides, gan_preset
+def _model_config(args):
+    from brushwork.config import VAEConfig, apply_overrides, gan_preset
+
+    if args.family == "gan":
+        return apply_overrides(gan_preset(args.preset, args.res), args.set)
+    cfg = VAEConfig(resolution=args.res, latent_dim=args.latent_dim, beta=args.beta,
+                    kl_warmup_steps=args.kl_warmup, recon=args.recon)
+    return apply_overrides(cfg, args.set)
+
+
+def cmd_train(args) -> int:
+    from brushwork.config import RunConfig, TrainConfig
     from brushwork.generate import read_run_config
-    from brushwork.training.run import train_gan
+    from brushwork.training.run import train_run
 
     run_dir = Path(args.out)
     if args.resume and (run_dir / "config.json").exists():
         run_cfg = read_run_config(run_dir)  # the run's own settings; only schedule/device change
+        if run_cfg.kind != args.family:
+            raise BrushworkError(f"{run_dir} is a {run_cfg.kind} run; resume it with "
+                                 f"'brushwork train {run_cfg.kind}'")
         run_cfg.train = dataclasses.replace(run_cfg.train, **_train_overrides(args))
     else:
-        model = apply_overrides(gan_preset(args.preset, args.res), args.set)
         train = dataclasses.replace(TrainConfig(data=args.data), **_train_overrides(args))
         if not args.data.startswith("builtin:"):
             train.data = str(Path(args.data).expanduser().resolve())
-        run_cfg = RunConfig(kind="gan", model=model, train=train, version=__version__)
-    trainer = train_gan(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
+        run_cfg = RunConfig(kind=args.family, model=_model_config(args), train=train,
+                            version=__version__)
+    trainer = train_run(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
     if not args.quiet:
         print(f"run saved in {run_dir} (step {trainer.step}); sample it with: "
               f"brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'}", file=sys.stderr)
@@ -67,19 +92,20 @@ def cmd_train_gan(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.generate import load_gan, parse_seeds, write_seed_images
+    from brushwork.generate import load_model, parse_seeds, write_seed_images
     from brushwork.provenance import read_record
 
-    seeds, truncation, run = args.seeds, args.truncation, args.run
+    seeds, truncation, run = args.seeds, _prior_scale(args), args.run
     if args.from_image:
-        record = read_record(args.from_image).get("brushwork")
-        if not record or record.get("kind") != "gan":
-            raise BrushworkError(f"{args.from_image} carries no brushwork GAN record to regenerate from")
-        seeds, truncation = str(record["seed"]), float(record["truncation"])
+        record = read_record(args.from_image).get("brushwork") or {}
+        scale = record.get("truncation", record.get("temperature"))
+        if "seed" not in record or scale is None or "run" not in record:
+            raise BrushworkError(f"{args.from_image} carries no brushwork seed record to regenerate from")
+        seeds, truncation = str(record["seed"]), float(scale)
         run = run or record["run"]
     if run is None or seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
-    model = load_gan(run, args.device)
+    model = load_model(run, args.device)
     if args.from_image and model.model_hash != record["model_hash"]:
         raise BrushworkError(f"{run} now holds a different model (hash {model.model_hash[:10]}) than "
                              f"the one that made {args.from_image} ({record['model_hash'][:10]})")
@@ -92,13 +118,56 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from brushwork.generate import load_gan, parse_seeds
+    from brushwork.generate import load_model, parse_seeds
     from brushwork.video import write_walk
 
-    model = load_gan(args.run, args.device)
+    model = load_model(args.run, args.device)
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
-                      truncation=args.truncation, fps=args.fps, loop=args.loop)
+                      truncation=_prior_scale(args), fps=args.fps, loop=args.loop)
     print(f"wrote {path}")
+    return 0
+
+
+def _prior_scale(args) -> float:
+    """--truncation (GANs) and --temperature (VAEs) both scale the prior latents."""
+    if args.temperature is not None and args.truncation is not None:
+        raise BrushworkError("give --truncation (GAN) or --temperature (VAE), not both")
+    value = args.temperature if args.temperature is not None else args.truncation
+    return 1.0 if value is None else value
+
+
+def _load_vae(args):
+    from brushwork.generate import load_model
+
+    model = load_model(args.run, args.device)
+    if model.kind != "vae":
+        raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a VAE run "
+                             "(brushwork train vae)")
+    return model
+
+
+def cmd_reconstruct(args) -> int:
+    from brushwork.reproduce import reconstruct
+
+    for path, value in reconstruct(_load_vae(args), args.images, Path(args.out),
+                                   metadata=not args.no_metadata):
+        print(f"{path}  PSNR {value:.2f} dB")
+    return 0
+
+
+def cmd_variations(args) -> int:
+    from brushwork.reproduce import variations
+
+    paths = variations(_load_vae(args), args.image, args.n, args.temperature, Path(args.out),
+                       first_seed=args.seed, metadata=not args.no_metadata)
+    print(f"wrote {len(paths) - 1} variation(s) and {paths[-1]}")
+    return 0
+
+
+def cmd_blend(args) -> int:
+    from brushwork.reproduce import blend
+
+    print(f"wrote {blend(_load_vae(args), args.image_a, args.image_b, args.frames, Path(args.out), args.fps, metadata=not args.no_metadata)}")
     return 0
 
 
@@ -124,20 +193,30 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _add_prior_scale_args(p) -> None:
+    p.add_argument("--truncation", type=float, help="GAN: psi in (0, 1], <1 = safer, less varied")
+    p.add_argument("--temperature", type=float, help="VAE: scale of prior samples (1 = the prior)")
+
+
+def _add_output_args(p) -> None:
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-metadata", action="store_true", help="write images without provenance")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
                                      "learn a style from artworks, then make new work.")
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True)
-    _add_train_gan(train)
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    _add_train_parsers(train)
 
     p = sub.add_parser("sample", help="one image per seed from a trained run")
     p.add_argument("run", nargs="?", help="run directory")
     p.add_argument("--seeds", help="e.g. 0-63 or 3,7,11")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--truncation", type=float, default=1.0, help="psi in (0, 1]: <1 = safer, less varied")
+    _add_prior_scale_args(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png")
     p.add_argument("--from", dest="from_image", help="regenerate the image this PNG records")
     p.add_argument("--device", default="auto")
@@ -149,11 +228,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", required=True, help="key seeds, e.g. 3,7,11")
     p.add_argument("--frames", type=int, default=48, help="frames in the whole walk")
     p.add_argument("--out", required=True, help="walk.gif or walk.mp4")
-    p.add_argument("--truncation", type=float, default=1.0)
+    _add_prior_scale_args(p)
     p.add_argument("--fps", type=float, default=12.0)
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("reconstruct", help="encode and decode artworks with a VAE run")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("variations", help="variations of one artwork (VAE posterior samples)")
+    p.add_argument("run")
+    p.add_argument("image")
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=0.5, help="0 = the reconstruction itself")
+    p.add_argument("--seed", type=int, default=0, help="first seed of the variations")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_variations)
+
+    p = sub.add_parser("blend", help="crossbreed two artworks: a latent-space blend (VAE)")
+    p.add_argument("run")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--out", required=True, help="blend.gif, blend.mp4 or blend.png (a strip)")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_blend)
 
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")

@@ -83,6 +83,43 @@ def gan_preset(name: str, resolution: int = 64) -> GANConfig:
 
 
 @dataclass
+class VAEConfig:
+    """Convolutional VAE. Loss = ||x - x_hat||^2 + beta * KL (the project's design)."""
+
+    resolution: int = 64  # square image size, a power of two in 32..256
+    latent_dim: int = 128  # size of z
+    width: int = 64  # encoder channels at the highest resolution (decoder mirrors it)
+    beta: float = 1.0  # weight of KL (lambda in the design; beta-VAE, Higgins et al. 2017)
+    kl_warmup_steps: int = 0  # ramp beta linearly from 0 over this many steps (Bowman et al. 2016)
+    recon: str = "mse"  # reconstruction term: "mse" (sum of squared errors) or "l1" (sum of |errors|)
+    perceptual_weight: float = 0.0  # VGG feature loss weight; needs VGG19 weights (not bundled)
+    lr: float = 1e-3  # Adam learning rate
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
+    mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs)
+    channels_last: bool = True  # NHWC memory layout
+
+    def validate(self) -> None:
+        res = self.resolution
+        if res < 32 or res > 256 or res & (res - 1):
+            raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+        if self.recon not in ("mse", "l1"):
+            raise BrushworkError(f"unknown reconstruction term {self.recon!r} (choose mse or l1)")
+        if self.latent_dim < 1 or self.width < 1 or self.beta < 0:
+            raise BrushworkError("latent_dim and width must be positive, beta >= 0")
+        if self.perceptual_weight > 0:
+            raise BrushworkError("the perceptual term needs VGG19 weights, which brushwork cannot "
+                                 "download here; train with perceptual_weight=0")
+        if not 0 < self.val_fraction < 0.5:
+            raise BrushworkError("val_fraction must be between 0 and 0.5")
+
+    @property
+    def z_dim(self) -> int:  # the name sampling code shares with GANConfig
+        return self.latent_dim
+
+
+@dataclass
 class TrainConfig:
     """How a run is driven: data, schedule, logging, checkpoints."""
 
@@ -167,8 +204,8 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
 class RunConfig:
     """Everything ``config.json`` in a run directory holds."""
 
-    kind: str = "gan"  # model family of the run
-    model: GANConfig = field(default_factory=GANConfig)
+    kind: str = "gan"  # model family of the run: "gan" or "vae"
+    model: Any = field(default_factory=GANConfig)  # GANConfig or VAEConfig, by kind
     train: TrainConfig = field(default_factory=TrainConfig)
     labels: list = field(default_factory=list)  # style label names, index = label id
     version: str = ""  # brushwork version that created the run
@@ -179,6 +216,12 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
         data = json.loads(text)
-        return cls(kind=data["kind"], model=from_dict(GANConfig, data["model"]),
+        model_cls = MODEL_CONFIGS.get(data["kind"])
+        if model_cls is None:
+            raise BrushworkError(f"unknown run kind {data['kind']!r}")
+        return cls(kind=data["kind"], model=from_dict(model_cls, data["model"]),
                    train=from_dict(TrainConfig, data["train"]), labels=list(data.get("labels", [])),
                    version=data.get("version", ""))
+
+
+MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig}

@@ -11,10 +11,10 @@ import torch
 
 from brushwork.config import RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import load_dataset
-from brushwork.generate import latents_for_seeds, load_gan, write_seed_images
+from brushwork.generate import latents_for_seeds, load_model, write_seed_images
 from brushwork.imaging import save_grid
 from brushwork.training.checkpoint import latest_checkpoint
-from brushwork.training.run import train_gan
+from brushwork.training.run import train_run
 from brushwork.utils import resolve_device
 from brushwork.video import write_walk
 
@@ -79,9 +79,9 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto", steps: int |
     cfg = demo_config(dev, steps)
     if latest_checkpoint(run_dir) is not None:  # a previous demo: continue rather than refuse
         print(f"continuing the demo run in {run_dir}", file=sys.stderr)
-    train_gan(cfg, run_dir, resume=True, time_limit=None if steps else minutes * 60)
+    train_run(cfg, run_dir, resume=True, time_limit=None if steps else minutes * 60)
 
-    model = load_gan(run_dir, str(dev))
+    model = load_model(run_dir, str(dev))
     write_seed_images(model, DEMO_SEEDS, out / "images", grid=True)
     (out / "grid.png").write_bytes((out / "images" / "grid.png").read_bytes())
     write_walk(model, WALK_SEEDS, 60, out / "walk.gif", fps=15, loop=True)

@@ -54,8 +54,8 @@ def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
 def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
     """[N, Z] latents. Truncation psi < 1 scales them towards the origin: less variety, fewer
     failures (the z-space form of the truncation trick; psi = 1 leaves them untouched)."""
-    if not 0 < truncation <= 2:
-        raise BrushworkError(f"truncation must be in (0, 2], got {truncation}")
+    if not 0 <= truncation <= 2:
+        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
     return torch.stack([latent_for_seed(s, z_dim) for s in seeds]) * truncation
 
 
@@ -86,28 +86,60 @@ def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.T
 
 
 @dataclass
-class TrainedGAN:
-    """A generator loaded from a run directory, with what provenance needs to know about it."""
+class TrainedModel:
+    """A trained GAN generator or VAE loaded from a run directory, with what provenance needs.
 
-    generator: nn.Module
+    Both families share the ideas of a latent size, sampling by seed and decoding latents to
+    images; only VAEs can also encode images (``encode``).
+    """
+
+    network: nn.Module  # the GAN's sampling generator, or the whole VAE
     config: RunConfig
     run_dir: Path
     step: int
-    model_hash: str  # sha256 of the sampling generator's weights
+    model_hash: str  # sha256 of the weights used for sampling
     device: torch.device
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
     @property
     def name(self) -> str:
         return self.run_dir.name
 
+    @property
+    def z_dim(self) -> int:
+        return self.config.model.z_dim
+
+    @property
+    def scale_name(self) -> str:
+        """What scaling the prior is called: truncation (GAN) or temperature (VAE)."""
+        return "truncation" if self.kind == "gan" else "temperature"
+
+    def _decoder(self) -> nn.Module:
+        return self.network if self.kind == "gan" else self.network.decoder
+
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Images [N, 3, R, R] in [-1, 1] for latents [N, Z]."""
-        out = [self.generator(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+        decoder = self._decoder()
+        out = [decoder(c.to(self.device)).float().clamp(-1, 1).cpu() for c in z.split(batch_size)]
         return torch.cat(out)
 
+    decode = generate
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """VAE posterior (mu, logvar), each [N, Z], for images [N, 3, R, R] in [-1, 1]."""
+        if self.kind != "vae":
+            raise BrushworkError(f"{self.run_dir} is a {self.kind} run; only VAE runs can encode "
+                                 "images")
+        stats = [self.network.encoder(c.to(self.device)) for c in images.split(batch_size)]
+        return torch.cat([m.float().cpu() for m, _ in stats]), torch.cat([v.float().cpu() for _, v in stats])
+
     def record(self, **fields) -> dict:
-        return make_record(kind="gan", model_name=self.name, model_hash=self.model_hash,
+        return make_record(kind=self.kind, model_name=self.name, model_hash=self.model_hash,
                            steps=self.step, run=str(self.run_dir.resolve()),
                            config_hash=config_hash(self.config.model), latent_method=LATENT_METHOD,
                            **fields)
@@ -123,34 +155,45 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise BrushworkError(f"{path} is damaged: {exc}") from None
 
 
-def load_gan(run_dir: str | Path, device: str = "auto") -> TrainedGAN:
-    """The sampling generator (EMA when the run has one) from a run's newest checkpoint."""
+def _build_sampling_network(cfg: RunConfig, tensors: dict) -> tuple[nn.Module, dict]:
+    """(network with weights loaded, those weights) for a run's kind."""
+    if cfg.kind == "gan":
+        name = "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G"
+        weights = ckpt.module_state(tensors, name)
+        network, _ = build_gan(cfg.model)
+    else:
+        from brushwork.models.vae import VAE
+
+        weights = ckpt.module_state(tensors, "vae")
+        network = VAE(cfg.model)
+    network.load_state_dict(weights)
+    return network, weights
+
+
+def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
+    """The sampling network (EMA generator for GANs) from a run's newest checkpoint."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    if cfg.kind != "gan":
-        raise BrushworkError(f"{run_dir} is a {cfg.kind} run, not a GAN")
     path = ckpt.latest_checkpoint(run_dir)
     if path is None:
         raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
-    tensors, meta = ckpt.read_checkpoint(path, prefixes=("model/G/", "model/G_ema/"))
-    name = "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G"
-    weights = ckpt.module_state(tensors, name)
-    G, _ = build_gan(cfg.model)
-    G.load_state_dict(weights)
+    tensors, meta = ckpt.read_checkpoint(path, prefixes=("model/G/", "model/G_ema/", "model/vae/"))
+    network, weights = _build_sampling_network(cfg, tensors)
     dev = resolve_device(device)
-    return TrainedGAN(G.to(dev).eval().requires_grad_(False), cfg, run_dir, int(meta["step"]),
-                      tensors_hash(weights), dev)
+    return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir,
+                        int(meta["step"]), tensors_hash(weights), dev)
 
 
-def write_seed_images(model: TrainedGAN, seeds: list[int], out_dir: Path, truncation: float = 1.0,
+def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False) -> list[Path]:
-    """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png."""
-    images = model.generate(latents_for_seeds(seeds, model.config.model.z_dim, truncation))
+    """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
+    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
+    images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
     paths = []
     for seed, img in zip(seeds, to_pil(images)):
-        record = model.record(seed=seed, truncation=truncation) if metadata else None
+        record = model.record(seed=seed, **{model.scale_name: truncation}) if metadata else None
         paths.append(save_png(img, Path(out_dir) / f"seed{seed:04d}.png", record))
     if grid:
-        record = model.record(seeds=seeds, truncation=truncation) if metadata else None
+        record = model.record(seeds=seeds, **{model.scale_name: truncation}) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
     return paths

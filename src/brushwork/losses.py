@@ -50,3 +50,16 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 
 DISCRIMINATOR_LOSSES = {"bce": bce_discriminator_loss, "hinge": hinge_discriminator_loss}
 GENERATOR_LOSSES = {"bce": bce_generator_loss, "hinge": hinge_generator_loss}
+
+
+# ---- VAE ---------------------------------------------------------------------------------------
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) = -1/2 sum(1 + log s^2 - mu^2 - s^2), summed over z, mean over batch."""
+    return (-0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=1)).mean()
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """||x - x_hat||^2 (or the L1 norm), summed over pixels, mean over batch."""
+    diff = x_hat - x
+    per_image = diff.square() if kind == "mse" else diff.abs()
+    return per_image.flatten(1).sum(dim=1).mean()

@@ -20,7 +20,8 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import png_bytes
 from brushwork.utils import atomic_write
 
-_PARAMETER_KEYS = [("seed", "Seed"), ("truncation", "Truncation"), ("model_name", "Model"),
+_PARAMETER_KEYS = [("seed", "Seed"), ("truncation", "Truncation"), ("temperature", "Temperature"),
+                   ("model_name", "Model"),
                    ("model_hash", "Model hash"), ("steps", "Steps")]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import TrainedGAN, latents_for_seeds, walk_latents
+from brushwork.generate import TrainedModel, latents_for_seeds, walk_latents
 from brushwork.imaging import to_uint8
 from brushwork.utils import atomic_write
 
@@ -42,19 +42,25 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
         raise BrushworkError(f"could not write MP4 ({exc}); write a .gif instead") from None
 
 
-def write_walk(model: TrainedGAN, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
-               fps: float = 12.0, loop: bool = False) -> Path:
-    """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
+def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
+    """Images [F, 3, R, R] in [-1, 1] -> ``out`` (.gif with the record in a comment, or .mp4)."""
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise BrushworkError(f"--out must end in .gif or .mp4, got {out.name}")
-    keys = latents_for_seeds(seeds, model.config.model.z_dim, truncation)
-    video = to_uint8(model.generate(walk_latents(keys, frames, loop)))  # [F, R, R, 3]
+    video = to_uint8(frames)  # [F, R, R, 3]
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".gif":
-        record = model.record(seeds=seeds, truncation=truncation, frames=frames, loop=loop,
-                              interpolation="slerp")
-        atomic_write(out, _gif_bytes(video, fps, json.dumps(record, sort_keys=True)))
+        comment = json.dumps(record, sort_keys=True) if record else ""
+        atomic_write(out, _gif_bytes(video, fps, comment))
     else:
         _write_mp4(video, out, fps)
     return out
+
+
+def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
+               fps: float = 12.0, loop: bool = False) -> Path:
+    """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
+    keys = latents_for_seeds(seeds, model.z_dim, truncation)
+    record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
+                          **{model.scale_name: truncation})
+    return write_frames(model.generate(walk_latents(keys, frames, loop)), out, fps, record)

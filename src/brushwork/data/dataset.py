@@ -43,6 +43,17 @@ class ArtDataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def split(self, fraction: float, seed: int = 0, minimum: int = 16) -> tuple["ArtDataset", "ArtDataset"]:
+        """(train, held out): a fixed, seeded random split; the held-out part is never trained on."""
+        n_held = min(len(self) // 2, max(minimum, int(round(len(self) * fraction))))
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(order[n_held:]), self.subset(order[:n_held])
+
+    def subset(self, indices: torch.Tensor) -> "ArtDataset":
+        files = [self.files[i] for i in indices.tolist()] if self.files else []
+        return ArtDataset(self.images[indices], self.labels[indices], self.label_names, files,
+                          self.skipped, self.source)
+
     def skipped_summary(self, first: int = 5) -> str:
         """One line for the training log, e.g. 'skipped 3 unreadable files: a.jpg (empty file), ...'."""
         if not self.skipped:

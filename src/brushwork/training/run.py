@@ -11,27 +11,37 @@ from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
 from brushwork.training.checkpoint import latest_checkpoint
-from brushwork.training.gan import GANTask
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write, resolve_device
-
 
 def _say(text: str, quiet: bool) -> None:
     if not quiet:
         print(text, file=sys.stderr)
 
-
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse to silently overwrite a run; a resume needs the run's own config.json."""
+    """Refuse to silently overwrite a run."""
     if latest_checkpoint(run_dir) is not None and not resume:
         raise BrushworkError(f"{run_dir} already holds a training run; add --resume to continue "
                              f"it, or choose another --out")
 
+def _make_task(run_cfg: RunConfig, ds, device):
+    """(task, training images) for the run's model family."""
+    seed = run_cfg.train.seed
+    if run_cfg.kind == "gan":
+        from brushwork.training.gan import GANTask
 
-def train_gan(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-              quiet: bool = False, time_limit: float | None = None) -> Trainer:
-    """Train (or continue) a GAN run; returns the finished Trainer. ``time_limit`` (seconds)
-    ends training early, cleanly, as Ctrl-C does."""
+        return GANTask(run_cfg.model, device, seed=seed), ds
+    if run_cfg.kind == "vae":
+        from brushwork.training.vae import VAETask
+
+        train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
+        return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images), train
+    raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
+
+def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
+              time_limit: float | None = None) -> Trainer:
+    """Train (or continue) a run of any family; returns the finished Trainer. ``time_limit``
+    (seconds) ends training early and cleanly, as Ctrl-C does."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
@@ -47,16 +57,18 @@ def train_gan(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
-    task = GANTask(model_cfg, device, seed=train_cfg.seed)
-    batcher = ImageBatcher(ds, train_cfg.batch_size, model_cfg.resolution, device, train_cfg.flip,
-                           train_cfg.seed, train_cfg.data_on_device, model_cfg.channels_last)
-    trainer = Trainer(task, batcher, run_dir, train_cfg,
-                      info={"kind": "gan", "preset": model_cfg.preset}, progress=not quiet)
+    task, train_images = _make_task(run_cfg, ds, device)
+    batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,
+                           train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
+                           model_cfg.channels_last)
+    trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
+                      progress=not quiet)
     start = trainer.resume() if resume else 0
-    _say(f"{len(ds)} images ({', '.join(n or '(no label)' for n in ds.label_names)}) at "
-         f"{model_cfg.resolution}px | preset {model_cfg.preset} | G {count_parameters(task.G):,} "
-         f"/ D {count_parameters(task.D):,} params | {device}"
-         + (" | bf16" if task.bf16 else "") + (f" | resuming at step {start}" if start else ""),
-         quiet)
+    params = sum(count_parameters(m) for m in task.modules().values())
+    _say(f"{run_cfg.kind}: {len(train_images)} training images "
+         f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {model_cfg.resolution}px | "
+         f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
+         + (f" | resuming at step {start}" if start else ""), quiet)
     trainer.fit(time_limit)
     return trainer
+

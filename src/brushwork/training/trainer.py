@@ -5,7 +5,8 @@ Trainer owns everything around it: batches, the progress bar, metrics.jsonl and 
 sample grids, NaN detection, atomic checkpoints, resume and Ctrl-C.
 
 Task protocol: ``modules()``, ``optimizers()``, ``train_step(batch, step) -> dict of 0-d tensors``,
-``preview() -> images [N, 3, R, R] in [-1, 1]`` (fixed inputs, so grids are comparable over time).
+``preview() -> images [N, 3, R, R] in [-1, 1]`` (fixed inputs, so grids are comparable over time),
+``device``; optionally ``validate() -> dict of floats`` (held-out metrics for each log row).
 """
 
 from __future__ import annotations
@@ -123,12 +124,15 @@ class Trainer:
             row[key] = round(value, 5)
         row["img_per_s"] = round(count * self.cfg.batch_size / max(seconds, 1e-9), 1)
         row["images_seen"] = self.step * self.cfg.batch_size
+        if hasattr(self.task, "validate"):  # held-out metrics, for tasks that have them
+            row.update(self.task.validate())
         log.write(row)
-        bar.set_postfix({k: row[k] for k in row if k.startswith("loss")} | {"img/s": row["img_per_s"]})
+        shown = {k: row[k] for k in row if k.startswith(("loss", "val_bits"))}
+        bar.set_postfix(shown | {"img/s": row["img_per_s"]})
 
     def _preview(self, log: MetricsLog) -> None:
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
-        save_grid(self.task.preview(), path)
+        save_grid(self.task.preview(), path, getattr(self.task, "preview_columns", None))
         log.image("samples", path, self.step)
 
     def fit(self, time_limit: float | None = None) -> int:
