@@ -12,7 +12,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
 
-PARTS=${PARTS:-"tests throughput quality"}
+PARTS=${PARTS:-"tests throughput quality vae"}
 if [[ $PARTS == *tests* ]]; then
 echo "== GPU tests"
 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
@@ -37,4 +37,9 @@ if [[ $PARTS == *quality* ]]; then
 echo "== quality (dcgan vs modern at equal images)"
 python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "$QUALITY_KIMG" --batch 128 \
     --out "$OUT/quality" --quiet 2>&1 | tail -40
+fi
+if [[ $PARTS == *vae* ]]; then
+echo "== VAE vs textbook VAE loop"
+python3 benchmarks/vae.py --device cuda --data "$DATA" --kimg "${VAE_KIMG:-100}" --batch 128 --width 64 \
+    --seconds 3 --json "$OUT/vae.jsonl"
 fi

@@ -153,13 +153,18 @@ def textbook_variant(res, batch, width, device, precision, channels_last=False):
     return lambda: loop.step(real)
 
 
-def textbook_loader(data_dir: Path, res: int, batch: int, workers: int = 2):
-    """pytorch/examples' data pipeline: ImageFolder + Resize/CenterCrop/ToTensor/Normalize."""
+def textbook_loader(data_dir: Path, res: int, batch: int, workers: int = 2, exclude=frozenset()):
+    """pytorch/examples' data pipeline: ImageFolder + Resize/CenterCrop/ToTensor/Normalize.
+    ``exclude``: relative paths to leave out (a held-out split)."""
     import torchvision.datasets as dset
     import torchvision.transforms as T
 
     tf = T.Compose([T.Resize(res), T.CenterCrop(res), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
-    return torch.utils.data.DataLoader(dset.ImageFolder(str(data_dir), transform=tf), batch_size=batch,
+    folder = dset.ImageFolder(str(data_dir), transform=tf)
+    keep = [i for i, (path, _) in enumerate(folder.samples)
+            if str(Path(path).relative_to(data_dir)) not in exclude]
+    data = folder if len(keep) == len(folder) else torch.utils.data.Subset(folder, keep)
+    return torch.utils.data.DataLoader(data, batch_size=batch,
                                        shuffle=True, num_workers=workers, drop_last=True,
                                        persistent_workers=True)
 
