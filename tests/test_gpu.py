@@ -46,3 +46,15 @@ def test_seed_gives_the_same_image_on_gpu_and_cpu(tmp_path):
     gpu, cpu = load_model(tmp_path / "r", "cuda"), load_model(tmp_path / "r", "cpu")
     z = latents_for_seeds([3, 4], gpu.config.model.z_dim)
     assert (gpu.generate(z) - cpu.generate(z)).abs().max() < 0.02  # TF32/cuDNN rounding only
+
+
+def test_vae_trains_on_the_gpu(tmp_path):
+    from brushwork.config import RunConfig, TrainConfig, VAEConfig
+
+    cfg = RunConfig(kind="vae", model=VAEConfig(resolution=32, latent_dim=8, width=8),
+                    train=TrainConfig(data="builtin:abstract:8", batch_size=8, steps=4, log_every=2,
+                                      sample_every=4, ckpt_every=4, device="cuda"))
+    train_run(cfg, tmp_path / "v", quiet=True)
+    model = load_model(tmp_path / "v", "cuda")
+    mu, _ = model.encode(torch.zeros(2, 3, 32, 32))
+    assert mu.shape == (2, 8) and torch.isfinite(model.decode(mu)).all()

@@ -187,3 +187,51 @@ def test_vae_resume_is_bit_identical(tmp_path):
     read = lambda p: {k: f.get_tensor(k) for f in [safe_open(str(p), "pt")] for k in f.keys()}  # noqa: E731
     a, b = read(ckpt.checkpoint_path(tmp_path / "a", 8)), read(ckpt.checkpoint_path(tmp_path / "b", 8))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_perceptual_term_with_random_vgg_stand_in(tmp_path):
+    cfg = tiny_vae_config(steps=4)
+    cfg.model.perceptual_weight, cfg.model.vgg_weights = 10.0, "random"
+    train_run(cfg, tmp_path / "run", quiet=True)
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["perceptual"] > 0
+    assert row["loss"] > row["recon"]  # the feature term is part of the loss
+
+
+def test_vgg_weights_errors_are_clear(tmp_path):
+    from brushwork.errors import BrushworkError
+    from brushwork.models.vgg import VGGFeatures, perceptual_loss
+
+    with pytest.raises(BrushworkError, match="not found"):
+        VGGFeatures(weights=str(tmp_path / "nope.pth"))
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(BrushworkError, match="cannot read VGG19 weights"):
+        VGGFeatures(weights=str(tmp_path / "bad.pth"))
+    torch.save({"x": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(BrushworkError, match="not a VGG19 state dict"):
+        VGGFeatures(weights=str(tmp_path / "wrong.pth"))
+    # a real (random-initialised) VGG19 file loads through the local-file path
+    from torchvision.models import vgg19
+
+    torch.save(vgg19(weights=None).state_dict(), tmp_path / "vgg19.pth")
+    vgg = VGGFeatures(("relu1_1", "relu2_1"), weights=str(tmp_path / "vgg19.pth"))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert set(vgg(x)) == {"relu1_1", "relu2_1"} and vgg(x)["relu2_1"].shape == (1, 128, 16, 16)
+    assert perceptual_loss(vgg, x, x).item() == 0
+
+
+def test_imagenet_vgg_offline_message(monkeypatch, tmp_path):
+    from brushwork.errors import BrushworkError
+    from brushwork.models.vgg import VGGFeatures
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(BrushworkError, match="vgg19-dcbb9e9d.pth"):
+        VGGFeatures(weights="imagenet")

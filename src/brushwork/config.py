@@ -92,7 +92,8 @@ class VAEConfig:
     beta: float = 1.0  # weight of KL (lambda in the design; beta-VAE, Higgins et al. 2017)
     kl_warmup_steps: int = 0  # ramp beta linearly from 0 over this many steps (Bowman et al. 2016)
     recon: str = "mse"  # reconstruction term: "mse" (sum of squared errors) or "l1" (sum of |errors|)
-    perceptual_weight: float = 0.0  # VGG feature loss weight; needs VGG19 weights (not bundled)
+    perceptual_weight: float = 0.0  # weight of a VGG19 feature loss added to the reconstruction; 0 = off
+    vgg_weights: str = "imagenet"  # for it: "imagenet" (torchvision cache), a local file, or "random"
     lr: float = 1e-3  # Adam learning rate
     beta1: float = 0.9  # Adam beta1
     beta2: float = 0.999  # Adam beta2
@@ -108,9 +109,6 @@ class VAEConfig:
             raise BrushworkError(f"unknown reconstruction term {self.recon!r} (choose mse or l1)")
         if self.latent_dim < 1 or self.width < 1 or self.beta < 0:
             raise BrushworkError("latent_dim and width must be positive, beta >= 0")
-        if self.perceptual_weight > 0:
-            raise BrushworkError("the perceptual term needs VGG19 weights, which brushwork cannot "
-                                 "download here; train with perceptual_weight=0")
         if not 0 < self.val_fraction < 0.5:
             raise BrushworkError("val_fraction must be between 0 and 0.5")
 

@@ -30,6 +30,11 @@ def use_bf16(cfg_value: str, device: torch.device) -> bool:
     return False
 
 
+def autocast_context(bf16: bool, device: torch.device):
+    """bf16 autocast when enabled, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 def make_adam(params, lr: float, beta1: float, beta2: float, device: torch.device) -> torch.optim.Adam:
     # The fused kernel does the whole update in one launch per device (CUDA and CPU alike).
     try:
@@ -79,9 +84,7 @@ class GANTask:
 
     # -- one iteration ------------------------------------------------------------------------
     def _autocast(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return autocast_context(self.bf16, self.device)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.diffaugment) if self.cfg.diffaugment else x

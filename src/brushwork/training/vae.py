@@ -13,7 +13,6 @@ decoder" of Rybkin et al. 2021), which gives, per image of D = 3*R*R values in [
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -23,7 +22,7 @@ from brushwork.config import VAEConfig
 from brushwork.generate import latents_for_seeds
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
-from brushwork.training.gan import make_adam, use_bf16
+from brushwork.training.gan import autocast_context, make_adam, use_bf16
 
 PREVIEW_IMAGES = 8  # validation images shown (with reconstructions) in every sample grid
 
@@ -77,6 +76,11 @@ class VAETask:
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.val_images = val_images  # uint8 [N, 3, R, R], never trained on
         self.preview_z = latents_for_seeds(list(range(16)), cfg.latent_dim)
+        self.vgg = None
+        if cfg.perceptual_weight > 0:
+            from brushwork.models.vgg import VGGFeatures
+
+            self.vgg = VGGFeatures(weights=cfg.vgg_weights).to(device)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"vae": self.vae}
@@ -89,17 +93,23 @@ class VAETask:
         return self.cfg.beta * (min(1.0, step / warm) if warm > 0 else 1.0)
 
     def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16
-                    else contextlib.nullcontext())
-        with autocast:
+        with autocast_context(self.bf16, self.device):
             x_hat, mu, logvar = self.vae(real)
         recon = reconstruction_loss(x_hat.float(), real, self.cfg.recon)
         kl = kl_divergence(mu.float(), logvar.float())
         loss = recon + self.beta_at(step) * kl
+        stats = {"recon": recon.detach(), "kl": kl.detach()}
+        if self.vgg is not None:
+            from brushwork.models.vgg import perceptual_loss
+
+            with autocast_context(self.bf16, self.device):
+                perceptual = perceptual_loss(self.vgg, x_hat, real).float()
+            loss = loss + self.cfg.perceptual_weight * perceptual
+            stats["perceptual"] = perceptual.detach()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
+        return {"loss": loss.detach(), **stats}
 
     def validate(self) -> dict[str, float]:
         if self.val_images is None or len(self.val_images) == 0:

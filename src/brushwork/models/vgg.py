@@ -1,0 +1,96 @@
+"""VGG19 feature extractor (Simonyan & Zisserman 2015), for perceptual losses.
+
+Weights, in order of preference:
+
+* a local file (``vgg_weights="/path/vgg19.pth"``): a torchvision-format VGG19 state dict, read
+  with ``torch.load(weights_only=True)`` (never unpickles code), or a ``.safetensors`` file;
+* ``"imagenet"``: torchvision's weight API (``VGG19_Weights.IMAGENET1K_V1``), which uses the torch
+  hub cache (``~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth``) or downloads there;
+* ``"random"``: a fixed-seed random initialisation, so features run anywhere (tests use it).
+  Random features still measure image structure to a degree, but far worse than trained ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from brushwork.errors import BrushworkError
+
+IMAGENET_FILE = "vgg19-dcbb9e9d.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Index (in torchvision's vgg19().features) of the ReLU ending each named layer.
+RELU_INDEX = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_4": 17,
+              "relu4_1": 20, "relu4_2": 22, "relu5_1": 29}
+
+
+def _vgg19_state(weights: str) -> dict[str, torch.Tensor]:
+    from torchvision.models import VGG19_Weights, vgg19
+
+    if weights == "random":
+        torch.manual_seed(0)
+        return vgg19(weights=None).state_dict()
+    if weights == "imagenet":
+        try:
+            return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception:  # offline: no cached file and no network
+            hub = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+            raise BrushworkError(f"ImageNet VGG19 weights are not available offline: put {IMAGENET_FILE} "
+                                 f"(from torchvision's VGG19_Weights.IMAGENET1K_V1) at {hub}, or pass a "
+                                 f"local file with vgg_weights=PATH") from None
+    path = Path(weights)
+    if not path.is_file():
+        raise BrushworkError(f"VGG19 weights file not found: {weights}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BrushworkError(f"cannot read VGG19 weights {weights}: {exc}"[:300]) from None
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 up to the deepest requested layer; returns {layer name: features}.
+    Input: images [B, 3, H, W] in [-1, 1]; ImageNet normalisation happens inside."""
+
+    def __init__(self, layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_2"),
+                 weights: str = "imagenet"):
+        super().__init__()
+        from torchvision.models import vgg19
+
+        unknown = [name for name in layers if name not in RELU_INDEX]
+        if unknown:
+            raise BrushworkError(f"unknown VGG layer(s): {', '.join(unknown)}")
+        full = vgg19(weights=None)
+        try:
+            full.load_state_dict(_vgg19_state(weights))
+        except RuntimeError as exc:
+            raise BrushworkError(f"{weights} is not a VGG19 state dict: {str(exc)[:200]}") from None
+        self.layers = {RELU_INDEX[n]: n for n in layers}
+        self.features = full.features[: max(self.layers) + 1].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.identity = hashlib.sha256(b"".join(
+            t.detach().cpu().contiguous().view(-1).numpy().tobytes()[:4096]
+            for t in self.features.state_dict().values())).hexdigest()[:16]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = ((x + 1) / 2 - self.mean) / self.std
+        out = {}
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i in self.layers:
+                out[self.layers[i]] = h
+        return out
+
+
+def perceptual_loss(vgg: VGGFeatures, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Sum over layers of the mean squared feature difference (Johnson et al. 2016)."""
+    fa, fb = vgg(x_hat), vgg(x)
+    return sum((fa[k] - fb[k]).square().mean() for k in fa)
