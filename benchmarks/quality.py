@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from common import add_data_args, link_styles  # noqa: E402  (also puts src/ on the path)
 
 from brushwork.config import TrainConfig, gan_preset  # noqa: E402
 from brushwork.data.dataset import ArtDataset, ImageBatcher, load_dataset  # noqa: E402
@@ -29,15 +28,6 @@ from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 from brushwork.training.trainer import Trainer  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def split_dataset(ds: ArtDataset, n_heldout: int, seed: int = 0) -> tuple[ArtDataset, torch.Tensor]:
-    """(training subset, held-out uint8 images), split by a fixed random permutation."""
-    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
-    held, train = order[:n_heldout], order[n_heldout:]
-    return ArtDataset(ds.images[train], ds.labels[train], ds.label_names), ds.images[held]
 
 
 def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict:
@@ -62,9 +52,7 @@ def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(SHARED / "wikiart64"))
-    ap.add_argument("--styles", default="baroque,romanticism")
-    ap.add_argument("--res", type=int, default=64)
+    add_data_args(ap)
     ap.add_argument("--kimg", type=float, default=200, help="thousands of images shown per preset")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n-eval", type=int, default=2000, help="held-out reals = generated images")
@@ -74,19 +62,16 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/quality")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    data_root = Path(args.data)
-    if not data_root.is_dir():
-        sys.exit(f"quality benchmark: data folder {data_root} not found (see shared/data/SOURCES.md)")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory() as tmp:  # a folder holding just the chosen styles
-        for style in args.styles.split(","):
-            (Path(tmp) / style).symlink_to((data_root / style).resolve())
-        full = load_dataset(tmp, args.res, progress=not args.quiet)
-    train_data, heldout = split_dataset(full, args.n_eval, args.seed)
+        full = load_dataset(str(link_styles(Path(tmp), Path(args.data), args.styles)), args.res,
+                            progress=not args.quiet)
+    train_data, held = full.split(args.n_eval / len(full), seed=args.seed, minimum=args.n_eval)
+    heldout = held.images
     # Floor: real training paintings vs the held-out ones, same count, same SWD sampling.
     floor = swd(train_data.images[: args.n_eval], heldout, device=device)
     result = {"device": str(device), "data": f"{args.styles} ({len(full)} paintings, "

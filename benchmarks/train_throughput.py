@@ -25,14 +25,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
+from common import SHARED, loader_stepper  # noqa: E402  (also puts src/ on the path)
 from brushwork.config import gan_preset  # noqa: E402
 from brushwork.data import dataset as dataset_module  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 # ---- textbook DCGAN (pytorch/examples style), the baseline -----------------------------------
@@ -172,17 +169,7 @@ def textbook_loader(data_dir: Path, res: int, batch: int, workers: int = 2, excl
 def textbook_end_to_end(data_dir, res, batch, width, device):
     """The whole textbook loop: a batch from its DataLoader, then its training step."""
     loop = TextbookLoop(res, batch, device, width, "fp32")
-    loader = textbook_loader(data_dir, res, batch)
-    state = {"it": iter(loader)}
-
-    def step():
-        try:
-            real, _ = next(state["it"])
-        except StopIteration:
-            state["it"] = iter(loader)
-            real, _ = next(state["it"])
-        loop.step(real.to(device, non_blocking=True))
-    return step
+    return loader_stepper(textbook_loader(data_dir, res, batch), loop.step, device)
 
 
 def loader_rates(data_dir: Path, res: int, batch: int, seconds: float) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_args, link_styles, loader_stepper  # noqa: E402
 
 from brushwork.config import VAEConfig  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
@@ -30,8 +28,6 @@ from brushwork.losses import kl_divergence  # noqa: E402
 from brushwork.models.vae import VAE  # noqa: E402
 from brushwork.training.vae import VAETask, validation_metrics  # noqa: E402
 from train_throughput import measure, textbook_loader  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class TextbookVAE:
@@ -53,19 +49,6 @@ class TextbookVAE:
         return loss.item()  # the textbook logs every step (a host sync)
 
 
-def loader_stepper(loader, fn, device):
-    state = {"it": iter(loader)}
-
-    def step():
-        try:
-            x, _ = next(state["it"])
-        except StopIteration:
-            state["it"] = iter(loader)
-            x, _ = next(state["it"])
-        fn(x.to(device, non_blocking=True))
-    return step
-
-
 def batcher_stepper(batcher, task):
     counter = {"step": 0}
 
@@ -77,9 +60,7 @@ def batcher_stepper(batcher, task):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(SHARED / "wikiart64"))
-    ap.add_argument("--styles", default="baroque,romanticism")
-    ap.add_argument("--res", type=int, default=64)
+    add_data_args(ap)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--latent-dim", type=int, default=128)
     ap.add_argument("--batch", type=int, default=64)
@@ -90,14 +71,10 @@ def main(argv=None):
     ap.add_argument("--json", help="append the result as a JSON line to this file")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
-    root = Path(args.data)
-    if not root.is_dir():
-        sys.exit(f"vae benchmark: data folder {root} not found (see shared/data/SOURCES.md)")
     cfg = VAEConfig(resolution=args.res, latent_dim=args.latent_dim, width=args.width)
 
     with tempfile.TemporaryDirectory() as tmp:  # only the chosen styles, for both pipelines
-        for style in args.styles.split(","):
-            (Path(tmp) / style).symlink_to((root / style).resolve())
+        link_styles(Path(tmp), Path(args.data), args.styles)
         train, held_out = load_dataset(tmp, args.res, progress=False).split(
             args.n_eval / 8000, seed=0, minimum=args.n_eval)
         loader = textbook_loader(Path(tmp), args.res, args.batch, exclude=set(held_out.files))

@@ -16,6 +16,11 @@ from typing import Any
 from brushwork.errors import BrushworkError
 
 
+def check_resolution(res: int) -> None:
+    if res < 32 or res > 256 or res & (res - 1):
+        raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+
+
 @dataclass
 class GANConfig:
     """Architecture and optimisation of a GAN. Presets below fill it in."""
@@ -43,9 +48,7 @@ class GANConfig:
     compile: bool = False  # torch.compile the G and D modules (not the whole step); GPU only pays off
 
     def validate(self) -> None:
-        res = self.resolution
-        if res < 32 or res > 256 or res & (res - 1):
-            raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+        check_resolution(self.resolution)
         if self.architecture not in ("seed", "dcgan"):
             raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed or dcgan)")
         if self.loss not in ("bce", "hinge"):
@@ -102,9 +105,7 @@ class VAEConfig:
     channels_last: bool = True  # NHWC memory layout
 
     def validate(self) -> None:
-        res = self.resolution
-        if res < 32 or res > 256 or res & (res - 1):
-            raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+        check_resolution(self.resolution)
         if self.recon not in ("mse", "l1"):
             raise BrushworkError(f"unknown reconstruction term {self.recon!r} (choose mse or l1)")
         if self.latent_dim < 1 or self.width < 1 or self.beta < 0:

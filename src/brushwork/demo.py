@@ -11,7 +11,7 @@ import torch
 
 from brushwork.config import RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import load_dataset
-from brushwork.generate import latents_for_seeds, load_model, write_seed_images
+from brushwork.generate import load_model, write_seed_images
 from brushwork.imaging import save_grid
 from brushwork.training.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run

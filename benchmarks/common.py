@@ -1,0 +1,39 @@
+"""Helpers the benchmarks share: where the shared art lives, style subsets, loader loops."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def add_data_args(ap, styles: str = "baroque,romanticism") -> None:
+    ap.add_argument("--data", default=str(SHARED / "wikiart64"), help="folder of style subfolders")
+    ap.add_argument("--styles", default=styles, help="comma list of subfolders to use")
+    ap.add_argument("--res", type=int, default=64)
+
+
+def link_styles(tmp: Path, data_root: Path, styles: str) -> Path:
+    """A folder in ``tmp`` holding just the chosen style subfolders (as links)."""
+    if not data_root.is_dir():
+        sys.exit(f"benchmark: data folder {data_root} not found (see shared/data/SOURCES.md)")
+    for style in styles.split(","):
+        (Path(tmp) / style).symlink_to((data_root / style).resolve())
+    return Path(tmp)
+
+
+def loader_stepper(loader, fn, device):
+    """A step function: the next batch from a DataLoader (cycling), moved to device, into fn."""
+    state = {"it": iter(loader)}
+
+    def step():
+        try:
+            x, _ = next(state["it"])
+        except StopIteration:
+            state["it"] = iter(loader)
+            x, _ = next(state["it"])
+        fn(x.to(device, non_blocking=True))
+    return step
