@@ -44,6 +44,13 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("--kl-warmup", type=int, default=0, help="steps to ramp beta up from 0")
     p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
     p.set_defaults(family="vae")
+    p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
+    _add_common_train_args(p)
+    p.add_argument("--content", dest="data", help="folder of content photos (same as --data)")
+    p.add_argument("--style", dest="style_data", help="folder of style images (paintings)")
+    p.add_argument("--encoder", default="imagenet", help="VGG19 weights: imagenet, random or a file")
+    p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
+    p.set_defaults(family="adain", res=256)
 
 
 def _train_overrides(args) -> dict:
@@ -61,6 +68,12 @@ def _model_config(args):
 
     if args.family == "gan":
         return apply_overrides(gan_preset(args.preset, args.res), args.set)
+    if args.family == "adain":
+        from brushwork.config import AdaINConfig
+
+        style = str(Path(args.style_data).expanduser().resolve()) if args.style_data else ""
+        return apply_overrides(AdaINConfig(resolution=args.res, style_data=style,
+                                           encoder=args.vgg_weights or args.encoder), args.set)
     cfg = VAEConfig(resolution=args.res, latent_dim=args.latent_dim, beta=args.beta,
                     kl_warmup_steps=args.kl_warmup, recon=args.recon)
     return apply_overrides(cfg, args.set)
@@ -171,6 +184,14 @@ def cmd_blend(args) -> int:
     return 0
 
 
+def cmd_stylize(args) -> int:
+    from brushwork.stylize_files import stylize_files
+
+    for path in stylize_files(args):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from brushwork.provenance import read_record
 
@@ -260,6 +281,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="blend.gif, blend.mp4 or blend.png (a strip)")
     _add_output_args(p)
     p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("stylize", help="put a painting's style onto a photo (Gatys or AdaIN)")
+    p.add_argument("content", help="content image, or a folder of them")
+    p.add_argument("--style", action="append", required=True, help="style image (repeat to blend)")
+    p.add_argument("--style-weights", help="comma list, one per --style, e.g. 0.7,0.3")
+    p.add_argument("--method", choices=["gatys", "adain"], default="gatys")
+    p.add_argument("--model", help="AdaIN run directory (brushwork train adain)")
+    p.add_argument("--size", type=int, default=512, help="longest side of the output")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", default="none",
+                   choices=["none", "luminance", "coral"], help="keep the content's colours")
+    p.add_argument("--mask", help="greyscale image: stylise only where it is white")
+    p.add_argument("--steps", type=int, default=300, help="Gatys: optimisation steps")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--init", choices=["content", "style", "noise"], default="content")
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=10.0)
+    p.add_argument("--tv-weight", type=float, default=0.05)
+    p.add_argument("--scales", type=int, default=2, help="Gatys multiscale levels (1 = off)")
+    p.add_argument("--reflection-padding", action="store_true")
+    p.add_argument("--encoder", default="imagenet",
+                   help="VGG19 weights: imagenet (torchvision cache), random (weak, runs anywhere)")
+    p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
+    p.add_argument("--out", required=True, help="output PNG (or a folder when CONTENT is a folder)")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")

@@ -119,6 +119,29 @@ class VAEConfig:
 
 
 @dataclass
+class AdaINConfig:
+    """Training an AdaIN decoder for fast arbitrary style transfer (Huang & Belongie 2017)."""
+
+    resolution: int = 256  # training crops (the paper: 256 from images resized to 512)
+    width: int = 64  # decoder channels at full resolution (the paper's 64)
+    style_data: str = ""  # folder of style images (paintings); content comes from TrainConfig.data
+    style_weight: float = 10.0  # lambda in L = L_content + lambda * L_style (the paper uses 10)
+    lr: float = 1e-4  # Adam learning rate (the paper's)
+    encoder: str = "imagenet"  # VGG19 weights: "imagenet", a local file, or "random" (weak stand-in)
+    encoder_hash: str = ""  # identity of the encoder the decoder was trained with (set at start)
+    mixed_precision: str = "no"  # kept fp32: VGG statistics are sensitive to bf16 rounding
+    channels_last: bool = False
+
+    def validate(self) -> None:
+        if self.resolution < 32 or self.resolution % 8:
+            raise BrushworkError(f"AdaIN resolution must be a multiple of 8, >= 32; got {self.resolution}")
+        if not self.style_data:
+            raise BrushworkError("AdaIN training needs --style DIR (a folder of style images)")
+        if self.width < 1 or self.style_weight < 0:
+            raise BrushworkError("width must be >= 1 and style_weight >= 0")
+
+
+@dataclass
 class TrainConfig:
     """How a run is driven: data, schedule, logging, checkpoints."""
 
@@ -203,8 +226,8 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
 class RunConfig:
     """Everything ``config.json`` in a run directory holds."""
 
-    kind: str = "gan"  # model family of the run: "gan" or "vae"
-    model: Any = field(default_factory=GANConfig)  # GANConfig or VAEConfig, by kind
+    kind: str = "gan"  # model family of the run: "gan", "vae" or "adain"
+    model: Any = field(default_factory=GANConfig)  # GANConfig, VAEConfig or AdaINConfig, by kind
     train: TrainConfig = field(default_factory=TrainConfig)
     labels: list = field(default_factory=list)  # style label names, index = label id
     version: str = ""  # brushwork version that created the run
@@ -223,4 +246,4 @@ class RunConfig:
                    version=data.get("version", ""))
 
 
-MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig}
+MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "adain": AdaINConfig}

@@ -28,12 +28,30 @@ RELU_INDEX = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1":
               "relu4_1": 20, "relu4_2": 22, "relu5_1": 29}
 
 
+def _vgg19_conv_stack() -> nn.Sequential:
+    """VGG19's convolutional part (torchvision's layout and indices), without the classifier."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    return make_layers(cfgs["E"], batch_norm=False)
+
+
+def _random_state() -> dict[str, torch.Tensor]:
+    """Fixed-seed He initialisation, as torchvision initialises an untrained VGG."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for name, module in _vgg19_conv_stack().named_children():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
+            state[f"features.{name}.weight"] = torch.randn(module.weight.shape, generator=generator) * (2 / fan_out) ** 0.5
+            state[f"features.{name}.bias"] = torch.zeros(module.out_channels)
+    return state
+
+
 def _vgg19_state(weights: str) -> dict[str, torch.Tensor]:
-    from torchvision.models import VGG19_Weights, vgg19
+    from torchvision.models import VGG19_Weights
 
     if weights == "random":
-        torch.manual_seed(0)
-        return vgg19(weights=None).state_dict()
+        return _random_state()
     if weights == "imagenet":
         try:
             return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
@@ -62,23 +80,25 @@ class VGGFeatures(nn.Module):
     def __init__(self, layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_2"),
                  weights: str = "imagenet"):
         super().__init__()
-        from torchvision.models import vgg19
-
         unknown = [name for name in layers if name not in RELU_INDEX]
         if unknown:
             raise BrushworkError(f"unknown VGG layer(s): {', '.join(unknown)}")
-        full = vgg19(weights=None)
+        conv_stack = _vgg19_conv_stack()
+        state = {k[len("features."):]: v for k, v in _vgg19_state(weights).items()
+                 if k.startswith("features.")}  # the classifier's weights are not needed
         try:
-            full.load_state_dict(_vgg19_state(weights))
+            conv_stack.load_state_dict(state)
         except RuntimeError as exc:
             raise BrushworkError(f"{weights} is not a VGG19 state dict: {str(exc)[:200]}") from None
+        # Identity of the whole VGG19 feature stack (not just the layers kept), so every use of
+        # the same weights agrees: AdaIN decoders are pinned to it.
+        self.identity = hashlib.sha256(b"".join(
+            t.detach().cpu().contiguous().view(-1).numpy().tobytes()
+            for t in conv_stack.state_dict().values())).hexdigest()[:16]
         self.layers = {RELU_INDEX[n]: n for n in layers}
-        self.features = full.features[: max(self.layers) + 1].eval().requires_grad_(False)
+        self.features = conv_stack[: max(self.layers) + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.identity = hashlib.sha256(b"".join(
-            t.detach().cpu().contiguous().view(-1).numpy().tobytes()[:4096]
-            for t in self.features.state_dict().values())).hexdigest()[:16]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = ((x + 1) / 2 - self.mean) / self.std

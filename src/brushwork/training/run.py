@@ -36,6 +36,19 @@ def _make_task(run_cfg: RunConfig, ds, device):
 
         train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
         return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images), train
+    if run_cfg.kind == "adain":
+        from brushwork.training.adain import AdaINTask
+
+        cfg, tc = run_cfg.model, run_cfg.train
+        styles = load_dataset(cfg.style_data, cfg.resolution, tc.crop, tc.cache_dir, progress=False)
+        style_batcher = ImageBatcher(styles, tc.batch_size, cfg.resolution, device, tc.flip,
+                                     seed + 1, tc.data_on_device)
+        task = AdaINTask(cfg, device, style_batcher, seed=seed)
+        if cfg.encoder_hash and cfg.encoder_hash != task.encoder.identity:
+            raise BrushworkError(f"this run's decoder was trained with VGG19 encoder {cfg.encoder_hash}, "
+                                 f"but {cfg.encoder!r} is {task.encoder.identity}")
+        cfg.encoder_hash = task.encoder.identity  # pinned in config.json
+        return task, ds
     raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
 
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
@@ -54,10 +67,10 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
+    task, train_images = _make_task(run_cfg, ds, device)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
-    task, train_images = _make_task(run_cfg, ds, device)
     batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,
                            train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
                            model_cfg.channels_last)

@@ -84,6 +84,8 @@ class Trainer:
         if self.task.device.type == "cuda":
             state["rng/cuda"] = torch.cuda.get_rng_state(self.task.device)
         state.update({f"batcher/{k}": v for k, v in self.batcher.state_dict().items()})
+        if hasattr(self.task, "extra_state"):  # e.g. a second data stream of the task's own
+            state.update({f"task/{k}": v for k, v in self.task.extra_state().items()})
         return state
 
     def save(self) -> Path:
@@ -104,6 +106,9 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng/cuda"], self.task.device)
         self.batcher.load_state_dict({k[len("batcher/"):]: v for k, v in state.items()
                                       if k.startswith("batcher/")})
+        if hasattr(self.task, "load_extra_state"):
+            self.task.load_extra_state({k[len("task/"):]: v for k, v in state.items()
+                                        if k.startswith("task/")})
         return self.step
 
     # -- the loop -------------------------------------------------------------------------------

@@ -1,0 +1,316 @@
+"""Neural style transfer: a painting's style on any photo.
+
+Two engines behind one function, ``stylize``:
+
+* ``gatys``: Gatys, Ecker & Bethge 2016. Optimise the pixels of the output so that its VGG19
+  features match the content image at relu4_2 and the Gram matrices of the style image(s) at
+  relu1_1..relu5_1, plus a total-variation term. L-BFGS (default) or Adam; multiscale: optimise a
+  small version first, upsample, refine, so large outputs converge fast and fit in memory.
+* ``adain``: Huang & Belongie 2017. Encode with VGG19 up to relu4_1, align the content features'
+  per-channel mean and std to the style's (adaptive instance normalisation), decode with a trained
+  decoder (``brushwork train adain``): one forward pass per image.
+
+Controls for both: strength (0 = the content, 1 = full style), several styles with weights,
+colour preservation ("luminance": keep the content's chroma; "coral": recolour the style to the
+content's colour statistics first), and a mask (stylise only where it is white).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from brushwork.errors import BrushworkError
+from brushwork.models.vgg import VGGFeatures
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+
+
+# ---- image helpers ------------------------------------------------------------------------------
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> [1, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    arr = x[0].detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0)
+    return Image.fromarray(arr.numpy())
+
+
+def resize_longest(img: Image.Image, size: int) -> Image.Image:
+    """Scale so the longest side is ``size`` (aspect kept, sides rounded to a multiple of 8)."""
+    scale = size / max(img.size)
+    w, h = (max(8, int(round(s * scale / 8)) * 8) for s in img.size)
+    return img.resize((w, h), Image.LANCZOS)
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, C], normalised by C*H*W so layers of any size weigh alike."""
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over space: each [B, C, 1, 1]."""
+    flat = features.flatten(2)
+    return flat.mean(-1)[..., None, None], (flat.var(-1, unbiased=False) + eps).sqrt()[..., None, None]
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Adaptive instance normalisation: content features with the style's channel mean and std."""
+    c_mean, c_std = mean_std(content)
+    s_mean, s_std = mean_std(style)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (smoothness prior)."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+# ---- colour ------------------------------------------------------------------------------------
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def luminance_transfer(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Keep the stylised image's luminance (Y) and the content's chroma (I, Q)."""
+    to_yiq, to_rgb = _RGB_TO_YIQ.to(content), torch.linalg.inv(_RGB_TO_YIQ).to(content)
+    s = torch.einsum("ij,bjhw->bihw", to_yiq, (stylised + 1) / 2)
+    c = torch.einsum("ij,bjhw->bihw", to_yiq, (content + 1) / 2)
+    yiq = torch.cat([s[:, :1], c[:, 1:]], dim=1)
+    return (torch.einsum("ij,bjhw->bihw", to_rgb, yiq) * 2 - 1).clamp(-1, 1)
+
+
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Recolour ``source`` so its RGB mean and covariance match ``target``'s (CORAL, Sun et al.)."""
+    def stats(x):
+        flat = x[0].flatten(1)  # [3, N]
+        mean = flat.mean(1, keepdim=True)
+        cov = torch.cov(flat) + eps * torch.eye(3, device=x.device)
+        return flat, mean, cov
+
+    def sqrtm(m, inverse=False):
+        vals, vecs = torch.linalg.eigh(m)
+        vals = vals.clamp_min(eps) ** (-0.5 if inverse else 0.5)
+        return vecs @ torch.diag(vals) @ vecs.T
+
+    flat, s_mean, s_cov = stats(source)
+    _, t_mean, t_cov = stats(target)
+    out = sqrtm(t_cov) @ sqrtm(s_cov, inverse=True) @ (flat - s_mean) + t_mean
+    return out.view_as(source[0])[None].clamp(-1, 1)
+
+
+# ---- engines ----------------------------------------------------------------------------------
+@dataclass
+class GatysSettings:
+    steps: int = 300  # optimiser iterations in total, split over the scales
+    optimizer: str = "lbfgs"  # "lbfgs" (Gatys et al.) or "adam"
+    init: str = "content"  # start from "content", "style" or "noise"
+    # Each loss term is normalised by its target's energy, so these weights mean the same for
+    # any encoder (ImageNet or random VGG features differ in scale by orders of magnitude).
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.05
+    scales: int = 2  # multiscale levels: 1 = single scale; each level halves the size
+    lr: float = 0.02  # Adam only (images live in [-1, 1])
+
+
+def _style_targets(encoder, styles, weights, size):
+    """Weighted blend of the style images' Gram matrices at every style layer."""
+    grams = {name: 0 for name in STYLE_LAYERS}
+    for img, w in zip(styles, weights):
+        feats = encoder(pil_to_tensor(resize_longest(img, size)).to(encoder.mean.device))
+        for name in STYLE_LAYERS:
+            grams[name] = grams[name] + w * gram_matrix(feats[name])
+    return grams
+
+
+def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE divided by the target's mean square: 1 means 'as far off as predicting zero'."""
+    return F.mse_loss(x, target) / target.square().mean().clamp_min(1e-12)
+
+
+def gatys_losses(encoder, x, content_target, style_grams, s: GatysSettings) -> dict[str, torch.Tensor]:
+    feats = encoder(x)
+    content = relative_mse(feats[CONTENT_LAYER], content_target)
+    style = sum(relative_mse(gram_matrix(feats[n]), style_grams[n]) for n in STYLE_LAYERS) / len(STYLE_LAYERS)
+    tv = total_variation(x)
+    total = s.content_weight * content + s.style_weight * style + s.tv_weight * tv
+    return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, done, total_steps):
+    content_target = encoder(content)[CONTENT_LAYER].detach()
+    grams = {k: v.detach() for k, v in _style_targets(encoder, styles, weights, max(x.shape[-2:])).items()}
+    x = x.detach().clone().requires_grad_(True)
+    history: list[dict] = []
+    if s.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, max_eval=int(steps * 1.25) + 1,
+                                history_size=50, tolerance_grad=0, tolerance_change=0,
+                                line_search_fn="strong_wolfe")
+    else:
+        opt = torch.optim.Adam([x], lr=s.lr)
+
+    def closure():
+        opt.zero_grad()
+        losses = gatys_losses(encoder, x, content_target, grams, s)
+        losses["total"].backward()
+        history.append({k: v.item() for k, v in losses.items()})
+        if progress:
+            progress(min(done + len(history), total_steps), total_steps, history[-1])
+        return losses["total"]
+
+    if s.optimizer == "lbfgs":
+        opt.step(closure)
+    else:
+        for _ in range(steps):
+            closure()
+            opt.step()
+    return x.detach().clamp(-1, 1), history
+
+
+def gatys(encoder: VGGFeatures, content: torch.Tensor, styles: list[Image.Image], weights: list[float],
+          s: GatysSettings, progress: Callable | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """Optimise an image [1, 3, H, W]; returns it and the loss history (one dict per evaluation)."""
+    h, w = content.shape[-2:]
+    sizes = [(max(8, h >> k), max(8, w >> k)) for k in reversed(range(max(1, s.scales)))]
+    per_scale = [s.steps // len(sizes)] * len(sizes)
+    per_scale[-1] += s.steps - sum(per_scale)
+    if s.init == "content":
+        x = content
+    elif s.init == "style":
+        x = pil_to_tensor(styles[0].resize((w, h), Image.LANCZOS)).to(content)
+    elif s.init == "noise":
+        x = torch.randn(content.shape, generator=torch.Generator().manual_seed(0)).to(content) * 0.5
+    else:
+        raise BrushworkError(f"unknown init {s.init!r} (choose content, style or noise)")
+    history, done = [], 0
+    for size, steps in zip(sizes, per_scale):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        target = F.interpolate(content, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x, hist = _optimise_scale(encoder, x, target, styles, weights, s, steps, progress, done, s.steps)
+        history += hist
+        done += steps
+    return x, history
+
+
+# ---- the public function -------------------------------------------------------------------------
+@dataclass
+class StyleRequest:
+    """Everything that decides a stylised image (and goes into its provenance record)."""
+
+    method: str = "gatys"  # "gatys" or "adain"
+    size: int = 512  # longest side of the output, in pixels
+    strength: float = 1.0  # 0 = the content, 1 = full style
+    style_weights: list[float] = field(default_factory=list)  # one per style; normalised to sum 1
+    preserve_color: str = "none"  # "none", "luminance" or "coral"
+    gatys: GatysSettings = field(default_factory=GatysSettings)
+
+    def validate(self) -> None:
+        if not 0 <= self.strength <= 1:
+            raise BrushworkError(f"strength must be in [0, 1], got {self.strength}")
+        if self.method not in ("gatys", "adain"):
+            raise BrushworkError(f"unknown method {self.method!r} (choose gatys or adain)")
+        if self.preserve_color not in ("none", "luminance", "coral"):
+            raise BrushworkError(f"unknown colour preservation {self.preserve_color!r}")
+        if self.size < 16 or self.gatys.steps < 1:
+            raise BrushworkError("size must be >= 16 and steps >= 1")
+
+
+def normalise_weights(weights: list[float], n_styles: int) -> list[float]:
+    weights = list(weights) or [1.0] * n_styles
+    if len(weights) != n_styles:
+        raise BrushworkError(f"{n_styles} style image(s) but {len(weights)} style weight(s)")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise BrushworkError("style weights must be >= 0 and not all zero")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def stylize(content: Image.Image, styles: list[Image.Image], request: StyleRequest,
+            encoder: VGGFeatures, decoder=None, mask: Image.Image | None = None,
+            progress: Callable | None = None) -> Image.Image:
+    """Put the style(s) onto ``content``; returns a PIL image of the content's aspect ratio."""
+    if not styles:
+        raise BrushworkError("at least one style image is needed")
+    request.validate()
+    device = encoder.mean.device
+    weights = normalise_weights(request.style_weights, len(styles))
+    c = pil_to_tensor(resize_longest(content, request.size)).to(device)
+    if request.preserve_color == "coral":  # recolour the styles to the content's palette first
+        styles = [tensor_to_pil(coral(pil_to_tensor(s).to(device), c)) for s in styles]
+    if request.strength == 0:
+        out = c
+    elif request.method == "gatys":
+        settings = request.gatys
+        scaled = GatysSettings(**{**settings.__dict__, "style_weight": settings.style_weight * request.strength})
+        out, _ = gatys(encoder, c, styles, weights, scaled, progress)
+    else:  # adain
+        if decoder is None:
+            raise BrushworkError("AdaIN needs a trained decoder: --model RUN (brushwork train adain)")
+        out = adain_transfer(encoder, decoder, c, styles, weights, request.strength, request.size)
+    if request.preserve_color == "luminance":
+        out = luminance_transfer(out, c)
+    if mask is not None:
+        out = apply_mask(out, c, mask)
+    return tensor_to_pil(out)
+
+
+def apply_mask(stylised: torch.Tensor, content: torch.Tensor, mask: Image.Image) -> torch.Tensor:
+    """Stylised where the mask is white, the untouched content where it is black (soft edges kept)."""
+    m = mask.convert("L").resize((content.shape[-1], content.shape[-2]), Image.BILINEAR)
+    alpha = torch.from_numpy(np.asarray(m, dtype=np.float32) / 255).to(content)[None, None]
+    return alpha * stylised + (1 - alpha) * content
+
+
+@torch.no_grad()
+def adain_transfer(encoder: VGGFeatures, decoder, content: torch.Tensor, styles: list[Image.Image],
+                   weights: list[float], strength: float, size: int) -> torch.Tensor:
+    """One forward pass: t = strength * sum_i w_i AdaIN(f(c), f(s_i)) + (1 - strength) * f(c)."""
+    f_c = encoder(content)["relu4_1"]
+    target = 0
+    for img, w in zip(styles, weights):
+        f_s = encoder(pil_to_tensor(resize_longest(img, size)).to(content))["relu4_1"]
+        target = target + w * adain(f_c, f_s)
+    t = strength * target + (1 - strength) * f_c
+    out = decoder(t)
+    return F.interpolate(out, size=content.shape[-2:], mode="bilinear", align_corners=False).clamp(-1, 1)
+
+
+def load_style_encoder(weights: str, device, reflection_padding: bool = False,
+                       layers=STYLE_LAYERS + (CONTENT_LAYER,)) -> VGGFeatures:
+    """VGG19 features for style transfer; ``weights`` is "imagenet", "random" or a file path."""
+    encoder = VGGFeatures(tuple(layers), weights=weights).to(device)
+    if reflection_padding:  # fewer border artefacts than zero padding
+        for module in encoder.features:
+            if isinstance(module, torch.nn.Conv2d):
+                module.padding_mode = "reflect"
+    return encoder
+
+
+def encoder_identity(encoder: VGGFeatures) -> str:
+    return encoder.identity
+
+
+def image_path_list(path: str | Path) -> list[Path]:
+    """A single image, or every image in a folder (for batch stylisation)."""
+    from brushwork.data.images import list_image_files
+
+    path = Path(path)
+    if path.is_dir():
+        files = list_image_files(path)
+        if not files:
+            raise BrushworkError(f"no images in {path}")
+        return files
+    if not path.is_file():
+        raise BrushworkError(f"no such image file: {path}")
+    return [path]

@@ -1,0 +1,81 @@
+"""File-level style transfer for the CLI (and scripts): read images, stylise, write with provenance."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from brushwork.data.images import load_rgb_or_exit
+from brushwork.errors import BrushworkError
+from brushwork.provenance import make_record, save_png
+from brushwork.style_transfer import (GatysSettings, StyleRequest, image_path_list,
+                                      load_style_encoder, normalise_weights, stylize)
+from brushwork.utils import resolve_device, sha256_file
+
+
+def _weights(text: str | None, n: int) -> list[float]:
+    if not text:
+        return [1.0 / n] * n
+    try:
+        return normalise_weights([float(w) for w in text.split(",")], n)
+    except ValueError:
+        raise BrushworkError(f"--style-weights {text!r}: expected numbers like 0.7,0.3") from None
+
+
+def _outputs(contents: list[Path], out: Path, batch: bool) -> list[Path]:
+    if not batch:
+        if out.suffix.lower() != ".png":
+            raise BrushworkError(f"--out must be a .png file, got {out.name}")
+        return [out]
+    return [out / f"{c.stem}_stylized.png" for c in contents]
+
+
+def stylize_files(args) -> list[Path]:
+    """Stylise every content file named by ``args`` (the ``stylize`` command's arguments)."""
+    device = resolve_device(args.device)
+    contents = image_path_list(args.content)
+    outs = _outputs(contents, Path(args.out), Path(args.content).is_dir())
+    styles = [load_rgb_or_exit(p) for p in args.style]
+    mask = load_rgb_or_exit(args.mask) if args.mask else None
+    weights = _weights(args.style_weights, len(styles))
+    request = StyleRequest(method=args.method, size=args.size, strength=args.strength,
+                           style_weights=weights, preserve_color=args.preserve_color,
+                           gatys=GatysSettings(steps=args.steps, optimizer=args.optimizer,
+                                               init=args.init, content_weight=args.content_weight,
+                                               style_weight=args.style_weight, tv_weight=args.tv_weight,
+                                               scales=args.scales))
+    request.validate()
+    encoder_name = args.vgg_weights or args.encoder
+    encoder = load_style_encoder(encoder_name, device, args.reflection_padding)
+    decoder, model_info = None, {}
+    if args.method == "adain":
+        if not args.model:
+            raise BrushworkError("--method adain needs --model RUN (a decoder from brushwork train adain)")
+        from brushwork.training.adain import load_adain_decoder
+
+        decoder, model_info = load_adain_decoder(Path(args.model), encoder, device)
+    written = []
+    for content_path, out in zip(contents, outs):
+        with tqdm(total=args.steps, desc=f"stylising {content_path.name}", unit="step",
+                  file=sys.stderr, disable=args.method != "gatys") as bar:
+            def progress(step, total, losses):
+                bar.n = step
+                bar.set_postfix(loss=f"{losses['total']:.3g}", refresh=False)
+                bar.refresh()
+
+            image = stylize(load_rgb_or_exit(content_path), styles, request, encoder, decoder,
+                            mask, progress)
+        record = None if args.no_metadata else make_record(
+            kind="style_transfer", method=args.method, size=args.size, strength=args.strength,
+            style_weights=weights, preserve_color=args.preserve_color,
+            encoder=encoder_name, encoder_identity=encoder.identity,
+            content_sha256=sha256_file(content_path), style_sha256=[sha256_file(p) for p in args.style],
+            mask_sha256=sha256_file(args.mask) if args.mask else None,
+            **({"steps": args.steps, "optimizer": args.optimizer, "init": args.init,
+                "content_weight": args.content_weight, "style_weight": args.style_weight,
+                "tv_weight": args.tv_weight, "scales": args.scales} if args.method == "gatys" else {}),
+            **model_info)
+        written.append(save_png(image, out, record))
+    return written
