@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=10.0)
     p.add_argument("--tv-weight", type=float, default=0.05)
-    p.add_argument("--scales", type=int, default=2, help="Gatys multiscale levels (1 = off)")
+    p.add_argument("--scales", type=int, default=0, help="Gatys multiscale levels (0 = auto, 1 = off)")
     p.add_argument("--reflection-padding", action="store_true")
     p.add_argument("--encoder", default="imagenet",
                    help="VGG19 weights: imagenet (torchvision cache), random (weak, runs anywhere)")

@@ -1,0 +1,132 @@
+"""Style transfer speed: brushwork's Gatys and AdaIN against the textbook Gatys loop, same run.
+
+Textbook = the PyTorch tutorial approach: VGG19 conv1_1..conv5_1 Gram losses and conv4_2 content
+loss taken before the ReLUs, style weight 1e6, plain L-BFGS stepped until ``steps`` closure
+calls, fp32, single scale, the image clamped inside the closure. brushwork's Gatys adds multiscale
+(half the steps at half size), normalised losses and a strong-Wolfe line search.
+
+Both results are scored with the *same* yardstick (brushwork's normalised content and style losses
+at full size), so "equal loss" is judged on equal terms. Without ImageNet VGG19 weights (none can be
+downloaded here) both use the fixed-seed random VGG19: speed is unaffected, quality is not ImageNet's.
+
+    python benchmarks/style.py --size 256 --steps 60            # CPU
+    python benchmarks/style.py --size 512 --steps 300 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from common import SHARED  # noqa: E402  (also puts src/ on the path)
+from brushwork.models.style import AdaINDecoder  # noqa: E402
+from brushwork.style_transfer import (CONTENT_LAYER, GatysSettings, StyleRequest,  # noqa: E402
+                                      _style_targets, adain_transfer, gatys_losses,
+                                      load_style_encoder, pil_to_tensor, resize_longest, stylize)
+
+def textbook_gatys(encoder, content: torch.Tensor, style_img, steps: int, settings: GatysSettings):
+    """The tutorial's loop on the same objective: single scale, plain L-BFGS stepped until
+    ``steps`` closure calls, the image clamped inside the closure. Returns (image, [(seconds,
+    total loss)] per evaluation)."""
+    target = encoder(content)[CONTENT_LAYER].detach()
+    grams = {k: v.detach() for k, v in _style_targets(encoder, [style_img], [1.0], max(content.shape[-2:])).items()}
+    img = content.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([img])
+    trace, t0 = [], time.perf_counter()
+    while len(trace) < steps:
+        def closure():
+            with torch.no_grad():
+                img.clamp_(-1, 1)
+            opt.zero_grad()
+            loss = gatys_losses(encoder, img, target, grams, settings)["total"]
+            loss.backward()
+            trace.append((time.perf_counter() - t0, loss.item()))
+            return loss
+        opt.step(closure)
+    return img.detach().clamp(-1, 1), trace
+
+
+def score(encoder, result, content, style_img) -> dict:
+    """Content, style and total loss of a result at full size (the shared yardstick)."""
+    with torch.no_grad():
+        target = encoder(content)[CONTENT_LAYER]
+        grams = _style_targets(encoder, [style_img], [1.0], max(content.shape[-2:]))
+        losses = gatys_losses(encoder, result, target, grams, GatysSettings())
+    return {k: round(v.item(), 5) for k, v in losses.items() if k in ("content", "style", "total")}
+
+
+def timed(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--content", default=str(SHARED / "photos" / "tubingen.jpg"))
+    ap.add_argument("--style", default=str(SHARED / "paintings" / "vangogh_starry_night.jpg"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--encoder", default="random", help="imagenet, random or a VGG19 file")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="benchmarks/results/style")
+    ap.add_argument("--json", help="append the result as a JSON line to this file")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = load_style_encoder(args.encoder, device)
+    content_img = Image.open(args.content).convert("RGB")
+    style_img = Image.open(args.style).convert("RGB")
+    content = pil_to_tensor(resize_longest(content_img, args.size)).to(device)
+
+    request = StyleRequest(size=args.size, gatys=GatysSettings(steps=args.steps))
+    ours, t_ours = timed(lambda: stylize(content_img, [style_img], request, encoder), device)
+    ours_t = pil_to_tensor(ours).to(device)
+    ours_total = score(encoder, ours_t, content, style_img)["total"]
+    # The textbook loop (NCHW, as written in the tutorial) gets up to 2x the steps to reach the
+    # loss brushwork reached.
+    plain = load_style_encoder(args.encoder, device, channels_last=False)
+    (textbook, trace), _ = timed(lambda: textbook_gatys(plain, content, style_img, 2 * args.steps,
+                                                        GatysSettings()), device)
+    at_equal_steps = trace[min(args.steps, len(trace)) - 1]
+    reached = next(((t, n + 1) for n, (t, loss) in enumerate(trace) if loss <= ours_total), None)
+    decoder = AdaINDecoder(64).to(device).eval()
+    adain_once = lambda: adain_transfer(encoder, decoder, content, [style_img], [1.0], 1.0, args.size)  # noqa: E731
+    timed(adain_once, device)  # warm-up
+    runs = [timed(adain_once, device)[1] for _ in range(5)]
+    t_adain = sorted(runs)[2]
+    for name, img in [("textbook_gatys", textbook), ("brushwork_gatys", ours_t)]:
+        Image.fromarray(img[0].add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()).save(
+            out / f"{name}.png")
+    result = {"device": str(device), "size": args.size, "steps": args.steps, "encoder": args.encoder,
+              "seconds_per_image": {"textbook_gatys_equal_steps": round(at_equal_steps[0], 2),
+                                    "brushwork_gatys": round(t_ours, 2),
+                                    "brushwork_adain": round(t_adain, 4)},
+              "total_loss_at_equal_steps": {"textbook_gatys": round(at_equal_steps[1], 5),
+                                            "brushwork_gatys": ours_total},
+              "textbook_to_reach_brushwork_loss": (
+                  {"seconds": round(reached[0], 2), "steps": reached[1]} if reached else
+                  f"not reached in {len(trace)} steps (loss {trace[-1][1]:.5f})"),
+              "gatys_speedup_at_equal_loss": round(reached[0] / t_ours, 2) if reached else
+                  f"> {trace[-1][0] / t_ours:.2f}",
+              "adain_speedup_vs_brushwork_gatys": round(t_ours / t_adain, 1),
+              "final_losses": {"textbook_gatys": score(encoder, textbook, content, style_img),
+                               "brushwork_gatys": score(encoder, ours_t, content, style_img)}}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
