@@ -2,6 +2,8 @@
 # Every GPU measurement in one script, for a lent GPU machine (the image has torch, numpy,
 # pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT.
 #   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
+# .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
+# romanticism}, photos/tubingen.jpg and paintings/vangogh_starry_night.jpg. PARTS picks sections.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu}
@@ -12,7 +14,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
 
-PARTS=${PARTS:-"tests throughput quality vae"}
+PARTS=${PARTS:-"tests throughput quality vae style"}
 if [[ $PARTS == *tests* ]]; then
 echo "== GPU tests"
 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
@@ -42,4 +44,10 @@ if [[ $PARTS == *vae* ]]; then
 echo "== VAE vs textbook VAE loop"
 python3 benchmarks/vae.py --device cuda --data "$DATA" --kimg "${VAE_KIMG:-100}" --batch 128 --width 64 \
     --seconds 3 --json "$OUT/vae.jsonl"
+fi
+if [[ $PARTS == *style* ]]; then
+echo "== style transfer: Gatys and AdaIN vs the tutorial loop, 512 px"
+python3 benchmarks/style.py --device cuda --size 512 --steps 300 --encoder random \
+    --content .gpudata/photos/tubingen.jpg --style .gpudata/paintings/vangogh_starry_night.jpg \
+    --out "$OUT/style" --json "$OUT/style.jsonl"
 fi

@@ -86,3 +86,21 @@ def test_model_hash_changes_when_weights_change(trained_run, tmp_path):
 def test_loading_something_that_is_not_a_run(tmp_path):
     with pytest.raises(BrushworkError, match="not a brushwork run"):
         load_model(tmp_path)
+
+
+def test_mp4_walk_when_imageio_ffmpeg_is_installed(trained_run, tmp_path):
+    imageio = pytest.importorskip("imageio.v2", reason="MP4 output needs imageio + imageio-ffmpeg")
+    pytest.importorskip("imageio_ffmpeg")
+    from brushwork.video import write_walk
+
+    path = write_walk(load_model(trained_run, "cpu"), [1, 2], 10, tmp_path / "walk.mp4", fps=10)
+    reader = imageio.get_reader(path)
+    assert reader.count_frames() == 10 and reader.get_data(0).shape[:2] == (32, 32)
+    reader.close()
+
+
+def test_walk_refuses_other_formats(trained_run, tmp_path):
+    from brushwork.video import write_walk
+
+    with pytest.raises(BrushworkError, match=".gif or .mp4"):
+        write_walk(load_model(trained_run, "cpu"), [1, 2], 4, tmp_path / "walk.avi")

@@ -27,7 +27,7 @@ def _add_common_train_args(p) -> None:
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any model setting, e.g. --set width=32")
+                   help="override any model setting: --set g_width=32 (GAN), --set width=32 (VAE)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
     p.set_defaults(func=cmd_train)
 

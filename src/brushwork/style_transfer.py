@@ -164,6 +164,8 @@ def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, do
         opt = torch.optim.Adam([x], lr=s.lr)
 
     def closure():
+        with torch.no_grad():  # keep the image a valid image while optimising (as the tutorial)
+            x.clamp_(-1, 1)
         opt.zero_grad()
         losses = gatys_losses(encoder, x, content_target, grams, s)
         losses["total"].backward()

@@ -14,15 +14,18 @@ from brushwork.training.checkpoint import latest_checkpoint
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write, resolve_device
 
+
 def _say(text: str, quiet: bool) -> None:
     if not quiet:
         print(text, file=sys.stderr)
+
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
     """Refuse to silently overwrite a run."""
     if latest_checkpoint(run_dir) is not None and not resume:
         raise BrushworkError(f"{run_dir} already holds a training run; add --resume to continue "
                              f"it, or choose another --out")
+
 
 def _make_task(run_cfg: RunConfig, ds, device):
     """(task, training images) for the run's model family."""
@@ -50,6 +53,7 @@ def _make_task(run_cfg: RunConfig, ds, device):
         cfg.encoder_hash = task.encoder.identity  # pinned in config.json
         return task, ds
     raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
+
 
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
               time_limit: float | None = None) -> Trainer:
