@@ -192,6 +192,39 @@ def cmd_stylize(args) -> int:
     return 0
 
 
+def cmd_originality(args) -> int:
+    import torch
+
+    from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
+    from brushwork.generate import latents_for_seeds, load_model
+    from brushwork.originality_report import originality
+    from brushwork.utils import resolve_device
+
+    device = resolve_device(args.device)
+    if args.image:
+        res = args.res
+        img = square_crop_resize(load_rgb_or_exit(args.image), res)
+        generated = torch.from_numpy(to_uint8_chw(img))[None]
+    elif args.run:
+        model = load_model(args.run, args.device)
+        res = model.config.model.resolution
+        images = model.generate(latents_for_seeds(list(range(args.n)), model.z_dim))
+        generated = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    else:
+        raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
+    report = originality(generated, args.data, res, args.features, device,
+                         Path(args.report) if args.report else None, args.percentile)
+    for key, value in report.summary().items():
+        print(f"{key:>22}: {value}")
+    if args.image:
+        print(f"{'nearest tiled L2':>22}: {report.tiled_l2[0]:.4f}  "
+              f"{'feature cosine'}: {report.feature_similarity[0]:.4f}  "
+              f"{'verdict'}: {'COPY' if bool(report.copies[0]) else 'original'}")
+    if args.report:
+        print(f"report: {args.report}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from brushwork.provenance import read_record
 
@@ -307,6 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output PNG (or a folder when CONTENT is a folder)")
     _add_output_args(p)
     p.set_defaults(func=cmd_stylize)
+
+    p = sub.add_parser("originality", help="find the nearest training images; flag copies")
+    p.add_argument("run", nargs="?", help="run directory (generated seeds 0..n-1 are checked)")
+    p.add_argument("--image", help="check one image instead of a run's output")
+    p.add_argument("--data", required=True, help="the training images (folder or builtin:...)")
+    p.add_argument("--n", type=int, default=512, help="generated images to check")
+    p.add_argument("--res", type=int, default=64, help="comparison size for --image")
+    p.add_argument("--percentile", type=float, default=5.0,
+                   help="flag images closer than this %% of training pairs are to each other")
+    p.add_argument("--features", default="imagenet", help="VGG19 weights: imagenet, random or a file")
+    p.add_argument("--report", help="write an HTML report here")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_originality)
 
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")

@@ -160,13 +160,16 @@ class Trainer:
                 self.step += 1
                 count += 1
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                if logged:
                     self._log(log, sums, count, time.perf_counter() - tick, bar)
-                    sums, count, tick = {}, 0, time.perf_counter()
+                    sums, count = {}, 0
                 if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
                     self._preview(log)
                 if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
                     self.save()
+                if logged:  # img/s counts training steps only, not logging, grids or saving
+                    tick = time.perf_counter()
                 if deadline and time.perf_counter() > deadline:
                     break
             if count and sums:  # stopped between log intervals: check before saving

@@ -1,0 +1,81 @@
+"""``brushwork originality``: generate (or take) images, find their nearest training images,
+flag copies, and write an HTML report with the closest pairs and the similarity distributions."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import torch
+
+from brushwork.data.dataset import load_dataset
+from brushwork.imaging import grid_image
+from brushwork.metrics.originality import OriginalityReport, check_originality
+from brushwork.models.vgg import VGGFeatures
+from brushwork.utils import atomic_write
+
+
+def originality_encoder(weights: str, device) -> VGGFeatures:
+    return VGGFeatures(("relu2_1", "relu3_1", "relu4_1"), weights=weights).to(device)
+
+
+def _plot(report: OriginalityReport, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
+    for ax, gen, train, thr, title in [
+            (axes[0], report.tiled_l2, report.train_l2, report.l2_threshold, "nearest tiled L2 (lower = closer)"),
+            (axes[1], report.feature_similarity, report.train_similarity, report.similarity_threshold,
+             "nearest feature cosine (higher = closer)")]:
+        ax.hist(train.numpy(), bins=40, alpha=0.6, density=True, label="training vs training")
+        ax.hist(gen.numpy(), bins=40, alpha=0.6, density=True, label="generated vs training")
+        ax.axvline(thr, color="k", linestyle="--", label="copy threshold")
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def write_report(report: OriginalityReport, generated: torch.Tensor, train: torch.Tensor,
+                 train_names: list[str], path: Path, top: int = 12) -> Path:
+    """HTML page: summary, distribution plot, and the ``top`` closest generated/training pairs."""
+    folder = path.parent / (path.stem + "_files")
+    folder.mkdir(parents=True, exist_ok=True)
+    _plot(report, folder / "distributions.png")
+    order = torch.argsort(report.tiled_l2)[:top]
+    rows = []
+    for rank, i in enumerate(order.tolist()):
+        j = int(report.tiled_index[i])
+        pair = torch.stack([generated[i].float() / 127.5 - 1 if generated.dtype == torch.uint8 else generated[i],
+                            train[j].float() / 127.5 - 1])
+        grid_image(pair, columns=2).save(folder / f"pair{rank:02d}.png")
+        flag = "COPY" if bool(report.copies[i]) else ""
+        name = train_names[j] if j < len(train_names) else str(j)
+        rows.append(f"<tr><td><img src='{folder.name}/pair{rank:02d}.png'></td><td>#{i}</td>"
+                    f"<td>{html.escape(name)}</td><td>{report.tiled_l2[i]:.3f}</td>"
+                    f"<td>{report.feature_similarity[i]:.3f}</td><td><b>{flag}</b></td></tr>")
+    summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in report.summary().items())
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>brushwork originality</title>"
+            "<style>body{font-family:sans-serif;margin:2em}img{image-rendering:pixelated;height:96px}"
+            "td,th{padding:4px 10px;text-align:left}</style></head><body><h1>Originality report</h1>"
+            f"<table>{summary}</table><h2>Nearest-neighbour distributions</h2>"
+            f"<img style='height:auto' src='{folder.name}/distributions.png'>"
+            "<h2>Closest pairs (generated | training)</h2><table><tr><th>pair</th><th>generated</th>"
+            "<th>training image</th><th>tiled L2</th><th>feature cos</th><th></th></tr>"
+            + "".join(rows) + "</table></body></html>")
+    atomic_write(path, page.encode())
+    return path
+
+
+def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,
+                report_path: Path | None = None, percentile: float = 5.0) -> OriginalityReport:
+    """Check uint8 images [N, 3, R, R] against a data folder; optionally write the HTML report."""
+    ds = load_dataset(data, resolution, progress=False)
+    report = check_originality(generated, ds.images, originality_encoder(features, device), percentile)
+    if report_path is not None:
+        write_report(report, generated, ds.images, ds.files, Path(report_path))
+    return report

@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from brushwork.cli import main
+from brushwork.data.dataset import load_dataset
+from brushwork.metrics.originality import check_originality, near_duplicates, tiled_l2, tiles
+from brushwork.models.vgg import VGGFeatures
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return VGGFeatures(("relu2_1", "relu3_1"), weights="random")
+
+
+@pytest.fixture(scope="module")
+def train():
+    return load_dataset("builtin:abstract:40", 32, progress=False).images  # 200 paintings
+
+
+def test_tiles_and_tiled_l2_by_hand():
+    a = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    b = a.clone()
+    b[0, :, :2, :2] = 255  # one 2x2 tile fully different: 12 values of 1.0 -> L2 sqrt(12)
+    assert tiles(a).shape == (16, 1, 12)
+    dist, idx = tiled_l2(b, torch.cat([a, b]))
+    assert dist.item() == 0 and idx.item() == 1
+    dist, _ = tiled_l2(b, a)
+    assert dist.item() == pytest.approx(12 ** 0.5)  # the worst tile decides
+
+
+def test_a_model_that_returns_training_images_is_flagged(train, encoder):
+    copies = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(1))[:50]]
+    report = check_originality(copies, train, encoder)
+    assert report.summary()["memorisation_rate"] >= 0.95
+    assert torch.all(report.tiled_l2 < 0.05)  # 0 up to the rounding of matmul-based cdist
+
+
+def test_a_model_that_returns_noise_is_not(train, encoder):
+    noise = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    assert check_originality(noise, train, encoder).summary()["memorisation_rate"] <= 0.05
+
+
+def test_lightly_edited_copies_are_still_found(train, encoder):
+    edited = train[:40].float()
+    edited = (edited + torch.randn_like(edited) * 3).clamp(0, 255).to(torch.uint8)  # re-encode-like noise
+    report = check_originality(edited, train, encoder)
+    assert report.summary()["memorisation_rate"] >= 0.9
+    assert torch.equal(report.tiled_index, torch.arange(40))
+
+
+def test_near_duplicates_in_the_data_are_found(train):
+    data = torch.cat([train[:30], train[5:6], train[17:18]])  # two duplicated files
+    pairs = near_duplicates(data)
+    assert [(i, j) for i, j, _ in pairs] == [(5, 30), (17, 31)]
+
+
+def test_originality_cli_on_an_image_and_a_run(tmp_path, capsys):
+    from PIL import Image
+
+    from brushwork.data.builtin import paint
+
+    paint("grid", 3, 32).save(tmp_path / "copy.png")
+    assert main(["originality", "--image", str(tmp_path / "copy.png"), "--data", "builtin:abstract:8",
+                 "--res", "32", "--features", "random", "--device", "cpu"]) == 0
+    assert "verdict: COPY" in capsys.readouterr().out
+    Image.new("RGB", (32, 32), (90, 200, 10)).save(tmp_path / "new.png")
+    assert main(["originality", "--image", str(tmp_path / "new.png"), "--data", "builtin:abstract:8",
+                 "--res", "32", "--features", "random", "--device", "cpu"]) == 0
+    assert "verdict: original" in capsys.readouterr().out
+
+    from brushwork.training.run import train_run
+    from conftest import tiny_run_config
+
+    train_run(tiny_run_config("dcgan", steps=2), tmp_path / "run", quiet=True)
+    report = tmp_path / "report.html"
+    assert main(["originality", str(tmp_path / "run"), "--data", "builtin:abstract:8", "--n", "16",
+                 "--features", "random", "--report", str(report), "--device", "cpu"]) == 0
+    page = report.read_text()
+    assert "memorisation_rate" in page and "pair00.png" in page
+    assert (tmp_path / "report_files" / "distributions.png").exists()
