@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,3 +38,11 @@ def loader_stepper(loader, fn, device):
             x, _ = next(state["it"])
         fn(x.to(device, non_blocking=True))
     return step
+
+
+def report(result: dict, json_path: str | None) -> None:
+    """Print the result; append it as one JSON line to ``json_path`` when given."""
+    print(json.dumps(result, indent=2))
+    if json_path:
+        with open(json_path, "a") as f:
+            f.write(json.dumps(result) + "\n")

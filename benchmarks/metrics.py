@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
-from common import SHARED  # noqa: E402  (also puts src/ on the path)
+from common import SHARED, report  # noqa: E402  (also puts src/ on the path)
 from brushwork.data.dataset import load_dataset  # noqa: E402
 from brushwork.metrics.originality import check_originality, near_duplicates  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
@@ -48,11 +47,11 @@ def main(argv=None):
 
     encoder = VGGFeatures(("relu2_1", "relu3_1", "relu4_1"), weights="random").to(device)
     t0 = time.perf_counter()
-    report = check_originality(queries, train, encoder, calibration=2000)
+    found = check_originality(queries, train, encoder, calibration=2000)
     seconds = time.perf_counter() - t0
     result["originality"] = {"queries": len(queries), "training_images": len(train),
                              "seconds": round(seconds, 2), "queries_per_s": round(len(queries) / seconds, 1),
-                             **report.summary()}
+                             **found.summary()}
 
     t0 = time.perf_counter()
     pairs = near_duplicates(ds.images)
@@ -63,10 +62,7 @@ def main(argv=None):
                             "fraction_of_data": round(len(in_pairs) / len(ds), 4),
                             "seconds": round(seconds, 1),
                             "examples": [(ds.files[i], ds.files[j], d) for i, j, d in pairs[:5]]}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ downloaded here) both use the fixed-seed random VGG19: speed is unaffected, qual
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from common import SHARED  # noqa: E402  (also puts src/ on the path)
+from common import SHARED, report  # noqa: E402  (also puts src/ on the path)
 from brushwork.models.style import AdaINDecoder  # noqa: E402
 from brushwork.style_transfer import (CONTENT_LAYER, GatysSettings, StyleRequest,  # noqa: E402
                                       _style_targets, adain_transfer, gatys_losses,
@@ -122,10 +121,7 @@ def main(argv=None):
               "adain_speedup_vs_brushwork_gatys": round(t_ours / t_adain, 1),
               "final_losses": {"textbook_gatys": score(encoder, textbook, content, style_img),
                                "brushwork_gatys": score(encoder, ours_t, content, style_img)}}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

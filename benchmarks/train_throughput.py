@@ -15,7 +15,6 @@ data-loader measurement; the step measurements feed both sides from memory.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from common import SHARED, loader_stepper  # noqa: E402  (also puts src/ on the path)
+from common import SHARED, loader_stepper, report  # noqa: E402  (also puts src/ on the path)
 from brushwork.config import gan_preset  # noqa: E402
 from brushwork.data import dataset as dataset_module  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
@@ -257,10 +256,7 @@ def main(argv=None):
         result["end_to_end_ratio"] = round(rates["brushwork_dcgan_end_to_end"]
                                            / rates["textbook_fp32_end_to_end"], 2)
         result["loader_img_per_s"] = loader_rates(Path(args.data), res, b, min(args.seconds, 10))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ function on the same held-out paintings, and throughput is timed in interleaved 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from common import add_data_args, link_styles, loader_stepper  # noqa: E402
+from common import add_data_args, link_styles, loader_stepper, report  # noqa: E402
 
 from brushwork.config import VAEConfig  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
@@ -99,10 +98,7 @@ def main(argv=None):
         "textbook": validation_metrics(textbook.model, held_out.images, device),
         "brushwork": validation_metrics(ours.vae, held_out.images, device),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":
