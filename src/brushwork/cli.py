@@ -28,6 +28,9 @@ def _add_common_train_args(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any model setting: --set g_width=32 (GAN), --set width=32 (VAE)")
+    p.add_argument("--eval-every", type=int, help="steps between quality evaluations (0 = off)")
+    p.add_argument("--eval-n", type=int, help="images per evaluation")
+    p.add_argument("--eval-metrics", help="comma list of swd, fid, kid, pr")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
     p.set_defaults(func=cmd_train)
 
@@ -56,7 +59,8 @@ def _add_train_parsers(sub) -> None:
 def _train_overrides(args) -> dict:
     names = {"batch_size": args.batch_size, "steps": args.steps, "log_every": args.log_every,
              "ckpt_every": args.ckpt_every, "sample_every": args.sample_every, "seed": args.seed,
-             "device": args.device, "crop": args.crop}
+             "device": args.device, "crop": args.crop, "eval_every": args.eval_every,
+             "eval_n": args.eval_n, "eval_metrics": args.eval_metrics}
     out = {k: v for k, v in names.items() if v is not None}
     if args.no_flip:
         out["flip"] = False
@@ -225,6 +229,17 @@ def cmd_originality(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from brushwork.evaluation import evaluate_run
+
+    row = evaluate_run(args.run, args.data, args.n, args.metrics, args.features,
+                       args.inception_weights, args.device)
+    width = max(len(k) for k in row)
+    for key, value in row.items():
+        print(f"{key:>{width}}  {value}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from brushwork.provenance import read_record
 
@@ -353,6 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_originality)
+
+    p = sub.add_parser("evaluate", help="score a run's samples: SWD, FID, KID, precision/recall")
+    p.add_argument("run")
+    p.add_argument("--data", required=True, help="real images to compare with (folder or builtin:...)")
+    p.add_argument("--n", type=int, default=10000, help="generated (and real) images")
+    p.add_argument("--metrics", default="swd,fid,kid,pr")
+    p.add_argument("--features", default="inception", help="inception, or random (a weak stand-in)")
+    p.add_argument("--inception-weights", help="local FID Inception weights file")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")

@@ -159,6 +159,9 @@ class TrainConfig:
     cache_dir: str = ""  # decoded-image cache; "" = $BRUSHWORK_CACHE or ~/.cache/brushwork
     data_on_device: bool = True  # keep the decoded dataset on the GPU when it fits (4 GiB cap)
     n_sample: int = 64  # images in each sample grid
+    eval_every: int = 0  # steps between quality evaluations (metrics.jsonl, TensorBoard); 0 = off
+    eval_n: int = 1000  # generated and real images per evaluation
+    eval_metrics: str = "swd"  # comma list of swd, fid, kid, pr (FID/KID/PR need Inception weights)
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.steps < 0:
@@ -166,6 +169,8 @@ class TrainConfig:
         for name in ("log_every", "sample_every", "ckpt_every", "keep_checkpoints", "n_sample"):
             if getattr(self, name) < 1:
                 raise BrushworkError(f"{name} must be >= 1")
+        if self.eval_every < 0 or self.eval_n < 2:
+            raise BrushworkError("eval_every must be >= 0 and eval_n >= 2")
         if self.crop not in ("center", "random"):
             raise BrushworkError(f"crop must be center or random, got {self.crop!r}")
 

@@ -39,6 +39,7 @@ class ArtDataset:
     files: list[str] = field(default_factory=list)  # relative paths, aligned with images
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     source: str = ""
+    fingerprint: str = ""  # changes whenever a file is added, removed or modified
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -52,7 +53,8 @@ class ArtDataset:
     def subset(self, indices: torch.Tensor) -> "ArtDataset":
         files = [self.files[i] for i in indices.tolist()] if self.files else []
         return ArtDataset(self.images[indices], self.labels[indices], self.label_names, files,
-                          self.skipped, self.source)
+                          self.skipped, self.source,
+                          self.fingerprint and f"{self.fingerprint}[{hash_indices(indices)}]")
 
     def skipped_summary(self, first: int = 5) -> str:
         """One line for the training log, e.g. 'skipped 3 unreadable files: a.jpg (empty file), ...'."""
@@ -61,6 +63,10 @@ class ArtDataset:
         names = ", ".join(f"{p} ({why})" for p, why in self.skipped[:first])
         more = f", and {len(self.skipped) - first} more" if len(self.skipped) > first else ""
         return f"skipped {len(self.skipped)} unreadable file(s): {names}{more}"
+
+
+def hash_indices(indices: torch.Tensor) -> str:
+    return hashlib.sha256(indices.to(torch.int64).numpy().tobytes()).hexdigest()[:12]
 
 
 def default_cache_dir() -> Path:
@@ -158,6 +164,7 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
             _save_cache(cache_file, ds)
         except OSError as exc:  # a read-only cache dir must not stop training
             print(f"warning: could not write dataset cache {cache_file}: {exc}", file=sys.stderr)
+    ds.fingerprint = key
     _MEMORY_CACHE[key] = ds
     return ds
 
@@ -173,7 +180,7 @@ def _load_builtin(spec: str, size: int) -> ArtDataset:
     if key not in _MEMORY_CACHE:
         images, labels, names = builtin_abstract(size, per_style)
         _MEMORY_CACHE[key] = ArtDataset(torch.from_numpy(images), torch.from_numpy(labels), names,
-                                        source=spec)
+                                        source=spec, fingerprint=key)
     return _MEMORY_CACHE[key]
 
 

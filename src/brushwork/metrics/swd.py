@@ -95,15 +95,17 @@ def swd(images_a: torch.Tensor, images_b: torch.Tensor, seed: int = 0, batch: in
     of images (the larger is truncated, as in the reference implementation).
     """
     device = torch.device(device) if device else images_a.device
-    generator = torch.Generator().manual_seed(seed)
     per_level: list[list[torch.Tensor]] = [[], []]
     for side, images in enumerate((images_a, images_b)):
+        # Both sides draw patch positions from the same seed: a set against itself gives 0.
+        generator = torch.Generator().manual_seed(seed)
         chunks = []
         for start in range(0, len(images), batch):
             pyramid = laplacian_pyramid(_as_float(images[start:start + batch].to(device)))
             chunks.append([_descriptors(level, generator) for level in pyramid])
         per_level[side] = [torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
     resolution = images_a.shape[-1]
+    generator = torch.Generator().manual_seed(seed + 1)  # projection directions
     levels = {}
     for i, (da, db) in enumerate(zip(*per_level)):
         value = sliced_wasserstein(_normalise(da), _normalise(db), generator) * 1e3

@@ -55,6 +55,19 @@ def _make_task(run_cfg: RunConfig, ds, device):
     raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
 
 
+def _evaluator(run_cfg: RunConfig, ds, task, device):
+    """--eval-every: score samples against the training images at intervals (GANs and VAEs)."""
+    if not run_cfg.train.eval_every or run_cfg.kind not in ("gan", "vae"):
+        return None
+    from brushwork.evaluation import SampleEvaluator
+    from brushwork.metrics.evaluate import parse_metrics
+
+    tc = run_cfg.train
+    evaluate = SampleEvaluator(ds, tc.eval_n, parse_metrics(tc.eval_metrics), device,
+                               cache_dir=tc.cache_dir)
+    return lambda: evaluate(task.sample, run_cfg.model.z_dim)
+
+
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
               time_limit: float | None = None) -> Trainer:
     """Train (or continue) a run of any family; returns the finished Trainer. ``time_limit``
@@ -79,7 +92,7 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
                            train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
                            model_cfg.channels_last)
     trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
-                      progress=not quiet)
+                      progress=not quiet, evaluator=_evaluator(run_cfg, ds, task, device))
     start = trainer.resume() if resume else 0
     params = sum(count_parameters(m) for m in task.modules().values())
     _say(f"{run_cfg.kind}: {len(train_images)} training images "

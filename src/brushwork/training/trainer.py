@@ -70,11 +70,12 @@ class MetricsLog:
 
 class Trainer:
     def __init__(self, task, batcher: ImageBatcher, run_dir: Path, train_cfg, info: dict | None = None,
-                 progress: bool = True):
+                 progress: bool = True, evaluator=None):
         self.task, self.batcher, self.cfg = task, batcher, train_cfg
         self.run_dir = Path(run_dir)
         self.info = info or {}
         self.progress = progress
+        self.evaluator = evaluator  # () -> {"eval_<metric>": value}, run every cfg.eval_every steps
         self.step = 0
         self.stop_requested = False
 
@@ -131,6 +132,9 @@ class Trainer:
         row["images_seen"] = self.step * self.cfg.batch_size
         if hasattr(self.task, "validate"):  # held-out metrics, for tasks that have them
             row.update(self.task.validate())
+        if self.evaluator is not None and getattr(self.cfg, "eval_every", 0) and \
+                self.step % self.cfg.eval_every == 0:
+            row.update(self.evaluator())
         log.write(row)
         shown = {k: row[k] for k in row if k.startswith(("loss", "val_bits"))}
         bar.set_postfix(shown | {"img/s": row["img_per_s"]})
@@ -160,7 +164,8 @@ class Trainer:
                 self.step += 1
                 count += 1
                 bar.update(1)
-                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                eval_due = bool(self.evaluator) and cfg.eval_every and self.step % cfg.eval_every == 0
+                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps or eval_due
                 if logged:
                     self._log(log, sums, count, time.perf_counter() - tick, bar)
                     sums, count = {}, 0
