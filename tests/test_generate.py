@@ -104,3 +104,17 @@ def test_walk_refuses_other_formats(trained_run, tmp_path):
 
     with pytest.raises(BrushworkError, match=".gif or .mp4"):
         write_walk(load_model(trained_run, "cpu"), [1, 2], 4, tmp_path / "walk.avi")
+
+
+@pytest.mark.parametrize("ext", ["jpg", "webp"])
+def test_jpeg_and_webp_carry_the_same_record(trained_run, tmp_path, ext):
+    model = load_model(trained_run, "cpu")
+    (path,) = write_seed_images(model, [7], tmp_path, truncation=0.7, ext=ext)
+    assert path.suffix == f".{ext}"
+    record = read_record(path)
+    assert record["parameters"].startswith("Seed: 7, Truncation: 0.7, Model: run")
+    assert record["brushwork"]["model_hash"] == model.model_hash
+    (bare,) = write_seed_images(model, [7], tmp_path / "bare", ext=ext, metadata=False)
+    assert read_record(bare) == {}
+    with Image.open(bare) as img:
+        assert not img.info.get("xmp") and 0x010E not in img.getexif()

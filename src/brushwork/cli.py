@@ -129,7 +129,7 @@ def cmd_sample(args) -> int:
     seed_list = parse_seeds(seeds)
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
-                              grid=args.grid)
+                              grid=args.grid, ext=args.format)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 
@@ -287,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     _add_prior_scale_args(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png")
-    p.add_argument("--from", dest="from_image", help="regenerate the image this PNG records")
+    p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
+    p.add_argument("--format", choices=["png", "jpg", "webp"], default="png",
+                   help="file type; the provenance record is embedded in each (EXIF/XMP for jpg, webp)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
     p.set_defaults(func=cmd_sample)

@@ -19,7 +19,7 @@ from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
 from brushwork.models.gan import build_gan
-from brushwork.provenance import make_record, save_png
+from brushwork.provenance import make_record, save_image, save_png
 from brushwork.training import checkpoint as ckpt
 from brushwork.utils import resolve_device, tensors_hash
 
@@ -185,14 +185,14 @@ def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
 
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
-                      metadata: bool = True, grid: bool = False) -> list[Path]:
+                      metadata: bool = True, grid: bool = False, ext: str = "png") -> list[Path]:
     """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
     ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
     images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
     paths = []
     for seed, img in zip(seeds, to_pil(images)):
         record = model.record(seed=seed, **{model.scale_name: truncation}) if metadata else None
-        paths.append(save_png(img, Path(out_dir) / f"seed{seed:04d}.png", record))
+        paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record))
     if grid:
         record = model.record(seeds=seeds, **{model.scale_name: truncation}) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))

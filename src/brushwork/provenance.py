@@ -1,6 +1,7 @@
 """Provenance: every image brushwork writes says how it was made.
 
-PNG files get two text chunks:
+JPEG and WebP files carry the same record: the parameters line as EXIF ImageDescription and the
+full JSON in an XMP packet (``brushwork:record``). PNG files get two text chunks:
 
 * ``parameters``: one human line in the style of AUTOMATIC1111's web UI, which many image viewers
   and art sites already display: ``Seed: 7, Truncation: 0.7, Model: run, Model hash: 1a2b3c4d5e, Steps: 5000``.
@@ -50,16 +51,67 @@ def save_png(img: Image.Image, path: str | Path, record: dict | None) -> Path:
     return Path(path)
 
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:brushwork="https://brushwork.invalid/ns/1.0/" '
+        'brushwork:record="{record}"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def save_image(img: Image.Image, path: str | Path, record: dict | None) -> Path:
+    """Write PNG, JPEG or WebP (by suffix) atomically, with the provenance record embedded."""
+    import html
+    import io
+
+    path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BrushworkError(f"unsupported output format {path.suffix!r} (use .png, .jpg or .webp)")
+    if fmt == "PNG":
+        return save_png(img, path, record)
+    options: dict = {"quality": 95}
+    if record is not None:
+        exif = Image.Exif()
+        exif[0x010E] = parameters_line(record)  # ImageDescription
+        exif[0x0131] = f"brushwork {__version__}"  # Software
+        options["exif"] = exif.tobytes()
+        options["xmp"] = _XMP.format(record=html.escape(json.dumps(record, sort_keys=True))).encode()
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def _record_from_xmp(xmp) -> dict | None:
+    import html
+    import re
+
+    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+    match = re.search(r'brushwork:record="([^"]*)"', text)
+    return json.loads(html.unescape(match.group(1))) if match else None
+
+
 def read_record(path: str | Path) -> dict:
     """The text metadata of an image: {'parameters': str, 'brushwork': dict} where present."""
     try:
         with Image.open(path) as img:
             text = dict(getattr(img, "text", {}) or img.info)
+            description = img.getexif().get(0x010E)
+            xmp = img.info.get("xmp")
     except FileNotFoundError:
         raise BrushworkError(f"no such image file: {path}") from None
     except OSError as exc:
         raise BrushworkError(f"cannot read image {path}: {exc}") from None
     out = {}
+    if xmp:
+        try:
+            record = _record_from_xmp(xmp)
+        except json.JSONDecodeError:
+            record = None
+        if record is not None:
+            out["brushwork"] = record
+            if isinstance(description, str):
+                out["parameters"] = description
     if isinstance(text.get("parameters"), str):
         out["parameters"] = text["parameters"]
     if isinstance(text.get("brushwork"), str):

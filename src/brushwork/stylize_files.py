@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from brushwork.data.images import load_rgb_or_exit
 from brushwork.errors import BrushworkError
-from brushwork.provenance import make_record, save_png
+from brushwork.provenance import make_record, save_image
 from brushwork.style_transfer import (GatysSettings, StyleRequest, image_path_list,
                                       load_style_encoder, normalise_weights, stylize)
 from brushwork.utils import resolve_device, sha256_file
@@ -26,8 +26,8 @@ def _weights(text: str | None, n: int) -> list[float]:
 
 def _outputs(contents: list[Path], out: Path, batch: bool) -> list[Path]:
     if not batch:
-        if out.suffix.lower() != ".png":
-            raise BrushworkError(f"--out must be a .png file, got {out.name}")
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise BrushworkError(f"--out must be a .png, .jpg or .webp file, got {out.name}")
         return [out]
     return [out / f"{c.stem}_stylized.png" for c in contents]
 
@@ -77,5 +77,5 @@ def stylize_files(args) -> list[Path]:
                 "content_weight": args.content_weight, "style_weight": args.style_weight,
                 "tv_weight": args.tv_weight, "scales": args.scales} if args.method == "gatys" else {}),
             **model_info)
-        written.append(save_png(image, out, record))
+        written.append(save_image(image, out, record))
     return written
