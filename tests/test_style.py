@@ -212,3 +212,26 @@ def test_stylize_errors_are_one_clear_line(folders, tmp_path, capsys, monkeypatc
                  str(tmp_path / "o.png"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_invisible_watermark_round_trip_and_info(tmp_path, capsys):
+    pytest.importorskip("imwatermark", reason="needs the invisible-watermark package")
+    from brushwork.data.builtin import paint
+    from brushwork.watermark import detect_watermark, embed_watermark
+
+    art = paint("circles", 1, 320)
+    marked = embed_watermark(art)
+    assert detect_watermark(marked) and not detect_watermark(art)
+    assert np.abs(np.asarray(marked, dtype=int) - np.asarray(art, dtype=int)).mean() < 3  # invisible
+    with pytest.raises(BrushworkError, match="at least 256"):
+        embed_watermark(paint("circles", 1, 64))
+    art.save(tmp_path / "content.png")
+    paint("drips", 2, 96).save(tmp_path / "style.png")
+    out = tmp_path / "marked.png"
+    assert main(["stylize", str(tmp_path / "content.png"), "--style", str(tmp_path / "style.png"),
+                 "--size", "320", "--steps", "2", "--encoder", "random", "--watermark", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["info", "--watermark", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "invisible watermark: found" in printed and "invisible-watermark:dwtDctSvd" in printed

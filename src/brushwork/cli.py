@@ -129,7 +129,7 @@ def cmd_sample(args) -> int:
     seed_list = parse_seeds(seeds)
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
-                              grid=args.grid, ext=args.format)
+                              grid=args.grid, ext=args.format, watermark=args.watermark)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 
@@ -244,6 +244,13 @@ def cmd_info(args) -> int:
     from brushwork.provenance import read_record
 
     record = read_record(args.image)
+    if args.watermark:
+        from brushwork.data.images import load_rgb_or_exit
+        from brushwork.watermark import detect_watermark
+
+        found = detect_watermark(load_rgb_or_exit(args.image))
+        print(f"invisible watermark: {'found' if found else 'not found'} "
+              "(a weak signal: resizing, cropping or re-compression remove it)")
     if not record:
         print(f"{args.image}: no brushwork or generation metadata")
         return 1
@@ -288,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prior_scale_args(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png")
     p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
+    p.add_argument("--watermark", action="store_true",
+                   help="embed an invisible watermark (images >= 256 px; a weak signal)")
     p.add_argument("--format", choices=["png", "jpg", "webp"], default="png",
                    help="file type; the provenance record is embedded in each (EXIF/XMP for jpg, webp)")
     p.add_argument("--device", default="auto")
@@ -354,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="imagenet",
                    help="VGG19 weights: imagenet (torchvision cache), random (weak, runs anywhere)")
     p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
-    p.add_argument("--out", required=True, help="output PNG (or a folder when CONTENT is a folder)")
+    p.add_argument("--out", required=True, help="output .png/.jpg/.webp (a folder when CONTENT is one)")
+    p.add_argument("--watermark", action="store_true",
+                   help="embed an invisible watermark (a weak signal: lost on resizing or cropping)")
     _add_output_args(p)
     p.set_defaults(func=cmd_stylize)
 
@@ -383,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")
+    p.add_argument("--watermark", action="store_true", help="also look for brushwork's invisible watermark")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="train on the built-in art set and write a gallery")

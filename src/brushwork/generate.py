@@ -185,13 +185,20 @@ def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
 
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
-                      metadata: bool = True, grid: bool = False, ext: str = "png") -> list[Path]:
+                      metadata: bool = True, grid: bool = False, ext: str = "png",
+                      watermark: bool = False) -> list[Path]:
     """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
     ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
     images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
     paths = []
     for seed, img in zip(seeds, to_pil(images)):
         record = model.record(seed=seed, **{model.scale_name: truncation}) if metadata else None
+        if watermark:
+            from brushwork.watermark import LABEL, embed_watermark
+
+            img = embed_watermark(img)
+            if record is not None:
+                record["watermark"] = LABEL
         paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record))
     if grid:
         record = model.record(seeds=seeds, **{model.scale_name: truncation}) if metadata else None

@@ -77,5 +77,11 @@ def stylize_files(args) -> list[Path]:
                 "content_weight": args.content_weight, "style_weight": args.style_weight,
                 "tv_weight": args.tv_weight, "scales": args.scales} if args.method == "gatys" else {}),
             **model_info)
+        if args.watermark:
+            from brushwork.watermark import LABEL, embed_watermark
+
+            image = embed_watermark(image)
+            if record is not None:
+                record["watermark"] = LABEL
         written.append(save_image(image, out, record))
     return written
