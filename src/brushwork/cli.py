@@ -140,7 +140,8 @@ def cmd_interpolate(args) -> int:
 
     model = load_model(args.run, args.device)
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
-                      truncation=_prior_scale(args), fps=args.fps, loop=args.loop)
+                      truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
+                      metadata=not args.no_metadata)
     print(f"wrote {path}")
     return 0
 
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prior_scale_args(p)
     p.add_argument("--fps", type=float, default=12.0)
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
-    p.add_argument("--device", default="auto")
+    _add_output_args(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("reconstruct", help="encode and decode artworks with a VAE run")

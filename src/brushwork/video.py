@@ -58,9 +58,9 @@ def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
 
 
 def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
-               fps: float = 12.0, loop: bool = False) -> Path:
+               fps: float = 12.0, loop: bool = False, metadata: bool = True) -> Path:
     """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
     keys = latents_for_seeds(seeds, model.z_dim, truncation)
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
-                          **{model.scale_name: truncation})
+                          **{model.scale_name: truncation}) if metadata else None
     return write_frames(model.generate(walk_latents(keys, frames, loop)), out, fps, record)
