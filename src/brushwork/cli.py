@@ -113,6 +113,7 @@ def cmd_sample(args) -> int:
     from brushwork.provenance import read_record
 
     seeds, truncation, run = args.seeds, _prior_scale(args), args.run
+    credentials = _c2pa_credentials(args)  # check the files before any work
     if args.from_image:
         record = read_record(args.from_image).get("brushwork") or {}
         scale = record.get("truncation", record.get("temperature"))
@@ -129,7 +130,8 @@ def cmd_sample(args) -> int:
     seed_list = parse_seeds(seeds)
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
-                              grid=args.grid, ext=args.format, watermark=args.watermark)
+                              grid=args.grid, ext=args.format, watermark=args.watermark,
+                              c2pa_credentials=credentials)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 
@@ -144,6 +146,14 @@ def cmd_interpolate(args) -> int:
                       metadata=not args.no_metadata)
     print(f"wrote {path}")
     return 0
+
+
+def _c2pa_credentials(args):
+    if not (args.c2pa_cert or args.c2pa_key):
+        return None
+    from brushwork.c2pa_manifest import load_credentials
+
+    return load_credentials(args.c2pa_cert, args.c2pa_key)
 
 
 def _prior_scale(args) -> float:
@@ -252,6 +262,13 @@ def cmd_info(args) -> int:
         found = detect_watermark(load_rgb_or_exit(args.image))
         print(f"invisible watermark: {'found' if found else 'not found'} "
               "(a weak signal: resizing, cropping or re-compression remove it)")
+    from brushwork import c2pa_manifest
+
+    manifest = c2pa_manifest.read(args.image)
+    if manifest is not None:
+        print(f"C2PA manifest: {manifest['validation_state']}; digital source type: "
+              f"{', '.join(filter(None, manifest['digital_source_type']))}"
+              + (f"; issues: {', '.join(manifest['issues'])}" if manifest["issues"] else ""))
     if not record:
         print(f"{args.image}: no brushwork or generation metadata")
         return 1
@@ -280,6 +297,11 @@ def _add_output_args(p) -> None:
     p.add_argument("--no-metadata", action="store_true", help="write images without provenance")
 
 
+def _add_c2pa_args(p) -> None:
+    p.add_argument("--c2pa-cert", help="PEM certificate chain: add a signed C2PA manifest")
+    p.add_argument("--c2pa-key", help="PEM private key (ES256) for --c2pa-cert")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
                                      "learn a style from artworks, then make new work.")
@@ -298,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
     p.add_argument("--watermark", action="store_true",
                    help="embed an invisible watermark (images >= 256 px; a weak signal)")
+    _add_c2pa_args(p)
     p.add_argument("--format", choices=["png", "jpg", "webp"], default="png",
                    help="file type; the provenance record is embedded in each (EXIF/XMP for jpg, webp)")
     p.add_argument("--device", default="auto")
@@ -367,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .png/.jpg/.webp (a folder when CONTENT is one)")
     p.add_argument("--watermark", action="store_true",
                    help="embed an invisible watermark (a weak signal: lost on resizing or cropping)")
+    _add_c2pa_args(p)
     _add_output_args(p)
     p.set_defaults(func=cmd_stylize)
 

@@ -186,7 +186,7 @@ def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False, ext: str = "png",
-                      watermark: bool = False) -> list[Path]:
+                      watermark: bool = False, c2pa_credentials=None) -> list[Path]:
     """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
     ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
     images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
@@ -199,7 +199,7 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
             img = embed_watermark(img)
             if record is not None:
                 record["watermark"] = LABEL
-        paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record))
+        paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record, c2pa_credentials))
     if grid:
         record = model.record(seeds=seeds, **{model.scale_name: truncation}) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))

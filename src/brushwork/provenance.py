@@ -40,15 +40,24 @@ def parameters_line(record: dict) -> str:
     return ", ".join(parts)
 
 
-def save_png(img: Image.Image, path: str | Path, record: dict | None) -> Path:
+def save_png(img: Image.Image, path: str | Path, record: dict | None, c2pa_credentials=None) -> Path:
     """Write a PNG atomically, with the provenance chunks unless ``record`` is None."""
     info = None
     if record is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text("parameters", parameters_line(record))
         info.add_text("brushwork", json.dumps(record, sort_keys=True))
-    atomic_write(path, png_bytes(img, info))
+    atomic_write(path, _maybe_signed(png_bytes(img, info), path, record, c2pa_credentials))
     return Path(path)
+
+
+def _maybe_signed(data: bytes, path, record: dict | None, credentials) -> bytes:
+    """Add a signed C2PA manifest when credentials are given (and metadata is wanted)."""
+    if credentials is None or record is None:
+        return data
+    from brushwork import c2pa_manifest
+
+    return c2pa_manifest.sign(data, Path(path).suffix, record, credentials)
 
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -58,8 +67,9 @@ _XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
         'brushwork:record="{record}"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
 
 
-def save_image(img: Image.Image, path: str | Path, record: dict | None) -> Path:
-    """Write PNG, JPEG or WebP (by suffix) atomically, with the provenance record embedded."""
+def save_image(img: Image.Image, path: str | Path, record: dict | None, c2pa_credentials=None) -> Path:
+    """Write PNG, JPEG or WebP (by suffix) atomically, with the provenance record embedded;
+    ``c2pa_credentials`` (chain PEM, key PEM) adds a signed C2PA manifest too."""
     import html
     import io
 
@@ -68,7 +78,7 @@ def save_image(img: Image.Image, path: str | Path, record: dict | None) -> Path:
     if fmt is None:
         raise BrushworkError(f"unsupported output format {path.suffix!r} (use .png, .jpg or .webp)")
     if fmt == "PNG":
-        return save_png(img, path, record)
+        return save_png(img, path, record, c2pa_credentials)
     options: dict = {"quality": 95}
     if record is not None:
         exif = Image.Exif()
@@ -78,7 +88,7 @@ def save_image(img: Image.Image, path: str | Path, record: dict | None) -> Path:
         options["xmp"] = _XMP.format(record=html.escape(json.dumps(record, sort_keys=True))).encode()
     buf = io.BytesIO()
     img.save(buf, format=fmt, **options)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, _maybe_signed(buf.getvalue(), path, record, c2pa_credentials))
     return path
 
 
