@@ -302,15 +302,8 @@ def _add_c2pa_args(p) -> None:
     p.add_argument("--c2pa-key", help="PEM private key (ES256) for --c2pa-cert")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
-                                     "learn a style from artworks, then make new work.")
-    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
-    _add_train_parsers(train)
-
+def _add_generation_parsers(sub) -> None:
+    """Sample and interpolate: make new images from a trained run."""
     p = sub.add_parser("sample", help="one image per seed from a trained run")
     p.add_argument("run", nargs="?", help="run directory")
     p.add_argument("--seeds", help="e.g. 0-63 or 3,7,11")
@@ -338,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_args(p)
     p.set_defaults(func=cmd_interpolate)
 
+
+def _add_reproduction_parsers(sub) -> None:
+    """Reconstruct, variations, blend: reproduce and vary real artworks (VAE)."""
     p = sub.add_parser("reconstruct", help="encode and decode artworks with a VAE run")
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -365,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_args(p)
     p.set_defaults(func=cmd_blend)
 
+
+def _add_style_parsers(sub) -> None:
+    """Stylize: style transfer."""
     p = sub.add_parser("stylize", help="put a painting's style onto a photo (Gatys or AdaIN)")
     p.add_argument("content", help="content image, or a folder of them")
     p.add_argument("--style", action="append", required=True, help="style image (repeat to blend)")
@@ -394,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_args(p)
     p.set_defaults(func=cmd_stylize)
 
+
+def _add_evaluation_parsers(sub) -> None:
+    """Evaluate and originality: is it good, is it new."""
     p = sub.add_parser("originality", help="find the nearest training images; flag copies")
     p.add_argument("run", nargs="?", help="run directory (generated seeds 0..n-1 are checked)")
     p.add_argument("--image", help="check one image instead of a run's output")
@@ -417,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_misc_parsers(sub) -> None:
+    """Info and demo."""
     p = sub.add_parser("info", help="print the provenance an image carries")
     p.add_argument("image")
     p.add_argument("--watermark", action="store_true", help="also look for brushwork's invisible watermark")
@@ -428,6 +433,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="fixed step count instead of a time budget")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
+                                     "learn a style from artworks, then make new work.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    _add_train_parsers(train)
+    _add_generation_parsers(sub)
+    _add_reproduction_parsers(sub)
+    _add_style_parsers(sub)
+    _add_evaluation_parsers(sub)
+    _add_misc_parsers(sub)
     return parser
 
 
