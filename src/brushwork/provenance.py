@@ -22,8 +22,7 @@ from brushwork.imaging import png_bytes
 from brushwork.utils import atomic_write
 
 _PARAMETER_KEYS = [("seed", "Seed"), ("truncation", "Truncation"), ("temperature", "Temperature"),
-                   ("model_name", "Model"),
-                   ("model_hash", "Model hash"), ("steps", "Steps")]
+                   ("model_name", "Model"), ("model_hash", "Model hash"), ("steps", "Steps")]
 
 
 def make_record(**fields) -> dict:
