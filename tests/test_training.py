@@ -131,11 +131,13 @@ def test_kill_9_then_resume_finishes_the_run(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = ckpt.list_checkpoints(run)[-1][0]
+    (run / "checkpoints" / ".step-99999999.safetensors.x.tmp").write_bytes(b"half")  # as if killed mid-write
     done = _cli("train", "gan", "--out", str(run), "--steps", str(killed_at + 6), "--resume",
                 *TINY_FLAGS)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     assert ckpt.list_checkpoints(run)[-1][0] == killed_at + 6
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # leftovers of the killed run are gone
 
 
 @pytest.mark.slow

@@ -129,5 +129,8 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints; also remove temp files a killed run left behind."""
     for _, path in list_checkpoints(run_dir)[:-keep]:
         path.unlink(missing_ok=True)
+    for stale in (Path(run_dir) / "checkpoints").glob(".step-*.tmp"):
+        stale.unlink(missing_ok=True)
