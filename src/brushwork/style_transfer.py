@@ -303,10 +303,6 @@ def load_style_encoder(weights: str, device, reflection_padding: bool = False,
     return encoder
 
 
-def encoder_identity(encoder: VGGFeatures) -> str:
-    return encoder.identity
-
-
 def image_path_list(path: str | Path) -> list[Path]:
     """A single image, or every image in a folder (for batch stylisation)."""
     from brushwork.data.images import list_image_files
