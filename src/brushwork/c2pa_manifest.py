@@ -39,6 +39,13 @@ def load_credentials(cert_path: str, key_path: str) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
+def optional_credentials(cert_path: str | None, key_path: str | None) -> tuple[bytes, bytes] | None:
+    """None when neither file is given (no manifest wanted), else both files' contents."""
+    if not (cert_path or key_path):
+        return None
+    return load_credentials(cert_path, key_path)
+
+
 def sign(image_bytes: bytes, suffix: str, record: dict, credentials: tuple[bytes, bytes]) -> bytes:
     """The image with an embedded, signed C2PA manifest (ES256 key expected)."""
     c2pa = _c2pa()

@@ -109,25 +109,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.generate import load_model, parse_seeds, write_seed_images
-    from brushwork.provenance import read_record
+    from brushwork.c2pa_manifest import optional_credentials
+    from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
 
-    seeds, truncation, run = args.seeds, _prior_scale(args), args.run
-    credentials = _c2pa_credentials(args)  # check the files before any work
+    credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
     if args.from_image:
-        record = read_record(args.from_image).get("brushwork") or {}
-        scale = record.get("truncation", record.get("temperature"))
-        if "seed" not in record or scale is None or "run" not in record:
-            raise BrushworkError(f"{args.from_image} carries no brushwork seed record to regenerate from")
-        seeds, truncation = str(record["seed"]), float(scale)
-        run = run or record["run"]
-    if run is None or seeds is None:
+        model, seed_list, truncation = load_for_regeneration(args.from_image, args.run, args.device)
+    elif args.run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
-    model = load_model(run, args.device)
-    if args.from_image and model.model_hash != record["model_hash"]:
-        raise BrushworkError(f"{run} now holds a different model (hash {model.model_hash[:10]}) than "
-                             f"the one that made {args.from_image} ({record['model_hash'][:10]})")
-    seed_list = parse_seeds(seeds)
+    else:
+        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
+        model = load_model(args.run, args.device)
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
                               grid=args.grid, ext=args.format, watermark=args.watermark,
@@ -146,14 +138,6 @@ def cmd_interpolate(args) -> int:
                       metadata=not args.no_metadata)
     print(f"wrote {path}")
     return 0
-
-
-def _c2pa_credentials(args):
-    if not (args.c2pa_cert or args.c2pa_key):
-        return None
-    from brushwork.c2pa_manifest import load_credentials
-
-    return load_credentials(args.c2pa_cert, args.c2pa_key)
 
 
 def _prior_scale(args) -> float:
@@ -208,26 +192,12 @@ def cmd_stylize(args) -> int:
 
 
 def cmd_originality(args) -> int:
-    import torch
-
-    from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
-    from brushwork.generate import latents_for_seeds, load_model
-    from brushwork.originality_report import originality
+    from brushwork.originality_report import images_to_check, originality
     from brushwork.utils import resolve_device
 
     device = resolve_device(args.device)
-    if args.image:
-        res = args.res
-        img = square_crop_resize(load_rgb_or_exit(args.image), res)
-        generated = torch.from_numpy(to_uint8_chw(img))[None]
-    elif args.run:
-        model = load_model(args.run, args.device)
-        res = model.config.model.resolution
-        images = model.generate(latents_for_seeds(list(range(args.n)), model.z_dim))
-        generated = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-    else:
-        raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
-    report = originality(generated, args.data, res, args.features, device,
+    generated = images_to_check(args.run, args.image, args.n, args.res, args.device)
+    report = originality(generated, args.data, generated.shape[-1], args.features, device,
                          Path(args.report) if args.report else None, args.percentile)
     for key, value in report.summary().items():
         print(f"{key:>22}: {value}")

@@ -12,7 +12,7 @@ import torch
 from brushwork.config import RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import load_dataset
 from brushwork.generate import load_model, write_seed_images
-from brushwork.imaging import save_grid
+from brushwork.imaging import save_grid, unit_from_uint8
 from brushwork.training.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
 from brushwork.utils import resolve_device
@@ -87,7 +87,7 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto", steps: int |
     write_walk(model, WALK_SEEDS, 60, out / "walk.gif", fps=15, loop=True)
     real = load_dataset("builtin:abstract", cfg.model.resolution, progress=False)
     picks = torch.linspace(0, len(real) - 1, 36).long()
-    save_grid(real.images[picks].float() / 127.5 - 1, out / "training_art.png")
+    save_grid(unit_from_uint8(real.images[picks]), out / "training_art.png")
     plot = plot_losses(run_dir / "metrics.jsonl", out / "losses.png")
     sections = [
         ("New paintings", f"36 seeds from the EMA generator after {model.step} steps "

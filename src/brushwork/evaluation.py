@@ -11,8 +11,8 @@ import torch
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.generate import latents_for_seeds, load_model
-from brushwork.metrics.evaluate import (evaluate_images, make_extractor, parse_metrics,
-                                        to_uint8_images)
+from brushwork.imaging import uint8_from_unit
+from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 
 
 def real_subset(ds: ArtDataset, n: int, seed: int = 0) -> ArtDataset:
@@ -44,7 +44,7 @@ class SampleEvaluator:
 
     def __call__(self, sample_fn, z_dim: int) -> dict[str, float]:
         z = latents_for_seeds(list(range(self.n)), z_dim)
-        fake = to_uint8_images(torch.cat([sample_fn(c).cpu() for c in z.split(256)]))
+        fake = uint8_from_unit(torch.cat([sample_fn(c).cpu() for c in z.split(256)]))
         return evaluate_images(fake, self.real.images, self.metrics, self.device, self.extractor,
                                self.real.fingerprint, self.cache_dir)
 

@@ -184,6 +184,24 @@ def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
                         int(meta["step"]), tensors_hash(weights), dev)
 
 
+def load_for_regeneration(image: str | Path, run: str | Path | None = None,
+                          device: str = "auto") -> tuple[TrainedModel, list[int], float]:
+    """(model, [seed], truncation or temperature) recorded in an image brushwork made, checking that
+    the run (the recorded one unless ``run`` is given) still holds the model that made it."""
+    from brushwork.provenance import read_record
+
+    record = read_record(image).get("brushwork") or {}
+    scale = record.get("truncation", record.get("temperature"))
+    if "seed" not in record or scale is None or "run" not in record:
+        raise BrushworkError(f"{image} carries no brushwork seed record to regenerate from")
+    run = run or record["run"]
+    model = load_model(run, device)
+    if model.model_hash != record.get("model_hash"):
+        raise BrushworkError(f"{run} now holds a different model (hash {model.model_hash[:10]}) than "
+                             f"the one that made {image} ({str(record.get('model_hash'))[:10]})")
+    return model, [int(record["seed"])], float(scale)
+
+
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False, ext: str = "png",
                       watermark: bool = False, c2pa_credentials=None) -> list[Path]:

@@ -12,10 +12,30 @@ from PIL import Image
 from brushwork.utils import atomic_write
 
 
+def unit_from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0..255) -> floats in [-1, 1], the scale every model works in."""
+    return images.float() / 127.5 - 1
+
+
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    """Images of either kind (uint8, or floats already in [-1, 1]) -> floats in [-1, 1]."""
+    return unit_from_uint8(images) if images.dtype == torch.uint8 else images.float()
+
+
+def uint8_from_unit(images: torch.Tensor) -> torch.Tensor:
+    """Floats in [-1, 1] -> uint8 tensor (rounded, as saved to PNG), same layout."""
+    return images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image [N] of images [N, 3, H, W] in [-1, 1] (peak = the full 0..255 range)."""
+    mse01 = ((a.float().clamp(-1, 1) - b.float().clamp(-1, 1)) / 2).square().flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse01.clamp_min(1e-10))
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[N, 3, H, W] floats in [-1, 1] -> uint8 [N, H, W, 3] (round to nearest)."""
-    x = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
+    return uint8_from_unit(images).permute(0, 2, 3, 1).numpy()
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

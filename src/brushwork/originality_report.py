@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from brushwork.data.dataset import load_dataset
-from brushwork.imaging import grid_image
+from brushwork.imaging import as_unit, grid_image, uint8_from_unit, unit_from_uint8
 from brushwork.metrics.originality import OriginalityReport, check_originality
 from brushwork.models.vgg import VGGFeatures
 from brushwork.utils import atomic_write
@@ -50,8 +50,7 @@ def write_report(report: OriginalityReport, generated: torch.Tensor, train: torc
     rows = []
     for rank, i in enumerate(order.tolist()):
         j = int(report.tiled_index[i])
-        pair = torch.stack([generated[i].float() / 127.5 - 1 if generated.dtype == torch.uint8 else generated[i],
-                            train[j].float() / 127.5 - 1])
+        pair = torch.stack([as_unit(generated[i]), unit_from_uint8(train[j])])
         grid_image(pair, columns=2).save(folder / f"pair{rank:02d}.png")
         flag = "COPY" if bool(report.copies[i]) else ""
         name = train_names[j] if j < len(train_names) else str(j)
@@ -69,6 +68,21 @@ def write_report(report: OriginalityReport, generated: torch.Tensor, train: torc
             + "".join(rows) + "</table></body></html>")
     atomic_write(path, page.encode())
     return path
+
+
+def images_to_check(run: str | None, image: str | None, n: int, resolution: int, device: str) -> torch.Tensor:
+    """uint8 [N, 3, R, R]: one user image (at ``resolution``), or seeds 0..n-1 of a run."""
+    from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
+    from brushwork.errors import BrushworkError
+    from brushwork.generate import latents_for_seeds, load_model
+
+    if image:
+        img = square_crop_resize(load_rgb_or_exit(image), resolution)
+        return torch.from_numpy(to_uint8_chw(img))[None]
+    if not run:
+        raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
+    model = load_model(run, device)
+    return uint8_from_unit(model.generate(latents_for_seeds(list(range(n)), model.z_dim)))
 
 
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,

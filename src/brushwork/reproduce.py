@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
 from brushwork.errors import BrushworkError
 from brushwork.generate import TrainedModel, latents_for_seeds
-from brushwork.imaging import grid_image, to_pil
+from brushwork.imaging import grid_image, psnr, to_pil, unit_from_uint8
 from brushwork.provenance import save_png
 from brushwork.utils import sha256_file
 from brushwork.video import write_frames
@@ -31,14 +30,8 @@ class SourceImage:
 
 def load_source(path: str | Path, resolution: int) -> SourceImage:
     img = square_crop_resize(load_rgb_or_exit(path), resolution)
-    pixels = torch.from_numpy(to_uint8_chw(img)).float() / 127.5 - 1
+    pixels = unit_from_uint8(torch.from_numpy(to_uint8_chw(img)))
     return SourceImage(Path(path), pixels, sha256_file(path))
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (peak = full 0..255 range)."""
-    mse01 = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).square().mean().item()
-    return float(10 * np.log10(1 / max(mse01, 1e-10)))
 
 
 def reconstruct(model: TrainedModel, paths: list[str | Path], out_dir: Path,
@@ -49,7 +42,7 @@ def reconstruct(model: TrainedModel, paths: list[str | Path], out_dir: Path,
     recons = model.decode(mu)
     results = []
     for src, recon, img in zip(sources, recons, to_pil(recons)):
-        value = psnr(recon, src.pixels)
+        value = psnr(recon[None], src.pixels[None]).item()
         record = model.record(operation="reconstruct", source_sha256=src.sha256,
                               source_name=src.path.name, psnr=round(value, 3)) if metadata else None
         results.append((save_png(img, Path(out_dir) / f"{src.path.stem}_recon.png", record), value))

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from brushwork.errors import BrushworkError
+from brushwork.imaging import uint8_from_unit, unit_from_uint8
 from brushwork.models.vgg import VGGFeatures
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -37,12 +38,11 @@ CONTENT_LAYER = "relu4_2"
 # ---- image helpers ------------------------------------------------------------------------------
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> [1, 3, H, W] in [-1, 1]."""
-    return (torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1).contiguous()
+    return unit_from_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8)).permute(2, 0, 1)[None]).contiguous()
 
 
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    arr = x[0].detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0)
-    return Image.fromarray(arr.numpy())
+    return Image.fromarray(uint8_from_unit(x[0]).permute(1, 2, 0).numpy())
 
 
 def resize_longest(img: Image.Image, size: int) -> Image.Image:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from brushwork.c2pa_manifest import optional_credentials
 from brushwork.data.images import load_rgb_or_exit
 from brushwork.errors import BrushworkError
 from brushwork.provenance import make_record, save_image
@@ -32,18 +33,10 @@ def _outputs(contents: list[Path], out: Path, batch: bool) -> list[Path]:
     return [out / f"{c.stem}_stylized.png" for c in contents]
 
 
-def _c2pa_credentials(args):
-    if not (getattr(args, "c2pa_cert", None) or getattr(args, "c2pa_key", None)):
-        return None
-    from brushwork.c2pa_manifest import load_credentials
-
-    return load_credentials(args.c2pa_cert, args.c2pa_key)
-
-
 def stylize_files(args) -> list[Path]:
     """Stylise every content file named by ``args`` (the ``stylize`` command's arguments)."""
     device = resolve_device(args.device)
-    credentials = _c2pa_credentials(args)  # check the files before any work
+    credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
     contents = image_path_list(args.content)
     outs = _outputs(contents, Path(args.out), Path(args.content).is_dir())
     styles = [load_rgb_or_exit(p) for p in args.style]

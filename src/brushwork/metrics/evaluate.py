@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from brushwork.errors import BrushworkError
+from brushwork.imaging import unit_from_uint8
 from brushwork.metrics.swd import swd
 from brushwork.utils import atomic_write
 
@@ -37,7 +38,7 @@ class RandomFeatures(nn.Module):
                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # uint8 [N, 3, H, W] -> [N, 64]
-        return self.net(images.float() / 127.5 - 1)
+        return self.net(unit_from_uint8(images))
 
 
 def inception_features(weights_path: str | None = None) -> nn.Module:
@@ -133,11 +134,6 @@ def feature_metrics(real: torch.Tensor, fake: torch.Tensor, wanted: set[str]) ->
     if "pr" in wanted:
         out["precision"], out["recall"] = (round(v, 4) for v in precision_recall(real, fake))
     return out
-
-
-def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
-    """Floats in [-1, 1] -> uint8 (as saved to PNG), so metrics see what users see."""
-    return images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def evaluate_images(fake: torch.Tensor, real: torch.Tensor, metrics: set[str], device,

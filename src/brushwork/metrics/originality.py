@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from brushwork.imaging import as_unit
+
 TILES = 4  # tiles per side for the tiled L2 distance
 
 
@@ -62,8 +64,7 @@ def pooled_features(encoder, images: torch.Tensor, batch: int = 128) -> torch.Te
     """[N, D]: channel means of the encoder's feature maps, concatenated across its layers."""
     out = []
     for chunk in images.split(batch):
-        x = chunk.float() / 127.5 - 1 if chunk.dtype == torch.uint8 else chunk.float()
-        feats = encoder(x.to(encoder.mean.device))
+        feats = encoder(as_unit(chunk).to(encoder.mean.device))
         out.append(torch.cat([f.mean(dim=(2, 3)) for f in feats.values()], dim=1).cpu())
     return torch.cat(out)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from brushwork.imaging import as_unit
+
 PATCH = 7
 DESCRIPTORS_PER_IMAGE = 128
 MIN_LEVEL_RES = 16
@@ -83,10 +85,6 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, generator: torch.Genera
     return total / repeats
 
 
-def _as_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float() if images.dtype != torch.uint8 else images.float() / 127.5 - 1
-
-
 def swd(images_a: torch.Tensor, images_b: torch.Tensor, seed: int = 0, batch: int = 1024,
         device: str | torch.device | None = None) -> dict:
     """SWD x 1e3 between two sets [N, 3, R, R] (uint8 or floats in [-1, 1]), per level and mean.
@@ -101,7 +99,7 @@ def swd(images_a: torch.Tensor, images_b: torch.Tensor, seed: int = 0, batch: in
         generator = torch.Generator().manual_seed(seed)
         chunks = []
         for start in range(0, len(images), batch):
-            pyramid = laplacian_pyramid(_as_float(images[start:start + batch].to(device)))
+            pyramid = laplacian_pyramid(as_unit(images[start:start + batch].to(device)))
             chunks.append([_descriptors(level, generator) for level in pyramid])
         per_level[side] = [torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
     resolution = images_a.shape[-1]

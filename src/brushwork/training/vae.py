@@ -20,16 +20,13 @@ import torch.nn as nn
 
 from brushwork.config import VAEConfig
 from brushwork.generate import latents_for_seeds
+from brushwork.imaging import psnr as image_psnr
+from brushwork.imaging import unit_from_uint8
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
 from brushwork.training.gan import autocast_context, make_adam, use_bf16
 
 PREVIEW_IMAGES = 8  # validation images shown (with reconstructions) in every sample grid
-
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 3, R, R] -> float in [-1, 1]."""
-    return images.float() / 127.5 - 1
 
 
 @torch.no_grad()
@@ -41,14 +38,13 @@ def validation_metrics(vae: VAE, images: torch.Tensor, device: torch.device, bat
     noise_gen = torch.Generator().manual_seed(seed)  # same posterior samples at every evaluation
     sse, kl, psnr = [], [], []
     for chunk in images.split(batch):
-        x = to_unit(chunk).to(device)
+        x = unit_from_uint8(chunk).to(device)
         mu, logvar = vae.encoder(x)
         noise = torch.randn(mu.shape, generator=noise_gen).to(device)
         x_hat = vae.decoder(VAE.reparameterise(mu, logvar, noise)).float()
         sse.append((x_hat - x).square().flatten(1).sum(1).cpu())
         kl.append((-0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)).float().cpu())
-        mse01 = ((vae.decoder(mu).float().clamp(-1, 1) - x) / 2).square().flatten(1).mean(1)
-        psnr.append((10 * torch.log10(1 / mse01.clamp_min(1e-10))).cpu())
+        psnr.append(image_psnr(vae.decoder(mu), x).cpu())
     vae.train(was_training)
     sse, kl, psnr = torch.cat(sse).double(), torch.cat(kl).double(), torch.cat(psnr)
     dims = images[0].numel()
@@ -128,7 +124,7 @@ class VAETask:
         """Rows of 8: validation images, their reconstructions, then 16 prior samples (seeds 0-15)."""
         rows = []
         if self.val_images is not None and len(self.val_images):
-            x = to_unit(self.val_images[:PREVIEW_IMAGES]).to(self.device)
+            x = unit_from_uint8(self.val_images[:PREVIEW_IMAGES]).to(self.device)
             self.vae.eval()
             recon = self.vae.decoder(self.vae.encoder(x)[0]).float().clamp(-1, 1)
             rows += [x, recon]
