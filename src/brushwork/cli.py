@@ -118,8 +118,8 @@ def cmd_sample(args) -> int:
     elif args.run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
-        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
         model = load_model(args.run, args.device)
+        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
                               grid=args.grid, ext=args.format, watermark=args.watermark,
