@@ -38,7 +38,7 @@ CONTENT_LAYER = "relu4_2"
 # ---- image helpers ------------------------------------------------------------------------------
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> [1, 3, H, W] in [-1, 1]."""
-    return unit_from_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8)).permute(2, 0, 1)[None]).contiguous()
+    return unit_from_uint8(torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)[None]).contiguous()
 
 
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
