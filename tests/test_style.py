@@ -5,11 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
+from brushwork import style_transfer
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
 from brushwork.provenance import read_record
-from brushwork.style_transfer import (_RGB_TO_YIQ, GatysSettings, StyleRequest, adain,
-                                      adain_transfer, coral, gatys, gram_matrix,
+from brushwork.style_transfer import (_RGB_TO_YIQ, CONTENT_LAYER, GatysSettings, _style_targets, StyleRequest, adain,
+                                      adain_transfer, coral, gatys, gatys_losses, gram_matrix,
                                       load_style_encoder, luminance_transfer, mean_std,
                                       normalise_weights, pil_to_tensor, resize_longest, stylize,
                                       total_variation)
@@ -33,6 +34,8 @@ def test_gram_matrix_by_hand():
     f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)  # 2 channels, 1x2 pixels
     expected = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4  # F F^T / (C*H*W)
     assert torch.allclose(gram_matrix(f)[0], expected)
+    big = torch.randn(2, 8, 5, 7)  # channels_last (the encoder's layout) gives the same matrix
+    assert torch.allclose(gram_matrix(big.to(memory_format=torch.channels_last)), gram_matrix(big), atol=1e-6)
 
 
 def test_total_variation_and_mean_std_by_hand():
@@ -61,6 +64,37 @@ def test_gatys_lowers_content_and_style_losses(encoder):
     assert from_content[-1]["total"] < from_content[0]["total"]
     _, adam = gatys(encoder, content, [style], [1.0], GatysSettings(steps=15, optimizer="adam", scales=2))
     assert adam[-1]["total"] < adam[0]["total"]
+
+
+def _returned_loss(encoder, out, content, style, settings):
+    target = encoder(content)[CONTENT_LAYER]
+    grams = _style_targets(encoder, [style], [1.0], max(content.shape[-2:]))
+    return gatys_losses(encoder, out, target, grams, settings)["total"].item()
+
+
+def test_gatys_returns_its_best_iterate(encoder):
+    """An optimiser can end above its best loss; the image returned is the best one."""
+    content = pil_to_tensor(_image(1, smooth=True))
+    style = _image(2)
+    settings = GatysSettings(steps=4, scales=1, optimizer="adam", lr=2.0)  # big steps: not monotone
+    out, history = gatys(encoder, content, [style], [1.0], settings)
+    best = min(h["total"] for h in history)
+    assert best < history[-1]["total"]  # the run did go back up, so the check means something
+    assert _returned_loss(encoder, out, content, style, settings) == pytest.approx(best, rel=1e-4)
+
+
+def test_lbfgs_restarts_from_the_best_image(encoder, monkeypatch):
+    """A round of L-BFGS that ends above the best loss restarts from the best image."""
+    monkeypatch.setattr(style_transfer, "RESTART_EVERY", 5)
+    content = pil_to_tensor(_image(1, smooth=True))
+    style = _image(2)
+    settings = GatysSettings(steps=12, scales=1)
+    out, history = gatys(encoder, content, [style], [1.0], settings)
+    totals = [h["total"] for h in history]
+    assert len(totals) == 12  # the evaluation budget is kept across restarts
+    assert totals[4] > min(totals[:5])  # the first round ended above its best (as measured) ...
+    assert totals[5] == pytest.approx(min(totals[:5]), rel=1e-5)  # ... so round 2 began from it
+    assert _returned_loss(encoder, out, content, style, settings) == pytest.approx(min(totals), rel=1e-4)
 
 
 def test_multiscale_output_has_the_contents_shape_whatever_the_style_size(encoder):

@@ -56,8 +56,11 @@ def resize_longest(img: Image.Image, size: int) -> Image.Image:
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, C], normalised by C*H*W so layers of any size weigh alike."""
     b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    # [B, H*W, C] is a free view of channels_last features (VGGFeatures' layout), so the backward
+    # pass hands the gradient back in that layout: no NCHW copy, no mixed-layout gradient sums
+    # (this cut aten::add from 10% to 3% of a CPU evaluation).
+    f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    return f.transpose(1, 2) @ f / (c * h * w)
 
 
 def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,36 +154,59 @@ def gatys_losses(encoder, x, content_target, style_grams, s: GatysSettings) -> d
     return {"total": total, "content": content, "style": style, "tv": tv}
 
 
+RESTART_EVERY = 20  # L-BFGS iterations between checks for a restart (the tutorial's max_iter)
+RESTART_MARGIN = 1e-3  # restart when a round ends this much (relative) above the best loss
+
+
+def _new_lbfgs(x: torch.Tensor, s: GatysSettings) -> torch.optim.LBFGS:
+    return torch.optim.LBFGS([x], lr=1.0, max_iter=RESTART_EVERY, max_eval=int(RESTART_EVERY * 1.25) + 1,
+                             history_size=50, tolerance_grad=0, tolerance_change=0,
+                             line_search_fn=None if s.line_search == "none" else s.line_search)
+
+
 def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, done, total_steps):
     content_target = encoder(content)[CONTENT_LAYER].detach()
     grams = {k: v.detach() for k, v in _style_targets(encoder, styles, weights, max(x.shape[-2:])).items()}
     x = x.detach().clone().requires_grad_(True)
     history: list[dict] = []
-    if s.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, max_eval=int(steps * 1.25) + 1,
-                                history_size=50, tolerance_grad=0, tolerance_change=0,
-                                line_search_fn=None if s.line_search == "none" else s.line_search)
-    else:
-        opt = torch.optim.Adam([x], lr=s.lr)
+    # L-BFGS with unit steps (no line search) and the clamp is not monotone: at 512 px its loss
+    # rose again after ~200 evaluations (0.208 -> 0.215). Keep the best image seen, return it, and
+    # restart L-BFGS from it when a round of RESTART_EVERY iterations ends above it.
+    best = {"total": math.inf, "image": x.detach().clone()}
+    opt = _new_lbfgs(x, s) if s.optimizer == "lbfgs" else torch.optim.Adam([x], lr=s.lr)
 
     def closure():
         with torch.no_grad():  # keep the image a valid image while optimising (as the tutorial)
             x.clamp_(-1, 1)
-        opt.zero_grad()
+        x.grad = None
         losses = gatys_losses(encoder, x, content_target, grams, s)
         losses["total"].backward()
         history.append({k: v.item() for k, v in losses.items()})
+        if history[-1]["total"] < best["total"]:
+            best.update(total=history[-1]["total"], image=x.detach().clone())
         if progress:
             progress(min(done + len(history), total_steps), total_steps, history[-1])
         return losses["total"]
 
-    if s.optimizer == "lbfgs":
-        opt.step(closure)
-    else:
+    if s.optimizer == "adam":
         for _ in range(steps):
             closure()
             opt.step()
-    return x.detach().clamp(-1, 1), history
+        return best["image"].clamp(-1, 1), history
+    while len(history) < steps:
+        # Measured at 512 px, random VGG19: restarts reached the unrestarted run's best loss in
+        # 186 instead of 262 evaluations; at 256 px (where L-BFGS stays monotone) they are neutral.
+        evaluations = len(history)
+        opt.param_groups[0].update(max_iter=min(RESTART_EVERY, steps - evaluations),
+                                   max_eval=min(int(RESTART_EVERY * 1.25) + 1, steps - evaluations))
+        opt.step(closure)
+        if len(history) == evaluations:  # converged exactly; nothing more to do
+            break
+        if history[-1]["total"] > best["total"] * (1 + RESTART_MARGIN):
+            with torch.no_grad():
+                x.copy_(best["image"])
+            opt = _new_lbfgs(x, s)
+    return best["image"].clamp(-1, 1), history
 
 
 def gatys(encoder: VGGFeatures, content: torch.Tensor, styles: list[Image.Image], weights: list[float],
