@@ -86,13 +86,12 @@ def speedup(textbook_trace, our_trace, loss):
 
 def run_ours(content_img, style_img, args, encoder, device):
     """brushwork's stylize() with a progress callback timing every evaluation."""
-    trace, t0 = [], []
+    request = StyleRequest(size=args.size, gatys=GatysSettings(steps=args.steps))
+    trace, t0 = [], time.perf_counter()
 
     def progress(step, total, losses):
-        trace.append((time.perf_counter() - t0[0], losses["total"]))
+        trace.append((time.perf_counter() - t0, losses["total"]))
 
-    request = StyleRequest(size=args.size, gatys=GatysSettings(steps=args.steps))
-    t0.append(time.perf_counter())
     image, seconds = timed(lambda: stylize(content_img, [style_img], request, encoder, progress=progress), device)
     return pil_to_tensor(image).to(device), trace, seconds
 

@@ -165,8 +165,8 @@ LBFGS_HISTORY = 50  # curvature pairs L-BFGS keeps
 
 
 def _new_lbfgs(x: torch.Tensor, s: GatysSettings) -> torch.optim.LBFGS:
-    return torch.optim.LBFGS([x], lr=1.0, max_iter=RESTART_EVERY, max_eval=int(RESTART_EVERY * 1.25) + 1,
-                             history_size=LBFGS_HISTORY, tolerance_grad=0, tolerance_change=0,
+    """Unit-step L-BFGS; its iteration and evaluation budgets are set per round by the caller."""
+    return torch.optim.LBFGS([x], lr=1.0, history_size=LBFGS_HISTORY, tolerance_grad=0, tolerance_change=0,
                              line_search_fn=None if s.line_search == "none" else s.line_search)
 
 
@@ -201,8 +201,9 @@ def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, do
         return best["image"].clamp(-1, 1), history
     while len(history) < steps:
         evaluations = len(history)
-        opt.param_groups[0].update(max_iter=min(RESTART_EVERY, steps - evaluations),
-                                   max_eval=min(int(RESTART_EVERY * 1.25) + 1, steps - evaluations))
+        left = steps - evaluations  # a line search may spend extra evaluations per iteration
+        opt.param_groups[0].update(max_iter=min(RESTART_EVERY, left),
+                                   max_eval=min(int(RESTART_EVERY * 1.25) + 1, left))
         opt.step(closure)
         if len(history) == evaluations:  # converged exactly; nothing more to do
             break
