@@ -30,6 +30,7 @@ from PIL import Image
 from brushwork.errors import BrushworkError
 from brushwork.imaging import uint8_from_unit, unit_from_uint8
 from brushwork.models.vgg import VGGFeatures
+from brushwork.utils import reuse_freed_memory
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -231,12 +232,13 @@ def gatys(encoder: VGGFeatures, content: torch.Tensor, styles: list[Image.Image]
     else:
         raise BrushworkError(f"unknown init {s.init!r} (choose content, style or noise)")
     history, done = [], 0
-    for size, steps in zip(sizes, per_scale):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        target = F.interpolate(content, size=size, mode="bilinear", align_corners=False, antialias=True)
-        x, hist = _optimise_scale(encoder, x, target, styles, weights, s, steps, progress, done, s.steps)
-        history += hist
-        done += steps
+    with reuse_freed_memory(enabled=content.device.type == "cpu"):
+        for size, steps in zip(sizes, per_scale):
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            target = F.interpolate(content, size=size, mode="bilinear", align_corners=False, antialias=True)
+            x, hist = _optimise_scale(encoder, x, target, styles, weights, s, steps, progress, done, s.steps)
+            history += hist
+            done += steps
     return x, history
 
 

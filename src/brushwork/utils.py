@@ -1,9 +1,12 @@
-"""Small shared helpers: atomic file writes, device choice, hashing."""
+"""Small shared helpers: atomic file writes, device choice, hashing, heap reuse."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -68,3 +71,41 @@ def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
+
+
+# glibc's mallopt() parameter numbers (from <malloc.h>) and its default for both thresholds
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD = -1, -3, 128 * 1024
+
+
+def _glibc():
+    """The C library, when it is glibc (Linux); else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def reuse_freed_memory(enabled: bool = True):
+    """Keep large freed blocks in the heap for reuse while the block runs (glibc only).
+
+    glibc hands out blocks above its mmap threshold (at most 32 MiB by default) as fresh mmap()s,
+    and the kernel zero-fills every page of them on first touch. A 512 px VGG19 forward and
+    backward pass allocates several 64 MiB activations each evaluation: measured 0.2 s of kernel
+    time per evaluation, ~6% of the wall time on 2 cores. Served from the heap they are reused
+    instead. On exit the default thresholds come back (fixed, no longer adaptive) and the heap is
+    trimmed, so the memory returns to the system. Elsewhere (macOS, Windows, musl) a no-op.
+    """
+    libc = _glibc() if enabled else None
+    if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30):
+        yield
+        return
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.malloc_trim(0)
