@@ -3,7 +3,8 @@
 # pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT.
 #   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
 # .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
-# romanticism}, photos/{tubingen,golden_gate}.jpg and paintings/{vangogh_starry_night,hokusai_great_wave}.jpg.
+# romanticism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
+# hokusai_great_wave,munch_the_scream}.jpg.
 # PARTS picks sections.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,7 @@ python3 benchmarks/vae.py --device cuda --data "$DATA" --kimg "${VAE_KIMG:-100}"
 fi
 if [[ $PARTS == *style* ]]; then
 echo "== style transfer: Gatys and AdaIN vs the tutorial loop, 512 px"
-for pair in tubingen:vangogh_starry_night golden_gate:hokusai_great_wave; do
+for pair in tubingen:vangogh_starry_night golden_gate:hokusai_great_wave sailboat:munch_the_scream; do
     python3 benchmarks/style.py --device cuda --size 512 --steps 300 --encoder random \
         --content ".gpudata/photos/${pair%%:*}.jpg" --style ".gpudata/paintings/${pair##*:}.jpg" \
         --out "$OUT/style-${pair%%:*}" --json "$OUT/style.jsonl"
