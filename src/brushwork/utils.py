@@ -96,9 +96,10 @@ def reuse_freed_memory(enabled: bool = True):
     and the kernel zero-fills every page of them on first touch. A 512 px VGG19 forward and
     backward pass allocates several 64 MiB activations each evaluation; served from the heap they
     are reused instead. Measured, Gatys at 512x384 px on 2 cores: 1.56-1.63 s per evaluation
-    against 1.81-1.87 s without (kernel time 0.2 s -> 0.02 s per evaluation). On exit the thresholds go to where glibc's adaptive rule settles after such frees
-    (it cannot be re-enabled) and the heap is trimmed, so the memory returns to the system.
-    Elsewhere (macOS, Windows, musl) a no-op.
+    against 1.81-1.87 s without (kernel time 0.24 s -> 0.04 s per evaluation). On exit the
+    thresholds go to where glibc's adaptive rule settles after such frees (it cannot be switched
+    back on) and the heap is trimmed, so the memory returns to the system. Elsewhere (macOS,
+    Windows, musl) a no-op.
     """
     libc = _glibc() if enabled else None
     if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30):
