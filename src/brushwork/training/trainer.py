@@ -148,6 +148,12 @@ class Trainer:
     def fit(self, time_limit: float | None = None) -> int:
         """Train until ``cfg.steps`` (or ``time_limit`` seconds); returns the final step.
         Ctrl-C saves a checkpoint and returns early."""
+        # CPU: activations above 32 MiB (e.g. AdaIN's 256 px VGG passes) are reused from the heap,
+        # not mapped and zero-filled again every step: 12.4 vs 13.7-15.8 s per AdaIN step (batch 8).
+        with reuse_freed_memory(enabled=self.task.device.type == "cpu"):
+            return self._fit(time_limit)
+
+    def _fit(self, time_limit: float | None) -> int:
         cfg = self.cfg
         deadline = time.perf_counter() + time_limit if time_limit else None
         log = MetricsLog(self.run_dir, self.step)
@@ -156,42 +162,39 @@ class Trainer:
         count, tick = 0, time.perf_counter()
         bar = tqdm(total=None if deadline else cfg.steps, initial=self.step, desc="training", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
-        # CPU: activations above 32 MiB (e.g. AdaIN's 256 px VGG passes) are reused from the heap,
-        # not mapped and zero-filled again every step: 12.4 vs 13.7-15.8 s per AdaIN step (batch 8).
-        with reuse_freed_memory(enabled=self.task.device.type == "cpu"):
-            try:
-                while self.step < cfg.steps and not self.stop_requested:
-                    real, _ = self.batcher.next()
-                    stats = self.task.train_step(real, self.step)
-                    for key, value in stats.items():  # summed on the device: no host sync per step
-                        sums[key] = sums[key] + value if key in sums else value.clone()
-                    self.step += 1
-                    count += 1
-                    bar.update(1)
-                    eval_due = bool(self.evaluator) and cfg.eval_every and self.step % cfg.eval_every == 0
-                    logged = self.step % cfg.log_every == 0 or self.step == cfg.steps or eval_due
-                    if logged:
-                        self._log(log, sums, count, time.perf_counter() - tick, bar)
-                        sums, count = {}, 0
-                    if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
-                        self._preview(log)
-                    if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
-                        self.save()
-                    if logged:  # img/s counts training steps only, not logging, grids or saving
-                        tick = time.perf_counter()
-                    if deadline and time.perf_counter() > deadline:
-                        break
-                if count and sums:  # stopped between log intervals: check before saving
+        try:
+            while self.step < cfg.steps and not self.stop_requested:
+                real, _ = self.batcher.next()
+                stats = self.task.train_step(real, self.step)
+                for key, value in stats.items():  # summed on the device: no host sync per step
+                    sums[key] = sums[key] + value if key in sums else value.clone()
+                self.step += 1
+                count += 1
+                bar.update(1)
+                eval_due = bool(self.evaluator) and cfg.eval_every and self.step % cfg.eval_every == 0
+                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps or eval_due
+                if logged:
                     self._log(log, sums, count, time.perf_counter() - tick, bar)
-                if self.step % cfg.sample_every and self.step != cfg.steps:
-                    self._preview(log)  # the grid of the final weights
-                self.save()
-                if self.stop_requested:
-                    bar.write(f"interrupted: saved checkpoint at step {self.step}; "
-                              f"continue with --resume", file=sys.stderr)
-            finally:
-                bar.close()
-                log.close()
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
+                    sums, count = {}, 0
+                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                    self._preview(log)
+                if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
+                    self.save()
+                if logged:  # img/s counts training steps only, not logging, grids or saving
+                    tick = time.perf_counter()
+                if deadline and time.perf_counter() > deadline:
+                    break
+            if count and sums:  # stopped between log intervals: check before saving
+                self._log(log, sums, count, time.perf_counter() - tick, bar)
+            if self.step % cfg.sample_every and self.step != cfg.steps:
+                self._preview(log)  # the grid of the final weights
+            self.save()
+            if self.stop_requested:
+                bar.write(f"interrupted: saved checkpoint at step {self.step}; "
+                          f"continue with --resume", file=sys.stderr)
+        finally:
+            bar.close()
+            log.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         return self.step
