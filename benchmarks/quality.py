@@ -23,7 +23,7 @@ from common import add_data_args, link_styles  # noqa: E402  (also puts src/ on 
 
 from brushwork.config import TrainConfig, gan_preset  # noqa: E402
 from brushwork.data.dataset import ArtDataset, ImageBatcher, load_dataset  # noqa: E402
-from brushwork.generate import latents_for_seeds  # noqa: E402
+from brushwork.latents import latents_for_seeds  # noqa: E402
 from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import (latent_for_seed, latents_for_seeds, load_model, parse_seeds, slerp,
-                                walk_latents, write_seed_images)
+from brushwork.generate import load_model, write_seed_images
+from brushwork.latents import latent_for_seed, latents_for_seeds, parse_seeds, slerp, walk_latents
 from brushwork.provenance import parameters_line, read_record
 from brushwork.training.run import train_run
 from conftest import tiny_run_config

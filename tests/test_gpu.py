@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from brushwork.data.dataset import ImageBatcher, load_dataset
-from brushwork.generate import latents_for_seeds, load_model
+from brushwork.generate import load_model
+from brushwork.latents import latents_for_seeds
 from brushwork.training import checkpoint as ckpt
 from brushwork.training.gan import GANTask
 from brushwork.training.run import train_run

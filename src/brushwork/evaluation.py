@@ -10,7 +10,8 @@ import torch
 
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError
-from brushwork.generate import latents_for_seeds, load_model
+from brushwork.generate import load_model
+from brushwork.latents import latents_for_seeds
 from brushwork.imaging import uint8_from_unit
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 

@@ -7,82 +7,21 @@ its own seed, never on which other seeds share its batch.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
+from brushwork.latents import (LATENT_METHOD, latent_for_seed, latents_for_seeds,  # noqa: F401 (API)
+                               parse_seeds, slerp, walk_latents)
 from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.training import checkpoint as ckpt
 from brushwork.utils import resolve_device, tensors_hash
-
-LATENT_METHOD = "numpy-randomstate-randn"  # recorded in provenance; change only with a new name
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0-63' -> 0..63; '3,7,11' -> [3, 7, 11]; mixtures like '1,5-8' work too."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise BrushworkError(f"seed range {part!r} runs backwards")
-            seeds.extend(range(lo, hi + 1))
-        elif part.isdigit():
-            seeds.append(int(part))
-        else:
-            raise BrushworkError(f"bad seed list {text!r}: use numbers like 0-63 or 3,7,11")
-    if not seeds:
-        raise BrushworkError("no seeds given")
-    return seeds
-
-
-def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
-    """The standard-normal latent [Z] of a seed, identical on every platform."""
-    return torch.from_numpy(np.random.RandomState(seed % 2**32).randn(z_dim)).float()
-
-
-def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
-    """[N, Z] latents. Truncation psi < 1 scales them towards the origin: less variety, fewer
-    failures (the z-space form of the truncation trick; psi = 1 leaves them untouched)."""
-    if not 0 <= truncation <= 2:
-        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
-    return torch.stack([latent_for_seed(s, z_dim) for s in seeds]) * truncation
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation between latents; keeps intermediate norms typical of the prior."""
-    cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1)
-    omega = torch.arccos(cos)
-    if omega.abs() < 1e-6:
-        return torch.lerp(a, b, t)
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-
-
-def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.Tensor:
-    """[frames, Z] latents along slerp segments through the key latents [K, Z]."""
-    if len(keys) < 2:
-        raise BrushworkError("an interpolation needs at least two seeds")
-    if frames < 2:
-        raise BrushworkError("--frames must be at least 2")
-    points = torch.cat([keys, keys[:1]]) if loop else keys
-    segments = len(points) - 1
-    # A loop must not repeat its first frame at the end; an open walk ends exactly on the last key.
-    positions = np.linspace(0, segments, frames, endpoint=not loop)
-    out = []
-    for pos in positions:
-        i = min(int(pos), segments - 1)
-        out.append(slerp(points[i], points[i + 1], float(pos - i)))
-    return torch.stack(out)
 
 
 @dataclass

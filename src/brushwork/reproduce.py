@@ -14,7 +14,8 @@ import torch
 
 from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
 from brushwork.errors import BrushworkError
-from brushwork.generate import TrainedModel, latents_for_seeds
+from brushwork.generate import TrainedModel
+from brushwork.latents import latents_for_seeds
 from brushwork.imaging import grid_image, psnr, to_pil, unit_from_uint8
 from brushwork.provenance import save_png
 from brushwork.utils import sha256_file

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import TrainedModel, latents_for_seeds, walk_latents
+from brushwork.generate import TrainedModel
+from brushwork.latents import latents_for_seeds, walk_latents
 from brushwork.imaging import to_uint8
 from brushwork.utils import atomic_write
 

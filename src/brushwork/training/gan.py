@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from brushwork.config import GANConfig
 from brushwork.data.augment import diff_augment
-from brushwork.generate import latents_for_seeds
+from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty
 from brushwork.models.gan import build_gan
 from brushwork.training.ema import EMA

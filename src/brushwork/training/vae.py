@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from brushwork.config import VAEConfig
-from brushwork.generate import latents_for_seeds
+from brushwork.latents import latents_for_seeds
 from brushwork.imaging import psnr as image_psnr
 from brushwork.imaging import unit_from_uint8
 from brushwork.losses import kl_divergence, reconstruction_loss
