@@ -6,7 +6,7 @@ import torch
 from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.generate import load_model
 from brushwork.latents import latents_for_seeds
-from brushwork.training import checkpoint as ckpt
+from brushwork.runs import checkpoint as ckpt
 from brushwork.training.gan import GANTask
 from brushwork.training.run import train_run
 from conftest import tiny_run_config

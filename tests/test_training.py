@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from brushwork.errors import TrainingDiverged
-from brushwork.training import checkpoint as ckpt
+from brushwork.runs import checkpoint as ckpt
 from brushwork.training.gan import GANTask
 from brushwork.training.run import train_run
 from conftest import tiny_run_config

@@ -179,7 +179,7 @@ def test_vae_cli_end_to_end(tmp_path, artworks, capsys):
 def test_vae_resume_is_bit_identical(tmp_path):
     from safetensors import safe_open
 
-    from brushwork.training import checkpoint as ckpt
+    from brushwork.runs import checkpoint as ckpt
 
     train_run(tiny_vae_config(steps=8, ckpt_every=4), tmp_path / "a", quiet=True)
     train_run(tiny_vae_config(steps=4, ckpt_every=4), tmp_path / "b", quiet=True)

@@ -13,7 +13,7 @@ from brushwork.config import RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import load_dataset
 from brushwork.generate import load_model, write_seed_images
 from brushwork.imaging import save_grid, unit_from_uint8
-from brushwork.training.checkpoint import latest_checkpoint
+from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
 from brushwork.utils import resolve_device
 from brushwork.video import write_walk

@@ -20,7 +20,8 @@ from brushwork.latents import (LATENT_METHOD, latent_for_seed, latents_for_seeds
                                parse_seeds, slerp, walk_latents)
 from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
-from brushwork.training import checkpoint as ckpt
+from brushwork.runs import checkpoint as ckpt
+from brushwork.runs.directory import read_run_config
 from brushwork.utils import resolve_device, tensors_hash
 
 
@@ -82,16 +83,6 @@ class TrainedModel:
                            steps=self.step, run=str(self.run_dir.resolve()),
                            config_hash=config_hash(self.config.model), latent_method=LATENT_METHOD,
                            **fields)
-
-
-def read_run_config(run_dir: Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise BrushworkError(f"{run_dir} is not a brushwork run (no config.json)")
-    try:
-        return RunConfig.from_json(path.read_text())
-    except (ValueError, KeyError) as exc:
-        raise BrushworkError(f"{path} is damaged: {exc}") from None
 
 
 def _build_sampling_network(cfg: RunConfig, tensors: dict) -> tuple[nn.Module, dict]:

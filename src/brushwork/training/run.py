@@ -10,7 +10,7 @@ from brushwork.config import RunConfig
 from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
-from brushwork.training.checkpoint import latest_checkpoint
+from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write, resolve_device
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from brushwork.data.dataset import ImageBatcher
 from brushwork.errors import TrainingDiverged
-from brushwork.training import checkpoint as ckpt
+from brushwork.runs import checkpoint as ckpt
 from brushwork.imaging import save_grid
 from brushwork.utils import reuse_freed_memory
 
