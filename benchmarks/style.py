@@ -24,10 +24,10 @@ import torch
 from PIL import Image
 
 from common import SHARED, report  # noqa: E402  (also puts src/ on the path)
-from brushwork.models.style import AdaINDecoder  # noqa: E402
-from brushwork.style_transfer import (CONTENT_LAYER, GatysSettings, StyleRequest,  # noqa: E402
-                                      _style_targets, adain_transfer, gatys_losses,
-                                      load_style_encoder, pil_to_tensor, resize_longest, stylize)
+from brushwork.models.style import CONTENT_LAYER, AdaINDecoder, load_style_encoder  # noqa: E402
+from brushwork.style.transfer import (GatysSettings, StyleRequest, _style_targets,  # noqa: E402
+                                      adain_transfer, gatys_losses, pil_to_tensor, resize_longest,
+                                      stylize)
 
 def textbook_gatys(encoder, content: torch.Tensor, style_img, steps: int, settings: GatysSettings):
     """The tutorial's loop on the same objective: single scale, plain L-BFGS stepped until

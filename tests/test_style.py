@@ -5,15 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from brushwork import style_transfer
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
+from brushwork.models.style import CONTENT_LAYER, adain, load_style_encoder, mean_std
 from brushwork.provenance import read_record
-from brushwork.style_transfer import (_RGB_TO_YIQ, CONTENT_LAYER, GatysSettings, _style_targets, StyleRequest, adain,
+from brushwork.style import transfer as style_transfer
+from brushwork.style.transfer import (_RGB_TO_YIQ, GatysSettings, _style_targets, StyleRequest,
                                       adain_transfer, coral, gatys, gatys_losses, gram_matrix,
-                                      load_style_encoder, luminance_transfer, mean_std,
-                                      normalise_weights, pil_to_tensor, resize_longest, stylize,
-                                      total_variation)
+                                      luminance_transfer, normalise_weights, pil_to_tensor,
+                                      resize_longest, stylize, total_variation)
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_style_weights_are_normalised_and_checked():
 
 
 def test_two_styles_blend_their_gram_targets(encoder):
-    from brushwork.style_transfer import _style_targets
+    from brushwork.style.transfer import _style_targets
 
     a, b = _image(12), _image(13, smooth=True)
     ga, gb = _style_targets(encoder, [a], [1.0], 32), _style_targets(encoder, [b], [1.0], 32)

@@ -76,8 +76,11 @@ def _model_config(args):
         from brushwork.config import AdaINConfig
 
         style = str(Path(args.style_data).expanduser().resolve()) if args.style_data else ""
-        return apply_overrides(AdaINConfig(resolution=args.res, style_data=style,
-                                           encoder=args.vgg_weights or args.encoder), args.set)
+        encoder = args.vgg_weights or args.encoder
+        if encoder not in ("imagenet", "random"):  # a file: found again from any folder later
+            encoder = str(Path(encoder).expanduser().resolve())
+        return apply_overrides(AdaINConfig(resolution=args.res, style_data=style, encoder=encoder),
+                               args.set)
     cfg = VAEConfig(resolution=args.res, latent_dim=args.latent_dim, beta=args.beta,
                     kl_warmup_steps=args.kl_warmup, recon=args.recon)
     return apply_overrides(cfg, args.set)
@@ -85,7 +88,7 @@ def _model_config(args):
 
 def cmd_train(args) -> int:
     from brushwork.config import RunConfig, TrainConfig
-    from brushwork.generate import read_run_config
+    from brushwork.runs.directory import read_run_config
     from brushwork.training.run import train_run
 
     run_dir = Path(args.out)
@@ -184,7 +187,7 @@ def cmd_blend(args) -> int:
 
 
 def cmd_stylize(args) -> int:
-    from brushwork.stylize_files import stylize_files
+    from brushwork.style.files import stylize_files
 
     for path in stylize_files(args):
         print(f"wrote {path}")
@@ -353,8 +356,8 @@ def _add_style_parsers(sub) -> None:
     p.add_argument("--tv-weight", type=float, default=0.05)
     p.add_argument("--scales", type=int, default=0, help="Gatys multiscale levels (0 = auto, 1 = off)")
     p.add_argument("--reflection-padding", action="store_true")
-    p.add_argument("--encoder", default="imagenet",
-                   help="VGG19 weights: imagenet (torchvision cache), random (weak, runs anywhere)")
+    p.add_argument("--encoder", help="VGG19 weights: imagenet (torchvision cache; the default for "
+                   "gatys), random (weak, runs anywhere); adain uses its run's own by default")
     p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
     p.add_argument("--out", required=True, help="output .png/.jpg/.webp (a folder when CONTENT is one)")
     p.add_argument("--watermark", action="store_true",

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.imaging import unit_from_uint8
 from brushwork.metrics.swd import swd
 from brushwork.utils import atomic_write
@@ -52,9 +52,9 @@ def inception_features(weights_path: str | None = None) -> nn.Module:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                  feature_extractor_weights_path=weights_path)
     except Exception:  # no cached weights and no network
-        raise BrushworkError(f"FID/KID/PR need the FID Inception weights ({INCEPTION_FILE}, from "
-                             "torch-fidelity's release page) in torch's hub cache, or pass "
-                             "--inception-weights PATH") from None
+        raise WeightsUnavailable(f"FID/KID/PR need the FID Inception weights ({INCEPTION_FILE}, from "
+                                 "torch-fidelity's release page) in torch's hub cache",
+                                 option="--inception-weights PATH") from None
     net.identity = "inception-v3-compat:" + (Path(weights_path).name if weights_path else "default")
     return net
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.utils import tensors_hash
 
 IMAGENET_FILE = "vgg19-dcbb9e9d.pth"
@@ -57,9 +57,9 @@ def _vgg19_state(weights: str) -> dict[str, torch.Tensor]:
             return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
         except Exception:  # offline: no cached file and no network
             hub = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
-            raise BrushworkError(f"ImageNet VGG19 weights are not available offline: put {IMAGENET_FILE} "
-                                 f"(from torchvision's VGG19_Weights.IMAGENET1K_V1) at {hub}, or pass a "
-                                 f"local file with vgg_weights=PATH") from None
+            raise WeightsUnavailable(f"ImageNet VGG19 weights are not available offline: put "
+                                     f"{IMAGENET_FILE} (from torchvision's VGG19_Weights.IMAGENET1K_V1) "
+                                     f"at {hub}", option="vgg_weights=PATH") from None
     path = Path(weights)
     if not path.is_file():
         raise BrushworkError(f"VGG19 weights file not found: {weights}")
@@ -94,6 +94,8 @@ class VGGFeatures(nn.Module):
         # Identity of the whole VGG19 feature stack (not just the layers kept), so every use of
         # the same weights agrees: AdaIN decoders are pinned to it.
         self.identity = tensors_hash(conv_stack.state_dict())[:16]
+        # what provenance records: the named weights, or a file's name (never its local path)
+        self.weights_name = weights if weights in ("imagenet", "random") else Path(weights).name
         self.layers = {RELU_INDEX[n]: n for n in layers}
         # channels_last: 1.14x faster VGG passes on oneDNN CPUs (measured at 256 px), more on GPUs
         self.features = conv_stack[: max(self.layers) + 1].eval().requires_grad_(False).to(

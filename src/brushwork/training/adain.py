@@ -14,8 +14,7 @@ import torch.nn.functional as F
 
 from brushwork.config import AdaINConfig
 from brushwork.data.dataset import ImageBatcher
-from brushwork.models.style import AdaINDecoder
-from brushwork.style_transfer import adain, load_style_encoder, mean_std
+from brushwork.models.style import AdaINDecoder, adain, load_style_encoder, mean_std
 from brushwork.training.gan import make_adam
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -76,29 +75,3 @@ class AdaINTask:
         content, style = self.preview_pairs
         out = self.decoder(adain(self.encoder(content)["relu4_1"], self.encoder(style)["relu4_1"]))
         return torch.cat([content, style, out.clamp(-1, 1)])
-
-
-def load_adain_decoder(run_dir, encoder, device) -> tuple[AdaINDecoder, dict]:
-    """A trained decoder and its run's config; refuses an encoder other than its own."""
-    from brushwork.errors import BrushworkError
-    from brushwork.generate import read_run_config
-    from brushwork.training import checkpoint as ckpt
-    from brushwork.utils import tensors_hash
-
-    cfg = read_run_config(run_dir)
-    if cfg.kind != "adain":
-        raise BrushworkError(f"{run_dir} is a {cfg.kind} run, not an AdaIN decoder (brushwork train adain)")
-    if cfg.model.encoder_hash != encoder.identity:
-        raise BrushworkError(f"{run_dir} was trained with VGG19 encoder {cfg.model.encoder_hash} "
-                             f"({cfg.model.encoder}); the encoder given is {encoder.identity}: pass the "
-                             f"same --encoder/--vgg-weights")
-    path = ckpt.latest_checkpoint(run_dir)
-    if path is None:
-        raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
-    tensors, meta = ckpt.read_checkpoint(path, prefixes=("model/decoder/",))
-    weights = ckpt.module_state(tensors, "decoder")
-    decoder = AdaINDecoder(cfg.model.width)
-    decoder.load_state_dict(weights)
-    info = {"model_name": run_dir.name if hasattr(run_dir, "name") else str(run_dir),
-            "model_hash": tensors_hash(weights), "steps": int(meta["step"])}
-    return decoder.to(device).eval().requires_grad_(False), info

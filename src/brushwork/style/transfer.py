@@ -29,11 +29,10 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.imaging import uint8_from_unit, unit_from_uint8
+from brushwork.models.style import CONTENT_LAYER, STYLE_LAYERS, adain
 from brushwork.models.vgg import VGGFeatures
 from brushwork.utils import reuse_freed_memory
 
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_LAYER = "relu4_2"
 
 
 # ---- image helpers ------------------------------------------------------------------------------
@@ -62,19 +61,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     # (this cut aten::add from 10% to 3% of a CPU evaluation).
     f = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
     return f.transpose(1, 2) @ f / (c * h * w)
-
-
-def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std over space: each [B, C, 1, 1]."""
-    flat = features.flatten(2)
-    return flat.mean(-1)[..., None, None], (flat.var(-1, unbiased=False) + eps).sqrt()[..., None, None]
-
-
-def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Adaptive instance normalisation: content features with the style's channel mean and std."""
-    c_mean, c_std = mean_std(content)
-    s_mean, s_std = mean_std(style)
-    return (content - c_mean) / c_std * s_std + s_mean
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -324,17 +310,6 @@ def adain_transfer(encoder: VGGFeatures, decoder, content: torch.Tensor, styles:
     t = strength * target + (1 - strength) * f_c
     out = decoder(t)
     return F.interpolate(out, size=content.shape[-2:], mode="bilinear", align_corners=False).clamp(-1, 1)
-
-
-def load_style_encoder(weights: str, device, reflection_padding: bool = False,
-                       layers=STYLE_LAYERS + (CONTENT_LAYER,), channels_last: bool = True) -> VGGFeatures:
-    """VGG19 features for style transfer; ``weights`` is "imagenet", "random" or a file path."""
-    encoder = VGGFeatures(tuple(layers), weights=weights, channels_last=channels_last).to(device)
-    if reflection_padding:  # fewer border artefacts than zero padding
-        for module in encoder.features:
-            if isinstance(module, torch.nn.Conv2d):
-                module.padding_mode = "reflect"
-    return encoder
 
 
 def image_path_list(path: str | Path) -> list[Path]:

@@ -11,8 +11,10 @@ from brushwork.c2pa_manifest import optional_credentials
 from brushwork.data.images import load_rgb_or_exit
 from brushwork.errors import BrushworkError
 from brushwork.provenance import make_record, save_image
-from brushwork.style_transfer import (GatysSettings, StyleRequest, image_path_list,
-                                      load_style_encoder, normalise_weights, stylize)
+from brushwork.models.style import load_style_encoder
+from brushwork.style.adain_model import load_adain_model
+from brushwork.style.transfer import (GatysSettings, StyleRequest, image_path_list, normalise_weights,
+                                      stylize)
 from brushwork.utils import resolve_device, sha256_file
 
 
@@ -33,6 +35,17 @@ def _outputs(contents: list[Path], out: Path, batch: bool) -> list[Path]:
     return [out / f"{c.stem}_stylized.png" for c in contents]
 
 
+def _engine(args, device):
+    """(encoder, AdaIN decoder or None, provenance fields of the decoder's run)."""
+    chosen = args.vgg_weights or args.encoder  # None: the default for the method
+    if args.method != "adain":
+        return load_style_encoder(chosen or "imagenet", device, args.reflection_padding), None, {}
+    if not args.model:
+        raise BrushworkError("--method adain needs --model RUN (a decoder from brushwork train adain)")
+    model = load_adain_model(args.model, device, chosen, args.reflection_padding)
+    return model.encoder, model.decoder, model.info
+
+
 def stylize_files(args) -> list[Path]:
     """Stylise every content file named by ``args`` (the ``stylize`` command's arguments)."""
     device = resolve_device(args.device)
@@ -49,15 +62,7 @@ def stylize_files(args) -> list[Path]:
                                                style_weight=args.style_weight, tv_weight=args.tv_weight,
                                                scales=args.scales))
     request.validate()
-    encoder_name = args.vgg_weights or args.encoder
-    encoder = load_style_encoder(encoder_name, device, args.reflection_padding)
-    decoder, model_info = None, {}
-    if args.method == "adain":
-        if not args.model:
-            raise BrushworkError("--method adain needs --model RUN (a decoder from brushwork train adain)")
-        from brushwork.training.adain import load_adain_decoder
-
-        decoder, model_info = load_adain_decoder(Path(args.model), encoder, device)
+    encoder, decoder, model_info = _engine(args, device)
     written = []
     for content_path, out in zip(contents, outs):
         with tqdm(total=args.steps, desc=f"stylising {content_path.name}", unit="step",
@@ -72,7 +77,7 @@ def stylize_files(args) -> list[Path]:
         record = None if args.no_metadata else make_record(
             kind="style_transfer", method=args.method, size=args.size, strength=args.strength,
             style_weights=weights, preserve_color=args.preserve_color,
-            encoder=encoder_name, encoder_identity=encoder.identity,
+            encoder=encoder.weights_name, encoder_identity=encoder.identity,
             content_sha256=sha256_file(content_path), style_sha256=[sha256_file(p) for p in args.style],
             mask_sha256=sha256_file(args.mask) if args.mask else None,
             **({"steps": args.steps, "optimizer": args.optimizer, "init": args.init,
