@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from brushwork.config import AdaINConfig
 from brushwork.data.dataset import ImageBatcher
 from brushwork.models.style import AdaINDecoder, adain, load_style_encoder, mean_std
-from brushwork.training.gan import make_adam
+from brushwork.training.optim import make_adam
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 

@@ -24,7 +24,7 @@ from brushwork.imaging import psnr as image_psnr
 from brushwork.imaging import unit_from_uint8
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
-from brushwork.training.gan import autocast_context, make_adam, use_bf16
+from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
 PREVIEW_IMAGES = 8  # validation images shown (with reconstructions) in every sample grid
 
