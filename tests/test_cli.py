@@ -40,9 +40,11 @@ def test_end_to_end_train_sample_interpolate_info(tmp_path):
     assert info.stdout.startswith("Seed: 2, Truncation: 0.8, Model: run, Model hash: ")
     assert json.loads(info.stdout.split("\n", 1)[1])["seed"] == 2
 
+    record = json.loads(info.stdout.split("\n", 1)[1])
+    assert "run" not in record and str(tmp_path) not in info.stdout  # no local paths by default
     again = tmp_path / "again"
-    assert main(["sample", "--from", str(out / "seed0002.png"), "--out", str(again),
-                 "--device", "cpu"]) == 0
+    assert main(["sample", "--from", str(out / "seed0002.png"), "--runs", str(tmp_path),
+                 "--out", str(again), "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(Image.open(again / "seed0002.png")),
                           np.asarray(Image.open(out / "seed0002.png")))
 

@@ -156,8 +156,8 @@ def test_vae_cli_end_to_end(tmp_path, artworks, capsys):
     assert main(["sample", str(run), "--seeds", "0-2", "--temperature", "0.7",
                  "--out", str(tmp_path / "s"), "--device", "cpu"]) == 0
     assert read_record(tmp_path / "s" / "seed0001.png")["parameters"].startswith("Seed: 1, Temperature: 0.7")
-    assert main(["sample", "--from", str(tmp_path / "s" / "seed0001.png"), "--out",
-                 str(tmp_path / "again"), "--device", "cpu"]) == 0
+    assert main(["sample", "--from", str(tmp_path / "s" / "seed0001.png"), "--run", str(run),
+                 "--out", str(tmp_path / "again"), "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again" / "seed0001.png")),
                           np.asarray(Image.open(tmp_path / "s" / "seed0001.png")))
     assert main(["interpolate", str(run), "--seeds", "0,1", "--frames", "4", "--temperature", "0.5",

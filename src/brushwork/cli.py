@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from brushwork import __version__
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, WeightsUnavailable
 
 
 def _add_common_train_args(p) -> None:
@@ -46,14 +46,14 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (lambda)")
     p.add_argument("--kl-warmup", type=int, default=0, help="steps to ramp beta up from 0")
     p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
-    p.set_defaults(family="vae")
+    p.set_defaults(family="vae", weights_option="--set vgg_weights=PATH")
     p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
     _add_common_train_args(p)
     p.add_argument("--content", dest="data", help="folder of content photos (same as --data)")
     p.add_argument("--style", dest="style_data", help="folder of style images (paintings)")
     p.add_argument("--encoder", default="imagenet", help="VGG19 weights: imagenet, random or a file")
     p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
-    p.set_defaults(family="adain", res=256)
+    p.set_defaults(family="adain", res=256, weights_option="--vgg-weights PATH")
 
 
 def _train_overrides(args) -> dict:
@@ -89,7 +89,7 @@ def _model_config(args):
 def cmd_train(args) -> int:
     from brushwork.config import RunConfig, TrainConfig
     from brushwork.runs.directory import read_run_config
-    from brushwork.training.run import train_run
+    from brushwork.training.run import next_step_hint, train_run
 
     run_dir = Path(args.out)
     if args.resume and (run_dir / "config.json").exists():
@@ -106,8 +106,8 @@ def cmd_train(args) -> int:
                             version=__version__)
     trainer = train_run(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
     if not args.quiet:
-        print(f"run saved in {run_dir} (step {trainer.step}); sample it with: "
-              f"brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'}", file=sys.stderr)
+        print(f"run saved in {run_dir} (step {trainer.step}); {next_step_hint(run_cfg.kind, run_dir)}",
+              file=sys.stderr)
     return 0
 
 
@@ -116,13 +116,15 @@ def cmd_sample(args) -> int:
     from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
 
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
+    run = args.run or args.run_option
     if args.from_image:
-        model, seed_list, truncation = load_for_regeneration(args.from_image, args.run, args.device)
-    elif args.run is None or args.seeds is None:
+        model, seed_list, truncation = load_for_regeneration(args.from_image, run, args.runs, args.device)
+    elif run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
-        model = load_model(args.run, args.device)
+        model = load_model(run, args.device)
         seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
+    model.record_paths = args.record_paths
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
                               grid=args.grid, ext=args.format, watermark=args.watermark,
@@ -135,7 +137,7 @@ def cmd_interpolate(args) -> int:
     from brushwork.generate import load_model, parse_seeds
     from brushwork.video import write_walk
 
-    model = load_model(args.run, args.device)
+    model = load_model(args.run, args.device, record_paths=args.record_paths)
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
                       truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
                       metadata=not args.no_metadata)
@@ -154,7 +156,7 @@ def _prior_scale(args) -> float:
 def _load_vae(args):
     from brushwork.generate import load_model
 
-    model = load_model(args.run, args.device)
+    model = load_model(args.run, args.device, record_paths=args.record_paths)
     if model.kind != "vae":
         raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a VAE run "
                              "(brushwork train vae)")
@@ -204,10 +206,16 @@ def cmd_originality(args) -> int:
                          Path(args.report) if args.report else None, args.percentile)
     for key, value in report.summary().items():
         print(f"{key:>22}: {value}")
-    if args.image:
-        print(f"{'nearest tiled L2':>22}: {report.tiled_l2[0]:.4f}  "
-              f"{'feature cosine'}: {report.feature_similarity[0]:.4f}  "
-              f"{'verdict'}: {'COPY' if bool(report.copies[0]) else 'original'}")
+    # one image: its nearest works; a run: the flagged samples (seed = index) and theirs
+    shown = [0] if args.image else report.copies.nonzero().flatten().tolist()
+    if not args.image:
+        print(f"{'flagged samples':>22}: {len(shown) or 'none'}")
+    for i in shown:
+        near = report.nearest(i)
+        label = "verdict" if args.image else f"seed {i}"
+        print(f"{label:>22}: {'COPY' if near['copy'] else 'original'}")
+        print(f"{'nearest by tiled L2':>22}: {near['tiled_l2'][0]}  (distance {near['tiled_l2'][1]:.4f})")
+        print(f"{'nearest by features':>22}: {near['features'][0]}  (cosine {near['features'][1]:.4f})")
     if args.report:
         print(f"report: {args.report}")
     return 0
@@ -265,9 +273,16 @@ def _add_prior_scale_args(p) -> None:
     p.add_argument("--temperature", type=float, help="VAE: scale of prior samples (1 = the prior)")
 
 
-def _add_output_args(p) -> None:
+def _add_output_args(p, record_paths: bool = True) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-metadata", action="store_true", help="write images without provenance")
+    if record_paths:  # for commands whose records name a run
+        _add_record_paths_arg(p)
+
+
+def _add_record_paths_arg(p) -> None:
+    p.add_argument("--record-paths", action="store_true",
+                   help="record the run's absolute path in each image (off: run name and hash only)")
 
 
 def _add_c2pa_args(p) -> None:
@@ -284,6 +299,9 @@ def _add_generation_parsers(sub) -> None:
     _add_prior_scale_args(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png")
     p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
+    p.add_argument("--run", dest="run_option", metavar="RUN", help="with --from: the run to use")
+    p.add_argument("--runs", default="runs", help="with --from: folder searched for the run whose "
+                   "model hash the image records (default: ./runs)")
     p.add_argument("--watermark", action="store_true",
                    help="embed an invisible watermark (images >= 256 px; a weak signal)")
     _add_c2pa_args(p)
@@ -291,6 +309,7 @@ def _add_generation_parsers(sub) -> None:
                    help="file type; the provenance record is embedded in each (EXIF/XMP for jpg, webp)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
+    _add_record_paths_arg(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("interpolate", help="a latent walk through seeds as GIF or MP4")
@@ -363,8 +382,8 @@ def _add_style_parsers(sub) -> None:
     p.add_argument("--watermark", action="store_true",
                    help="embed an invisible watermark (a weak signal: lost on resizing or cropping)")
     _add_c2pa_args(p)
-    _add_output_args(p)
-    p.set_defaults(func=cmd_stylize)
+    _add_output_args(p, record_paths=False)
+    p.set_defaults(func=cmd_stylize, weights_option="--vgg-weights PATH")
 
 
 def _add_evaluation_parsers(sub) -> None:
@@ -380,7 +399,7 @@ def _add_evaluation_parsers(sub) -> None:
     p.add_argument("--features", default="imagenet", help="VGG19 weights: imagenet, random or a file")
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_originality)
+    p.set_defaults(func=cmd_originality, weights_option="--features PATH")
 
     p = sub.add_parser("evaluate", help="score a run's samples: SWD, FID, KID, precision/recall")
     p.add_argument("run")
@@ -390,7 +409,7 @@ def _add_evaluation_parsers(sub) -> None:
     p.add_argument("--features", default="inception", help="inception, or random (a weak stand-in)")
     p.add_argument("--inception-weights", help="local FID Inception weights file")
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, weights_option="--inception-weights PATH")
 
 
 def _add_misc_parsers(sub) -> None:
@@ -428,8 +447,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except WeightsUnavailable as exc:
+        exc.option = getattr(args, "weights_option", exc.option)  # this command's own option
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return 2
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused something the library did not foresee
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"brushwork: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("brushwork: interrupted", file=sys.stderr)

@@ -12,10 +12,10 @@ import torch
 from brushwork.config import RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import load_dataset
 from brushwork.generate import load_model, write_seed_images
-from brushwork.imaging import save_grid, unit_from_uint8
+from brushwork.imaging import save_figure, save_grid, unit_from_uint8
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
-from brushwork.utils import resolve_device
+from brushwork.utils import atomic_write, ensure_dir, resolve_device
 from brushwork.video import write_walk
 
 DEMO_SEEDS = list(range(36))
@@ -56,9 +56,7 @@ def plot_losses(metrics: Path, out: Path) -> Path | None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def _page(title: str, sections: list[tuple[str, str, str]]) -> str:
@@ -74,7 +72,7 @@ def _page(title: str, sections: list[tuple[str, str, str]]) -> str:
 def run_demo(out: Path, minutes: float = 3.0, device: str = "auto", steps: int | None = None) -> Path:
     """Train (time-boxed, or a fixed number of steps) and write the gallery; returns index.html."""
     dev = resolve_device(device)
-    out = Path(out)
+    out = ensure_dir(out)
     run_dir = out / "run"
     cfg = demo_config(dev, steps)
     if latest_checkpoint(run_dir) is not None:  # a previous demo: continue rather than refuse
@@ -83,7 +81,7 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto", steps: int |
 
     model = load_model(run_dir, str(dev))
     write_seed_images(model, DEMO_SEEDS, out / "images", grid=True)
-    (out / "grid.png").write_bytes((out / "images" / "grid.png").read_bytes())
+    atomic_write(out / "grid.png", (out / "images" / "grid.png").read_bytes())
     write_walk(model, WALK_SEEDS, 60, out / "walk.gif", fps=15, loop=True)
     real = load_dataset("builtin:abstract", cfg.model.resolution, progress=False)
     picks = torch.linspace(0, len(real) - 1, 36).long()
@@ -100,5 +98,5 @@ def run_demo(out: Path, minutes: float = 3.0, device: str = "auto", steps: int |
     if plot:
         sections.append(("Training curves", "Discriminator and generator hinge losses.", "losses.png"))
     page = out / "index.html"
-    page.write_text(_page("brushwork demo", sections))
+    atomic_write(page, _page("brushwork demo", sections).encode())
     return page

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import torch
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.generate import load_model
-from brushwork.latents import latents_for_seeds
 from brushwork.imaging import uint8_from_unit
+from brushwork.latents import latents_for_seeds
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
+from brushwork.runs.directory import append_jsonl
 
 
 def real_subset(ds: ArtDataset, n: int, seed: int = 0) -> ArtDataset:
@@ -58,6 +58,5 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
     ds = load_dataset(data, model.config.model.resolution, progress=False)
     evaluator = SampleEvaluator(ds, n, metrics, model.device, features, inception_weights)
     row = {"step": model.step, "eval_n": min(n, len(ds)), **evaluator(model.generate, model.z_dim)}
-    with (Path(run) / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_jsonl(Path(run) / "metrics.jsonl", row)
     return row

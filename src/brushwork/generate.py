@@ -22,7 +22,7 @@ from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import read_run_config
-from brushwork.utils import resolve_device, tensors_hash
+from brushwork.utils import ensure_dir, resolve_device, tensors_hash
 
 
 @dataclass
@@ -39,6 +39,7 @@ class TrainedModel:
     step: int
     model_hash: str  # sha256 of the weights used for sampling
     device: torch.device
+    record_paths: bool = False  # put the run's absolute path into records (off: it names the author's folders)
 
     @property
     def kind(self) -> str:
@@ -79,57 +80,122 @@ class TrainedModel:
         return torch.cat([m.float().cpu() for m, _ in stats]), torch.cat([v.float().cpu() for _, v in stats])
 
     def record(self, **fields) -> dict:
+        """The provenance record of an image this model made: run name and model hash, never a
+        local path unless ``record_paths`` asks for it."""
+        where = {"run": str(self.run_dir.resolve())} if self.record_paths else {}
         return make_record(kind=self.kind, model_name=self.name, model_hash=self.model_hash,
-                           steps=self.step, run=str(self.run_dir.resolve()),
-                           config_hash=config_hash(self.config.model), latent_method=LATENT_METHOD,
-                           **fields)
+                           steps=self.step, **where, config_hash=config_hash(self.config.model),
+                           latent_method=LATENT_METHOD, **fields)
 
 
-def _build_sampling_network(cfg: RunConfig, tensors: dict) -> tuple[nn.Module, dict]:
-    """(network with weights loaded, those weights) for a run's kind."""
+SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/")  # what sampling reads of a checkpoint
+
+
+def _sampling_weights(kind: str, tensors: dict) -> dict:
+    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE."""
+    if kind == "gan":
+        return ckpt.module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
+    return ckpt.module_state(tensors, "vae")
+
+
+def _build_sampling_network(cfg: RunConfig, weights: dict) -> nn.Module:
     if cfg.kind == "gan":
-        name = "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G"
-        weights = ckpt.module_state(tensors, name)
         network, _ = build_gan(cfg.model)
     else:
         from brushwork.models.vae import VAE
 
-        weights = ckpt.module_state(tensors, "vae")
         network = VAE(cfg.model)
     network.load_state_dict(weights)
-    return network, weights
+    return network
 
 
-def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
-    """The sampling network (EMA generator for GANs) from a run's newest checkpoint."""
+def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | None = None,
+               record_paths: bool = False) -> TrainedModel:
+    """The sampling network (EMA generator for GANs) from a run's newest checkpoint (or the given
+    one). ``record_paths`` puts the run's absolute path into every image's record."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    path = ckpt.latest_checkpoint(run_dir)
+    if cfg.kind not in ("gan", "vae"):
+        raise BrushworkError(f"{run_dir} is an {cfg.kind} run; it makes no images of its own"
+                             + (" (use it with brushwork stylize --method adain --model RUN)"
+                                if cfg.kind == "adain" else ""))
+    path = checkpoint or ckpt.latest_checkpoint(run_dir)
     if path is None:
         raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
-    tensors, meta = ckpt.read_checkpoint(path, prefixes=("model/G/", "model/G_ema/", "model/vae/"))
-    network, weights = _build_sampling_network(cfg, tensors)
+    tensors, meta = ckpt.read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
+    weights = _sampling_weights(cfg.kind, tensors)
+    network = _build_sampling_network(cfg, weights)
     dev = resolve_device(device)
     return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir,
-                        int(meta["step"]), tensors_hash(weights), dev)
+                        int(meta["step"]), tensors_hash(weights), dev, record_paths)
 
 
-def load_for_regeneration(image: str | Path, run: str | Path | None = None,
+def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
+    """The checkpoint of a run whose sampling weights hash to ``model_hash`` (newest first)."""
+    try:
+        kind = read_run_config(run_dir).kind
+    except BrushworkError:
+        return None
+    if kind not in ("gan", "vae"):
+        return None
+    for _, path in reversed(ckpt.list_checkpoints(run_dir)):
+        tensors, _ = ckpt.read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
+        if tensors_hash(_sampling_weights(kind, tensors)) == model_hash:
+            return path
+    return None
+
+
+def find_model(model_hash: str, runs_dir: str | Path, name: str = "") -> tuple[Path, Path] | None:
+    """(run, checkpoint) under ``runs_dir`` holding the model with this hash; runs named ``name``
+    are tried first."""
+    runs = sorted(p.parent for p in Path(runs_dir).rglob("config.json"))
+    runs.sort(key=lambda run: run.name != name)  # stable: the recorded name first
+    for run in runs:
+        path = checkpoint_with_hash(run, model_hash)
+        if path is not None:
+            return run, path
+    return None
+
+
+def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs_dir: str | Path = "runs",
                           device: str = "auto") -> tuple[TrainedModel, list[int], float]:
-    """(model, [seed], truncation or temperature) recorded in an image brushwork made, checking that
-    the run (the recorded one unless ``run`` is given) still holds the model that made it."""
+    """(model, [seed], truncation or temperature) recorded in an image brushwork made.
+
+    The model is found by its hash: in ``run`` when given (any of its checkpoints), else in the
+    run path the record holds (``--record-paths``), else in any run under ``runs_dir``.
+    """
     from brushwork.provenance import read_record
 
     record = read_record(image).get("brushwork") or {}
     scale = record.get("truncation", record.get("temperature"))
-    if "seed" not in record or scale is None or "run" not in record:
+    model_hash = record.get("model_hash")
+    if "seed" not in record or scale is None or not model_hash:
         raise BrushworkError(f"{image} carries no brushwork seed record to regenerate from")
-    run = run or record["run"]
-    model = load_model(run, device)
-    if model.model_hash != record.get("model_hash"):
-        raise BrushworkError(f"{run} now holds a different model (hash {model.model_hash[:10]}) than "
-                             f"the one that made {image} ({str(record.get('model_hash'))[:10]})")
-    return model, [int(record["seed"])], float(scale)
+    found = _locate(model_hash, record, run, runs_dir, image)
+    return load_model(found[0], device, found[1]), [int(record["seed"])], float(scale)
+
+
+def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, Path]:
+    if run is not None:
+        path = checkpoint_with_hash(Path(run), model_hash)
+        if path is None:
+            read_run_config(run)  # "not a brushwork run" when it is not one
+            raise BrushworkError(f"{run} no longer holds the model that made {image} "
+                                 f"(hash {model_hash[:10]}): none of its checkpoints matches")
+        return Path(run), path
+    recorded = Path(record["run"]) if record.get("run") else None
+    if recorded is not None and (path := checkpoint_with_hash(recorded, model_hash)) is not None:
+        return recorded, path
+    if not Path(runs_dir).is_dir():
+        raise BrushworkError(f"to find the model that made {image} (run {record.get('model_name')!r}, "
+                             f"hash {model_hash[:10]}), pass --run RUN or --runs DIR "
+                             f"({runs_dir} is not a folder)")
+    found = find_model(model_hash, runs_dir, record.get("model_name", ""))
+    if found is None:
+        raise BrushworkError(f"no run under {runs_dir} holds the model that made {image} (run "
+                             f"{record.get('model_name')!r}, hash {model_hash[:10]}); pass --run RUN "
+                             f"or --runs DIR")
+    return found
 
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
@@ -137,6 +203,7 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
                       watermark: bool = False, c2pa_credentials=None) -> list[Path]:
     """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
     ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
+    ensure_dir(out_dir)
     images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
     paths = []
     for seed, img in zip(seeds, to_pil(images)):

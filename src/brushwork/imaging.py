@@ -66,3 +66,16 @@ def png_bytes(img: Image.Image, pnginfo=None) -> bytes:
 def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Path:
     atomic_write(path, png_bytes(grid_image(images, columns)))
     return Path(path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (and close it)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+    return Path(path)

@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 
 from brushwork.data.dataset import load_dataset
-from brushwork.imaging import as_unit, grid_image, uint8_from_unit, unit_from_uint8
+from brushwork.imaging import (as_unit, grid_image, png_bytes, save_figure, uint8_from_unit,
+                               unit_from_uint8)
 from brushwork.metrics.originality import OriginalityReport, check_originality
 from brushwork.models.vgg import VGGFeatures
-from brushwork.utils import atomic_write
+from brushwork.utils import atomic_write, ensure_dir, ensure_output_file
 
 
 def originality_encoder(weights: str, device) -> VGGFeatures:
@@ -36,24 +37,23 @@ def _plot(report: OriginalityReport, out: Path) -> None:
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def write_report(report: OriginalityReport, generated: torch.Tensor, train: torch.Tensor,
-                 train_names: list[str], path: Path, top: int = 12) -> Path:
+                 path: Path, top: int = 12) -> Path:
     """HTML page: summary, distribution plot, and the ``top`` closest generated/training pairs."""
     folder = path.parent / (path.stem + "_files")
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     _plot(report, folder / "distributions.png")
     order = torch.argsort(report.tiled_l2)[:top]
     rows = []
     for rank, i in enumerate(order.tolist()):
         j = int(report.tiled_index[i])
         pair = torch.stack([as_unit(generated[i]), unit_from_uint8(train[j])])
-        grid_image(pair, columns=2).save(folder / f"pair{rank:02d}.png")
+        atomic_write(folder / f"pair{rank:02d}.png", png_bytes(grid_image(pair, columns=2)))
         flag = "COPY" if bool(report.copies[i]) else ""
-        name = train_names[j] if j < len(train_names) else str(j)
+        name = report.train_name(j)
         rows.append(f"<tr><td><img src='{folder.name}/pair{rank:02d}.png'></td><td>#{i}</td>"
                     f"<td>{html.escape(name)}</td><td>{report.tiled_l2[i]:.3f}</td>"
                     f"<td>{report.feature_similarity[i]:.3f}</td><td><b>{flag}</b></td></tr>")
@@ -89,8 +89,11 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,
                 report_path: Path | None = None, percentile: float = 5.0) -> OriginalityReport:
     """Check uint8 images [N, 3, R, R] against a data folder; optionally write the HTML report."""
+    if report_path is not None:
+        ensure_output_file(report_path)
     ds = load_dataset(data, resolution, progress=False)
     report = check_originality(generated, ds.images, originality_encoder(features, device), percentile)
+    report.train_names = list(ds.files)
     if report_path is not None:
-        write_report(report, generated, ds.images, ds.files, Path(report_path))
+        write_report(report, generated, ds.images, Path(report_path))
     return report

@@ -18,7 +18,7 @@ from brushwork.generate import TrainedModel
 from brushwork.latents import latents_for_seeds
 from brushwork.imaging import grid_image, psnr, to_pil, unit_from_uint8
 from brushwork.provenance import save_png
-from brushwork.utils import sha256_file
+from brushwork.utils import ensure_dir, ensure_output_file, sha256_file
 from brushwork.video import write_frames
 
 
@@ -38,6 +38,7 @@ def load_source(path: str | Path, resolution: int) -> SourceImage:
 def reconstruct(model: TrainedModel, paths: list[str | Path], out_dir: Path,
                 metadata: bool = True) -> list[tuple[Path, float]]:
     """Encode + decode (posterior mean) each image; write ``<name>_recon.png``; return PSNRs."""
+    ensure_dir(out_dir)
     sources = [load_source(p, model.config.model.resolution) for p in paths]
     mu, _ = model.encode(torch.stack([s.pixels for s in sources]))
     recons = model.decode(mu)
@@ -63,6 +64,7 @@ def variations(model: TrainedModel, path: str | Path, n: int, temperature: float
     """``n`` variations of one artwork (``<name>_var<seed>.png``) plus a grid with the original."""
     if n < 1:
         raise BrushworkError("--n must be at least 1")
+    ensure_dir(out_dir)
     src = load_source(path, model.config.model.resolution)
     mu, logvar = model.encode(src.pixels[None])
     seeds = list(range(first_seed, first_seed + n))
@@ -91,6 +93,7 @@ def blend(model: TrainedModel, path_a: str | Path, path_b: str | Path, frames: i
     """A crossbreed of two artworks: frames from A's reconstruction to B's, as GIF/MP4 or PNG strip."""
     if frames < 2:
         raise BrushworkError("--frames must be at least 2")
+    ensure_output_file(out)
     res = model.config.model.resolution
     a, b = load_source(path_a, res), load_source(path_b, res)
     mu, _ = model.encode(torch.stack([a.pixels, b.pixels]))

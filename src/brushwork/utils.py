@@ -1,9 +1,10 @@
-"""Small shared helpers: atomic file writes, device choice, hashing, heap reuse."""
+"""Small shared helpers: output paths and atomic file writes, device choice, hashing, heap reuse."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import os
 import platform
@@ -15,24 +16,73 @@ import torch
 from brushwork.errors import BrushworkError
 
 
+def output_error(exc: OSError, path: str | Path) -> BrushworkError:
+    """One readable line for a failed write to ``path`` (the user's output path, not a bug)."""
+    place = Path(path)
+    reasons = {
+        errno.ENOTDIR: "a file stands where a folder is needed",
+        errno.EEXIST: "a file stands where a folder is needed",
+        errno.EISDIR: "it is a folder; give a file name",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file is larger than this system allows (file size limit)",
+        errno.ENOENT: "that place does not exist and cannot be created",
+    }
+    reason = reasons.get(exc.errno, exc.strerror or str(exc))
+    return BrushworkError(f"cannot write {place}: {reason}")
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create the folder ``path`` (and its parents) for output, or fail with one readable line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok only forgives folders: this one is a file
+        raise BrushworkError(f"cannot write {path}: a file stands where a folder is needed") from None
+    except OSError as exc:
+        raise output_error(exc, path) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BrushworkError(f"cannot write {path}: permission denied")
+    return path
+
+
+def ensure_output_file(path: str | Path) -> Path:
+    """Check early that the file ``path`` can be written: its folder exists or can be made and
+    is writable, and the path itself is not a folder. (A full disk shows only when writing.)"""
+    path = Path(path)
+    if path.is_dir():
+        raise BrushworkError(f"cannot write {path}: it is a folder; give a file name")
+    ensure_dir(path.parent)
+    return path
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either the old file or the complete new one, never half.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over
-    the target (rename is atomic on POSIX and Windows within one file system).
+    the target (rename is atomic on POSIX and Windows within one file system). Any OS failure
+    (unwritable place, full disk) removes the temporary file and becomes one readable line.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = ensure_output_file(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use normal permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise output_error(exc, path) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -11,7 +11,7 @@ from brushwork.errors import BrushworkError
 from brushwork.generate import TrainedModel
 from brushwork.latents import latents_for_seeds, walk_latents
 from brushwork.imaging import to_uint8
-from brushwork.utils import atomic_write
+from brushwork.utils import atomic_write, ensure_output_file
 
 
 def _gif_bytes(frames: np.ndarray, fps: float, comment: str) -> bytes:
@@ -48,8 +48,8 @@ def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise BrushworkError(f"--out must end in .gif or .mp4, got {out.name}")
+    ensure_output_file(out)
     video = to_uint8(frames)  # [F, R, R, 3]
-    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".gif":
         comment = json.dumps(record, sort_keys=True) if record else ""
         atomic_write(out, _gif_bytes(video, fps, comment))
@@ -61,6 +61,7 @@ def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
 def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
                fps: float = 12.0, loop: bool = False, metadata: bool = True) -> Path:
     """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
+    ensure_output_file(out)  # an unwritable place fails before the rendering, not after
     keys = latents_for_seeds(seeds, model.z_dim, truncation)
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
                           **{model.scale_name: truncation}) if metadata else None

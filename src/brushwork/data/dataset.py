@@ -145,6 +145,9 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     if spec.startswith("builtin:"):
         return _load_builtin(spec, size)
     root = Path(spec).expanduser()
+    if root.is_file():
+        raise BrushworkError(f"{spec} is a file, but a folder of images is expected "
+                             f"(its subfolders are style labels)")
     if not root.is_dir():
         raise BrushworkError(f"data folder not found: {spec}")
     files = list_image_files(root)

@@ -16,7 +16,7 @@ Data sets with duplicates (scraped collections have them) make that threshold st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,16 @@ class OriginalityReport:
     similarity_threshold: float  # flagged when feature_similarity > this
     train_l2: torch.Tensor  # calibration: train-vs-train nearest distances
     train_similarity: torch.Tensor
+    train_names: list[str] = field(default_factory=list)  # training file names, by index
+
+    def train_name(self, j: int) -> str:
+        return self.train_names[j] if j < len(self.train_names) else f"training image #{j}"
+
+    def nearest(self, i: int) -> dict:
+        """Generated image ``i``'s nearest training works by each measure, and its verdict."""
+        return {"tiled_l2": (self.train_name(int(self.tiled_index[i])), float(self.tiled_l2[i])),
+                "features": (self.train_name(int(self.feature_index[i])), float(self.feature_similarity[i])),
+                "copy": bool(self.copies[i])}
 
     @property
     def copies(self) -> torch.Tensor:

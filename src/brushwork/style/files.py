@@ -15,7 +15,7 @@ from brushwork.models.style import load_style_encoder
 from brushwork.style.adain_model import load_adain_model
 from brushwork.style.transfer import (GatysSettings, StyleRequest, image_path_list, normalise_weights,
                                       stylize)
-from brushwork.utils import resolve_device, sha256_file
+from brushwork.utils import ensure_dir, ensure_output_file, resolve_device, sha256_file
 
 
 def _weights(text: str | None, n: int) -> list[float]:
@@ -31,7 +31,8 @@ def _outputs(contents: list[Path], out: Path, batch: bool) -> list[Path]:
     if not batch:
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise BrushworkError(f"--out must be a .png, .jpg or .webp file, got {out.name}")
-        return [out]
+        return [ensure_output_file(out)]
+    ensure_dir(out)
     return [out / f"{c.stem}_stylized.png" for c in contents]
 
 

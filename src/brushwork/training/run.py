@@ -11,6 +11,7 @@ from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
 from brushwork.runs.checkpoint import latest_checkpoint
+from brushwork.runs.directory import run_lock
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write, resolve_device
 
@@ -25,6 +26,19 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if latest_checkpoint(run_dir) is not None and not resume:
         raise BrushworkError(f"{run_dir} already holds a training run; add --resume to continue "
                              f"it, or choose another --out")
+
+
+def next_step_hint(kind: str, run_dir: Path) -> str:
+    """What to do with a finished run of each family: the command that applies to it."""
+    hints = {
+        "gan": f"sample it with: brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'}",
+        "vae": f"reproduce an artwork with: brushwork reconstruct {run_dir} painting.jpg --out "
+               f"{run_dir / 'recon'} (or sample it: brushwork sample {run_dir} --seeds 0-15 "
+               f"--temperature 0.8 --out {run_dir / 'images'})",
+        "adain": f"stylise a photo with: brushwork stylize photo.jpg --style painting.jpg "
+                 f"--method adain --model {run_dir} --out stylised.png",
+    }
+    return hints[kind]
 
 
 def _make_task(run_cfg: RunConfig, ds, device):
@@ -71,8 +85,14 @@ def _evaluator(run_cfg: RunConfig, ds, task, device):
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
               time_limit: float | None = None) -> Trainer:
     """Train (or continue) a run of any family; returns the finished Trainer. ``time_limit``
-    (seconds) ends training early and cleanly, as Ctrl-C does."""
-    run_dir = Path(run_dir)
+    (seconds) ends training early and cleanly, as Ctrl-C does. The run directory is locked for
+    the whole time: a second process training in it is refused."""
+    with run_lock(run_dir):
+        return _train_locked(run_cfg, Path(run_dir), resume, quiet, time_limit)
+
+
+def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
+                  time_limit: float | None) -> Trainer:
     check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
     model_cfg.validate()
@@ -85,7 +105,6 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
     task, train_images = _make_task(run_cfg, ds, device)
-    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
     batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,

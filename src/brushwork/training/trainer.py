@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 from brushwork.data.dataset import ImageBatcher
 from brushwork.errors import TrainingDiverged
 from brushwork.runs import checkpoint as ckpt
+from brushwork.runs.directory import append_jsonl
 from brushwork.imaging import save_grid
-from brushwork.utils import reuse_freed_memory
+from brushwork.utils import atomic_write, reuse_freed_memory
 
 
 class MetricsLog:
@@ -47,11 +48,10 @@ class MetricsLog:
             return
         rows = [line for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(r + "\n" for r in rows))
+        atomic_write(self.path, "".join(r + "\n" for r in rows).encode())
 
     def write(self, row: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(self.path, row)
         if self.tb is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
