@@ -125,9 +125,20 @@ def _wait_for_checkpoint(run, proc, timeout=120):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_finishes_the_run(tmp_path):
+    """Also: while one process trains in a run, a second one (fresh or --resume) is refused at
+    once, naming the holder; the lock dies with its holder, so the killed run resumes."""
     run = tmp_path / "run"
-    proc = _cli("train", "gan", "--out", str(run), "--steps", "100000", "--ckpt-every", "5", *TINY_FLAGS)
+    proc = _cli("train", "gan", "--out", str(run), "--steps", "100000", "--ckpt-every", "5",
+                "--log-every", "1", *TINY_FLAGS)
     _wait_for_checkpoint(run, proc)
+    rows_before = (run / "metrics.jsonl").read_text()
+    for extra in ([], ["--resume"]):
+        second = _cli("train", "gan", "--out", str(run), "--steps", "100000", *extra, *TINY_FLAGS)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert f"{run} is in use: process {proc.pid} on" in err
+    assert proc.poll() is None  # the first run goes on untouched
+    assert (run / "metrics.jsonl").read_text().startswith(rows_before)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = ckpt.list_checkpoints(run)[-1][0]
