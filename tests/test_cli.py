@@ -101,3 +101,24 @@ def test_demo_writes_a_gallery(tmp_path):
     for name in ["grid.png", "walk.gif", "training_art.png", "losses.png"]:
         assert name in page and (tmp_path / "demo" / name).exists()
     assert Image.open(tmp_path / "demo" / "walk.gif").n_frames == 60
+
+
+def test_data_that_is_a_file_says_a_folder_is_expected(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
+    assert main(["train", "gan", "--data", str(tmp_path / "one.jpg"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one.jpg is a file, but a folder of images is expected" in err
+
+
+def test_closing_hint_names_a_command_that_applies_to_the_family(tmp_path):
+    from brushwork.training.run import next_step_hint
+
+    run = tmp_path / "r"
+    assert next_step_hint("gan", run).startswith(f"sample it with: brushwork sample {run} --seeds")
+    assert f"brushwork reconstruct {run} painting.jpg" in next_step_hint("vae", run)
+    assert f"brushwork stylize photo.jpg --style painting.jpg --method adain --model {run}" in \
+        next_step_hint("adain", run) and "sample" not in next_step_hint("adain", run)
+    vae_flags = ["--data", "builtin:abstract:8", "--res", "32", "--batch-size", "8", "--device", "cpu",
+                 "--latent-dim", "8", "--set", "width=4"]
+    done = run_cli("train", "vae", "--out", str(run), "--steps", "2", *vae_flags)
+    assert done.returncode == 0 and done.stderr.strip().splitlines()[-1].endswith(next_step_hint("vae", run))

@@ -118,3 +118,34 @@ def test_jpeg_and_webp_carry_the_same_record(trained_run, tmp_path, ext):
     assert read_record(bare) == {}
     with Image.open(bare) as img:
         assert not img.info.get("xmp") and 0x010E not in img.getexif()
+
+
+def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp_path):
+    from brushwork.generate import load_for_regeneration
+
+    runs = tmp_path / "my-runs"
+    train_run(tiny_run_config("modern", steps=3, keep_checkpoints=5), runs / "other", quiet=True)
+    train_run(tiny_run_config("modern", steps=4, keep_checkpoints=5), runs / "styles" / "mine", quiet=True)
+    model = load_model(runs / "styles" / "mine", "cpu")
+    (path,) = write_seed_images(model, [3], tmp_path / "out", truncation=0.9)
+    record = read_record(path)["brushwork"]
+    assert record["model_name"] == "mine" and "run" not in record
+    assert str(tmp_path) not in (path.read_bytes().decode("latin-1"))  # no local path anywhere
+    # the run trains on; the image's model is now an older checkpoint, still found by its hash
+    train_run(tiny_run_config("modern", steps=6, keep_checkpoints=5), runs / "styles" / "mine",
+              resume=True, quiet=True)
+    again, seeds, scale = load_for_regeneration(path, runs_dir=runs, device="cpu")
+    assert again.run_dir == runs / "styles" / "mine" and again.step == 4 and (seeds, scale) == ([3], 0.9)
+    assert again.model_hash == model.model_hash
+    assert load_for_regeneration(path, run=runs / "styles" / "mine", device="cpu")[0].step == 4
+    with pytest.raises(BrushworkError, match="no run under .* holds the model that made .* 'mine'"):
+        load_for_regeneration(path, runs_dir=runs / "other", device="cpu")
+    with pytest.raises(BrushworkError, match="no longer holds the model"):
+        load_for_regeneration(path, run=runs / "other", device="cpu")
+    with pytest.raises(BrushworkError, match="pass --run RUN or --runs DIR"):
+        load_for_regeneration(path, runs_dir=tmp_path / "nowhere", device="cpu")
+    # --record-paths: the absolute path is recorded, and regeneration needs no search
+    model.record_paths = True
+    (kept,) = write_seed_images(model, [3], tmp_path / "kept")
+    assert read_record(kept)["brushwork"]["run"] == str((runs / "styles" / "mine").resolve())
+    assert load_for_regeneration(kept, runs_dir=tmp_path / "nowhere", device="cpu")[0].step == 4

@@ -59,10 +59,18 @@ def test_originality_cli_on_an_image_and_a_run(tmp_path, capsys):
 
     from brushwork.data.builtin import paint
 
+    data = tmp_path / "art"
+    for style in ("grid", "circles", "stripes"):
+        (data / style).mkdir(parents=True)
+        for i in range(4):
+            paint(style, i, 32).save(data / style / f"{style}{i}.png")
     paint("grid", 3, 32).save(tmp_path / "copy.png")
-    assert main(["originality", "--image", str(tmp_path / "copy.png"), "--data", "builtin:abstract:8",
+    assert main(["originality", "--image", str(tmp_path / "copy.png"), "--data", str(data),
                  "--res", "32", "--features", "random", "--device", "cpu"]) == 0
-    assert "verdict: COPY" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "verdict: COPY" in printed  # and the work it copies, by name, with both scores:
+    assert "nearest by tiled L2: grid/grid3.png  (distance 0.0000)" in printed
+    assert "nearest by features: grid/grid3.png  (cosine 1.0000)" in printed
     Image.new("RGB", (32, 32), (90, 200, 10)).save(tmp_path / "new.png")
     assert main(["originality", "--image", str(tmp_path / "new.png"), "--data", "builtin:abstract:8",
                  "--res", "32", "--features", "random", "--device", "cpu"]) == 0
@@ -75,6 +83,10 @@ def test_originality_cli_on_an_image_and_a_run(tmp_path, capsys):
     report = tmp_path / "report.html"
     assert main(["originality", str(tmp_path / "run"), "--data", "builtin:abstract:8", "--n", "16",
                  "--features", "random", "--report", str(report), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "flagged samples:" in printed
+    flagged = [line for line in printed.splitlines() if line.strip().startswith("seed ")]
+    assert len(flagged) == (0 if "flagged samples: none" in printed else int(printed.split("flagged samples: ")[1].split()[0]))
     page = report.read_text()
     assert "memorisation_rate" in page and "pair00.png" in page
     assert (tmp_path / "report_files" / "distributions.png").exists()

@@ -200,20 +200,28 @@ def test_stylize_cli_gatys_with_provenance_and_batch(folders, tmp_path):
         "c0_stylized.png", "c1_stylized.png", "c2_stylized.png"]
 
 
-def test_adain_train_then_stylize_and_encoder_pinning(folders, tmp_path, capsys):
+def test_adain_train_then_stylize_and_encoder_pinning(folders, tmp_path, capsys, monkeypatch):
     content, style = folders
     run = tmp_path / "adain"
     assert main(["train", "adain", "--content", str(content), "--style", str(style), "--out", str(run),
                  "--res", "32", "--batch-size", "2", "--steps", "4", "--ckpt-every", "2",
-                 "--encoder", "random", "--set", "width=4", "--device", "cpu", "--quiet"]) == 0
+                 "--encoder", "random", "--set", "width=4", "--device", "cpu"]) == 0
+    hint = capsys.readouterr().err.strip().splitlines()[-1]  # the closing hint fits the family
+    assert f"brushwork stylize photo.jpg --style painting.jpg --method adain --model {run}" in hint
+    assert "brushwork sample" not in hint
     assert main(["train", "adain", "--content", str(content), "--style", str(style), "--out", str(run),
                  "--res", "32", "--batch-size", "2", "--steps", "6", "--resume", "--quiet"]) == 0
+    import socket  # the run's own (random) encoder is used: nothing is downloaded
+
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     out = tmp_path / "fast.png"
     assert main(["stylize", str(content / "c1.png"), "--style", str(style / "s2.jpg"), "--method",
-                 "adain", "--model", str(run), "--encoder", "random", "--size", "40", "--strength",
+                 "adain", "--model", str(run), "--size", "40", "--strength",
                  "0.5", "--out", str(out), "--device", "cpu"]) == 0
     assert Image.open(out).size == (40, 40)
-    assert read_record(out)["brushwork"]["steps"] == 6
+    record = read_record(out)["brushwork"]
+    assert record["steps"] == 6 and record["encoder"] == "random" and record["model_name"] == "adain"
     torch.save({k: v + 1 for k, v in __import__("torchvision").models.vgg19().state_dict().items()},
                tmp_path / "other_vgg.pth")
     capsys.readouterr()
@@ -231,6 +239,7 @@ def test_adain_train_then_stylize_and_encoder_pinning(folders, tmp_path, capsys)
     (["{content}", "--style", "{style}", "--method", "adain"], "needs --model"),
     (["{content}", "--style", "{style}", "--strength", "1.5"], "strength must be in [0, 1]"),
     (["{content}", "--style", "{style}"], "vgg19-dcbb9e9d.pth"),  # no ImageNet weights offline
+    (["{content}", "--style", "{style}"], "or pass a local file with --vgg-weights PATH"),
 ])
 def test_stylize_errors_are_one_clear_line(folders, tmp_path, capsys, monkeypatch, argv, message):
     content, style = folders
@@ -239,7 +248,8 @@ def test_stylize_errors_are_one_clear_line(folders, tmp_path, capsys, monkeypatc
     import socket
 
     monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-    extra = [] if "--vgg-weights" in argv or message.endswith(".pth") else ["--encoder", "random"]
+    offline = message.endswith((".pth", "PATH"))
+    extra = [] if "--vgg-weights" in argv or offline else ["--encoder", "random"]
     args = [a.replace("{tmp}", str(tmp_path)).replace("{content}", str(content / "c0.png"))
             .replace("{style}", str(style / "s0.jpg")) for a in argv]
     code = main(["stylize", *args, *extra, "--size", "32", "--steps", "1", "--out",

@@ -220,7 +220,7 @@ def test_vgg_weights_errors_are_clear(tmp_path):
     assert perceptual_loss(vgg, x, x).item() == 0
 
 
-def test_imagenet_vgg_offline_message(monkeypatch, tmp_path):
+def test_imagenet_vgg_offline_message(monkeypatch, tmp_path, capsys):
     from brushwork.errors import BrushworkError
     from brushwork.models.vgg import VGGFeatures
 
@@ -235,3 +235,12 @@ def test_imagenet_vgg_offline_message(monkeypatch, tmp_path):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     with pytest.raises(BrushworkError, match="vgg19-dcbb9e9d.pth"):
         VGGFeatures(weights="imagenet")
+    # each command names its own option for a local file, not the library's keyword
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    for argv, option in [(["train", "vae", "--set", "perceptual_weight=1", "--out", str(tmp_path / "r")],
+                          "--set vgg_weights=PATH"),
+                         (["originality", "--image", str(tmp_path / "x.png"), "--data", "builtin:abstract:8"],
+                          "--features PATH")]:
+        assert main([*argv, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"or pass a local file with {option}" in err, err
