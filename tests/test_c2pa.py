@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
-from brushwork import c2pa_manifest  # noqa: E402
+from brushwork.provenance import c2pa  # noqa: E402
 from brushwork.cli import main  # noqa: E402
 from brushwork.provenance import read_record  # noqa: E402
 
@@ -71,8 +71,8 @@ def test_sample_with_a_signed_c2pa_manifest(tmp_path, credentials, capsys, ext):
     assert main(["sample", str(run), "--seeds", "3", "--format", ext, "--out", str(tmp_path / "o"),
                  "--c2pa-cert", str(chain), "--c2pa-key", str(key), "--device", "cpu"]) == 0
     path = tmp_path / "o" / f"seed0003.{ext}"
-    manifest = c2pa_manifest.read(path)
-    assert manifest["digital_source_type"] == [c2pa_manifest.TRAINED_ALGORITHMIC_MEDIA]
+    manifest = c2pa.read(path)
+    assert manifest["digital_source_type"] == [c2pa.TRAINED_ALGORITHMIC_MEDIA]
     assert manifest["record"]["seed"] == 3
     assert manifest["issues"] == ["signingCredential.untrusted"]  # a test CA, as expected
     assert read_record(path)["brushwork"]["seed"] == 3  # the plain record is still there too

@@ -261,7 +261,7 @@ def test_stylize_errors_are_one_clear_line(folders, tmp_path, capsys, monkeypatc
 def test_invisible_watermark_round_trip_and_info(tmp_path, capsys):
     pytest.importorskip("imwatermark", reason="needs the invisible-watermark package")
     from brushwork.data.builtin import paint
-    from brushwork.watermark import detect_watermark, embed_watermark
+    from brushwork.provenance.watermark import detect_watermark, embed_watermark
 
     art = paint("circles", 1, 320)
     marked = embed_watermark(art)

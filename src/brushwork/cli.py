@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.c2pa_manifest import optional_credentials
+    from brushwork.provenance.c2pa import optional_credentials
     from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
 
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
@@ -238,14 +238,14 @@ def cmd_info(args) -> int:
     record = read_record(args.image)
     if args.watermark:
         from brushwork.data.images import load_rgb_or_exit
-        from brushwork.watermark import detect_watermark
+        from brushwork.provenance.watermark import detect_watermark
 
         found = detect_watermark(load_rgb_or_exit(args.image))
         print(f"invisible watermark: {'found' if found else 'not found'} "
               "(a weak signal: resizing, cropping or re-compression remove it)")
-    from brushwork import c2pa_manifest
+    from brushwork.provenance import c2pa
 
-    manifest = c2pa_manifest.read(args.image)
+    manifest = c2pa.read(args.image)
     if manifest is not None:
         print(f"C2PA manifest: {manifest['validation_state']}; digital source type: "
               f"{', '.join(filter(None, manifest['digital_source_type']))}"

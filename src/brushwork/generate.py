@@ -209,7 +209,7 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
     for seed, img in zip(seeds, to_pil(images)):
         record = model.record(seed=seed, **{model.scale_name: truncation}) if metadata else None
         if watermark:
-            from brushwork.watermark import LABEL, embed_watermark
+            from brushwork.provenance.watermark import LABEL, embed_watermark
 
             img = embed_watermark(img)
             if record is not None:

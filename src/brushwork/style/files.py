@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from brushwork.c2pa_manifest import optional_credentials
+from brushwork.provenance.c2pa import optional_credentials
 from brushwork.data.images import load_rgb_or_exit
 from brushwork.errors import BrushworkError
 from brushwork.provenance import make_record, save_image
@@ -86,7 +86,7 @@ def stylize_files(args) -> list[Path]:
                 "tv_weight": args.tv_weight, "scales": args.scales} if args.method == "gatys" else {}),
             **model_info)
         if args.watermark:
-            from brushwork.watermark import LABEL, embed_watermark
+            from brushwork.provenance.watermark import LABEL, embed_watermark
 
             image = embed_watermark(image)
             if record is not None:

@@ -54,9 +54,9 @@ def _maybe_signed(data: bytes, path, record: dict | None, credentials) -> bytes:
     """Add a signed C2PA manifest when credentials are given (and metadata is wanted)."""
     if credentials is None or record is None:
         return data
-    from brushwork import c2pa_manifest
+    from brushwork.provenance import c2pa
 
-    return c2pa_manifest.sign(data, Path(path).suffix, record, credentials)
+    return c2pa.sign(data, Path(path).suffix, record, credentials)
 
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
