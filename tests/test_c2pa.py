@@ -11,9 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
-from brushwork.provenance import c2pa  # noqa: E402
 from brushwork.cli import main  # noqa: E402
-from brushwork.provenance import read_record  # noqa: E402
+from brushwork.provenance import c2pa, read_record  # noqa: E402
 
 
 def _name(cn):
