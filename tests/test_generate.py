@@ -134,8 +134,9 @@ def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp
     # the run trains on; the image's model is now an older checkpoint, still found by its hash
     train_run(tiny_run_config("modern", steps=6, keep_checkpoints=5), runs / "styles" / "mine",
               resume=True, quiet=True)
-    again, seeds, scale = load_for_regeneration(path, runs_dir=runs, device="cpu")
-    assert again.run_dir == runs / "styles" / "mine" and again.step == 4 and (seeds, scale) == ([3], 0.9)
+    again, seeds, scale, style = load_for_regeneration(path, runs_dir=runs, device="cpu")
+    assert again.run_dir == runs / "styles" / "mine" and again.step == 4
+    assert (seeds, scale, style) == ([3], 0.9, None)
     assert again.model_hash == model.model_hash
     assert load_for_regeneration(path, run=runs / "styles" / "mine", device="cpu")[0].step == 4
     with pytest.raises(BrushworkError, match="no run under .* holds the model that made .* 'mine'"):

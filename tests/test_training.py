@@ -92,8 +92,8 @@ def test_temporary_and_foreign_files_are_never_taken_for_checkpoints(tmp_path):
 def test_nan_loss_stops_training_without_a_bad_checkpoint(tmp_path, monkeypatch):
     original = GANTask.train_step
 
-    def poisoned(self, real, step):
-        stats = original(self, real, step)
+    def poisoned(self, real, step, labels=None):
+        stats = original(self, real, step, labels)
         if step >= 4:
             stats["loss_d"] = torch.tensor(float("nan"))
         return stats

@@ -39,6 +39,13 @@ def _add_train_parsers(sub) -> None:
     p = sub.add_parser("gan", help="train a GAN on a folder of artworks (subfolders = styles)")
     _add_common_train_args(p)
     p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern"])
+    p.add_argument("--conditional", action="store_true",
+                   help="one model for all style subfolders; sample with --style NAME")
+    p.add_argument("--creative", action="store_true",
+                   help="CAN: reward works that no learned style explains (needs two or more styles)")
+    p.add_argument("--creativity", type=float, help="weight of the style-ambiguity loss (default 1.0)")
+    p.add_argument("--balance-styles", action="store_true",
+                   help="draw styles uniformly (default: as often as the data has them)")
     p.set_defaults(family="gan")
     p = sub.add_parser("vae", help="train a VAE (learn a style; reproduce and vary artworks)")
     _add_common_train_args(p)
@@ -71,7 +78,13 @@ def _model_config(args):
     from brushwork.config import VAEConfig, apply_overrides, gan_preset
 
     if args.family == "gan":
-        return apply_overrides(gan_preset(args.preset, args.res), args.set)
+        cfg = dataclasses.replace(gan_preset(args.preset, args.res), conditional=args.conditional,
+                                  creative=args.creative, balance_styles=args.balance_styles)
+        if args.creativity is not None:
+            if not args.creative:
+                raise BrushworkError("--creativity goes with --creative")
+            cfg.creativity = args.creativity
+        return apply_overrides(cfg, args.set)
     if args.family == "adain":
         from brushwork.config import AdaINConfig
 
@@ -118,17 +131,18 @@ def cmd_sample(args) -> int:
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
     run = args.run or args.run_option
     if args.from_image:
-        model, seed_list, truncation = load_for_regeneration(args.from_image, run, args.runs, args.device)
+        model, seed_list, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
+                                                                    args.device)
     elif run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
         model = load_model(run, args.device)
-        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
+        seed_list, truncation, style = parse_seeds(args.seeds), _prior_scale(args), _style(args)
     model.record_paths = args.record_paths
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
                               grid=args.grid, ext=args.format, watermark=args.watermark,
-                              c2pa_credentials=credentials)
+                              c2pa_credentials=credentials, style=style)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 
@@ -138,11 +152,23 @@ def cmd_interpolate(args) -> int:
     from brushwork.video import write_walk
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
+    styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
                       truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
-                      metadata=not args.no_metadata)
+                      metadata=not args.no_metadata, styles=styles)
     print(f"wrote {path}")
     return 0
+
+
+def _style(args):
+    """--style NAME or --style-mix a:0.6,b:0.4 (conditional runs), or None."""
+    if args.style and args.style_mix:
+        raise BrushworkError("give --style or --style-mix, not both")
+    if args.style_mix:
+        from brushwork.styles import parse_style_mix
+
+        return parse_style_mix(args.style_mix)
+    return args.style
 
 
 def _prior_scale(args) -> float:
@@ -298,6 +324,8 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     _add_prior_scale_args(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png")
+    p.add_argument("--style", help="conditional runs: the style (default: seed s gets style s %% K)")
+    p.add_argument("--style-mix", help="conditional runs: a mix of styles, e.g. baroque:0.6,romanticism:0.4")
     p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
     p.add_argument("--run", dest="run_option", metavar="RUN", help="with --from: the run to use")
     p.add_argument("--runs", default="runs", help="with --from: folder searched for the run whose "
@@ -320,6 +348,8 @@ def _add_generation_parsers(sub) -> None:
     _add_prior_scale_args(p)
     p.add_argument("--fps", type=float, default=12.0)
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
+    p.add_argument("--styles", help="conditional runs: key styles, e.g. baroque,romanticism,baroque "
+                   "(one seed walks across them; or one style per seed)")
     _add_output_args(p)
     p.set_defaults(func=cmd_interpolate)
 

@@ -46,6 +46,13 @@ class GANConfig:
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on CUDA GPUs that support it)
     channels_last: bool = True  # NHWC memory layout; faster convolutions on GPUs and oneDNN CPUs
     compile: bool = False  # torch.compile the G and D modules (not the whole step); GPU only pays off
+    # -- styles (first-level subfolders of the data) ------------------------------------------
+    conditional: bool = False  # one G for all styles: style embedding joined to z, projection D
+    creative: bool = False  # CAN (Elgammal et al. 2017): D gets a style head, G a style-ambiguity loss
+    creativity: float = 1.0  # weight of the style-ambiguity term in G's loss (0 = the plain GAN loss)
+    num_styles: int = 0  # K, set from the data's style folders when a conditional/creative run starts
+    style_dim: int = 64  # size of the style embedding joined to z (conditional G)
+    balance_styles: bool = False  # draw styles uniformly for reals and fakes (default: as the data has them)
 
     def validate(self) -> None:
         check_resolution(self.resolution)
@@ -60,6 +67,16 @@ class GANConfig:
         parse_policy(self.diffaugment)
         if self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
             raise BrushworkError("z_dim, g_width and d_width must be positive")
+        if self.conditional and self.creative:
+            raise BrushworkError("--creative and --conditional cannot be combined: creative mode "
+                                 "rewards works no style explains, conditioning asks for one style")
+        if self.creativity < 0 or self.style_dim < 1:
+            raise BrushworkError("creativity must be >= 0 and style_dim >= 1")
+
+    @property
+    def styled(self) -> bool:
+        """Whether the models know about styles (labels matter in training)."""
+        return self.conditional or self.creative
 
 
 def gan_preset(name: str, resolution: int = 64) -> GANConfig:

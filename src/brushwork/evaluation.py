@@ -11,7 +11,6 @@ from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.generate import load_model
 from brushwork.imaging import uint8_from_unit
-from brushwork.latents import latents_for_seeds
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 from brushwork.runs.directory import append_jsonl
 
@@ -43,9 +42,11 @@ class SampleEvaluator:
         self.extractor = feature_extractor_or_none(metrics, features, inception_weights)
         self.cache_dir = Path(cache_dir or default_cache_dir())
 
-    def __call__(self, sample_fn, z_dim: int) -> dict[str, float]:
-        z = latents_for_seeds(list(range(self.n)), z_dim)
-        fake = uint8_from_unit(torch.cat([sample_fn(c).cpu() for c in z.split(256)]))
+    def __call__(self, sample_seeds) -> dict[str, float]:
+        """``sample_seeds(list of seeds) -> images [N, 3, R, R] in [-1, 1]``."""
+        seeds = list(range(self.n))
+        fake = uint8_from_unit(torch.cat([sample_seeds(seeds[i:i + 256]).cpu()
+                                          for i in range(0, self.n, 256)]))
         return evaluate_images(fake, self.real.images, self.metrics, self.device, self.extractor,
                                self.real.fingerprint, self.cache_dir)
 
@@ -57,6 +58,6 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
     model = load_model(run, device)
     ds = load_dataset(data, model.config.model.resolution, progress=False)
     evaluator = SampleEvaluator(ds, n, metrics, model.device, features, inception_weights)
-    row = {"step": model.step, "eval_n": min(n, len(ds)), **evaluator(model.generate, model.z_dim)}
+    row = {"step": model.step, "eval_n": min(n, len(ds)), **evaluator(model.generate_seeds)}
     append_jsonl(Path(run) / "metrics.jsonl", row)
     return row

@@ -22,6 +22,7 @@ from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import read_run_config
+from brushwork.styles import describe, style_from_record, style_weights
 from brushwork.utils import ensure_dir, resolve_device, tensors_hash
 
 
@@ -58,17 +59,64 @@ class TrainedModel:
         """What scaling the prior is called: truncation (GAN) or temperature (VAE)."""
         return "truncation" if self.kind == "gan" else "temperature"
 
+    @property
+    def conditional(self) -> bool:
+        """A style-conditional GAN: every image is asked for a style (or a mix)."""
+        return self.kind == "gan" and self.config.model.conditional
+
+    @property
+    def style_names(self) -> list[str]:
+        """The styles the run learned from (its data's first-level folders)."""
+        return [n for n in self.config.labels if n]
+
     def _decoder(self) -> nn.Module:
         return self.network if self.kind == "gan" else self.network.decoder
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Images [N, 3, R, R] in [-1, 1] for latents [N, Z]."""
-        decoder = self._decoder()
-        out = [decoder(c.to(self.device)).float().clamp(-1, 1).cpu() for c in z.split(batch_size)]
-        return torch.cat(out)
+    def style_weights(self, style, n: int) -> torch.Tensor:
+        """[n, K] weights for a style request (name, 'a:0.6,b:0.4', {name: w}, K weights, n names
+        or an [n, K] tensor); see ``brushwork.styles``."""
+        if not self.conditional:
+            raise BrushworkError(f"{self.run_dir} is not style-conditional (trained without "
+                                 f"--conditional); it takes no style")
+        weights = style_weights(style, self.style_names)
+        weights = weights.expand(n, -1) if weights.dim() == 1 else weights
+        if len(weights) != n:
+            raise BrushworkError(f"{len(weights)} styles given for {n} images")
+        return weights
 
-    decode = generate
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, style=None, batch_size: int = 64) -> torch.Tensor:
+        """Images [N, 3, R, R] in [-1, 1] for latents [N, Z]; conditional runs also take a style
+        request for all N images (a name, a mix or weights, see ``style_weights``)."""
+        decoder = self._decoder()
+        if style is None and self.conditional:
+            raise BrushworkError(f"{self.run_dir} is style-conditional: ask for a style "
+                                 f"({', '.join(self.style_names)}) or a mix")
+        if style is None:
+            out = [decoder(c.to(self.device)) for c in z.split(batch_size)]
+        else:
+            weights = self.style_weights(style, len(z))
+            out = [decoder(c.to(self.device), w.to(self.device))
+                   for c, w in zip(z.split(batch_size), weights.split(batch_size))]
+        return torch.cat([o.float().clamp(-1, 1).cpu() for o in out])
+
+    def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """VAE decoder images [N, 3, R, R] for latents [N, Z]."""
+        return self.generate(z, batch_size=batch_size)
+
+    def generate_seeds(self, seeds: list[int], truncation: float = 1.0, style=None) -> torch.Tensor:
+        """Images [N, 3, R, R] of seeds (each seed's default style on conditional runs)."""
+        return self.generate(latents_for_seeds(seeds, self.z_dim, truncation), self.seed_styles(seeds, style))
+
+    def seed_styles(self, seeds: list[int], style=None) -> list | None:
+        """Each seed's style request: ``style`` for all, or by default seed s gets style s % K
+        (None for runs without styles)."""
+        if not self.conditional:
+            if style is not None:
+                self.style_weights(style, 1)  # says why a style is refused
+            return None
+        names = self.style_names
+        return [style if style is not None else names[s % len(names)] for s in seeds]
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,8 +206,9 @@ def find_model(model_hash: str, runs_dir: str | Path, name: str = "") -> tuple[P
 
 
 def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs_dir: str | Path = "runs",
-                          device: str = "auto") -> tuple[TrainedModel, list[int], float]:
-    """(model, [seed], truncation or temperature) recorded in an image brushwork made.
+                          device: str = "auto") -> tuple[TrainedModel, list[int], float, object]:
+    """(model, [seed], truncation or temperature, style request or None) recorded in an image
+    brushwork made.
 
     The model is found by its hash: in ``run`` when given (any of its checkpoints), else in the
     run path the record holds (``--record-paths``), else in any run under ``runs_dir``.
@@ -172,7 +221,8 @@ def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs
     if "seed" not in record or scale is None or not model_hash:
         raise BrushworkError(f"{image} carries no brushwork seed record to regenerate from")
     found = _locate(model_hash, record, run, runs_dir, image)
-    return load_model(found[0], device, found[1]), [int(record["seed"])], float(scale)
+    return (load_model(found[0], device, found[1]), [int(record["seed"])], float(scale),
+            style_from_record(record))
 
 
 def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, Path]:
@@ -200,14 +250,17 @@ def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, 
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False, ext: str = "png",
-                      watermark: bool = False, c2pa_credentials=None) -> list[Path]:
+                      watermark: bool = False, c2pa_credentials=None, style=None) -> list[Path]:
     """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
-    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature."""
+    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature.
+    ``style``: a conditional run's style or mix for every seed (default: seed s gets style s % K)."""
     ensure_dir(out_dir)
-    images = model.generate(latents_for_seeds(seeds, model.z_dim, truncation))
+    styles = model.seed_styles(seeds, style)
+    images = model.generate_seeds(seeds, truncation, style)
     paths = []
-    for seed, img in zip(seeds, to_pil(images)):
-        record = model.record(seed=seed, **{model.scale_name: truncation}) if metadata else None
+    for i, (seed, img) in enumerate(zip(seeds, to_pil(images))):
+        asked = describe(styles[i], model.style_names) if styles else {}
+        record = model.record(seed=seed, **{model.scale_name: truncation}, **asked) if metadata else None
         if watermark:
             from brushwork.provenance.watermark import LABEL, embed_watermark
 
@@ -216,6 +269,7 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
                 record["watermark"] = LABEL
         paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record, c2pa_credentials))
     if grid:
-        record = model.record(seeds=seeds, **{model.scale_name: truncation}) if metadata else None
+        asked = describe(style, model.style_names) if style is not None else {}
+        record = model.record(seeds=seeds, **{model.scale_name: truncation}, **asked) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
     return paths

@@ -58,10 +58,10 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.Tensor:
-    """[frames, Z] latents along slerp segments through the key latents [K, Z]."""
+def walk(keys: torch.Tensor, frames: int, loop: bool = False, blend=slerp) -> torch.Tensor:
+    """[frames, D] points along ``blend`` segments (slerp for latents) through keys [K, D]."""
     if len(keys) < 2:
-        raise BrushworkError("an interpolation needs at least two seeds")
+        raise BrushworkError("an interpolation needs at least two keys (seeds or styles)")
     if frames < 2:
         raise BrushworkError("--frames must be at least 2")
     points = torch.cat([keys, keys[:1]]) if loop else keys
@@ -71,5 +71,10 @@ def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.T
     out = []
     for pos in positions:
         i = min(int(pos), segments - 1)
-        out.append(slerp(points[i], points[i + 1], float(pos - i)))
+        out.append(blend(points[i], points[i + 1], float(pos - i)))
     return torch.stack(out)
+
+
+def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.Tensor:
+    """[frames, Z] latents along slerp segments through the key latents [K, Z]."""
+    return walk(keys, frames, loop, slerp)

@@ -48,6 +48,13 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.float().square().sum(dim=(1, 2, 3)).mean()
 
 
+def style_ambiguity_loss(style_logits: torch.Tensor) -> torch.Tensor:
+    """CAN's style ambiguity (Elgammal et al. 2017): cross-entropy between the uniform distribution
+    over the K styles and the style classifier's posterior, -1/K sum_k log p_k, mean over batch.
+    Smallest (log K) when the classifier cannot place the work in any one style."""
+    return -F.log_softmax(style_logits, dim=1).mean(dim=1).mean()
+
+
 DISCRIMINATOR_LOSSES = {"bce": bce_discriminator_loss, "hinge": hinge_discriminator_loss}
 GENERATOR_LOSSES = {"bce": bce_generator_loss, "hinge": hinge_generator_loss}
 

@@ -75,7 +75,6 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
     from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
     from brushwork.errors import BrushworkError
     from brushwork.generate import load_model
-    from brushwork.latents import latents_for_seeds
 
     if image:
         img = square_crop_resize(load_rgb_or_exit(image), resolution)
@@ -83,7 +82,7 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
     if not run:
         raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
     model = load_model(run, device)
-    return uint8_from_unit(model.generate(latents_for_seeds(list(range(n)), model.z_dim)))
+    return uint8_from_unit(model.generate_seeds(list(range(n))))
 
 
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,

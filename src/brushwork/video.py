@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from brushwork.errors import BrushworkError
 from brushwork.generate import TrainedModel
-from brushwork.latents import latents_for_seeds, walk_latents
 from brushwork.imaging import to_uint8
+from brushwork.latents import latents_for_seeds, walk, walk_latents
 from brushwork.utils import atomic_write, ensure_output_file
 
 
@@ -59,10 +60,26 @@ def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
 
 
 def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, truncation: float = 1.0,
-               fps: float = 12.0, loop: bool = False, metadata: bool = True) -> Path:
-    """Render a slerp walk through the seeds' latents to ``out`` (.gif or .mp4)."""
+               fps: float = 12.0, loop: bool = False, metadata: bool = True,
+               styles: list | None = None) -> Path:
+    """Render a walk to ``out`` (.gif or .mp4): slerp through the seeds' latents and, on
+    conditional runs, a linear blend through the key styles (``styles``, one per key; by default
+    each seed's own style). One seed with several styles walks a single latent across styles."""
     ensure_output_file(out)  # an unwritable place fails before the rendering, not after
+    if styles is not None and len(seeds) == 1:
+        seeds = seeds * len(styles)
+    if styles is not None and len(styles) != len(seeds):
+        raise BrushworkError(f"{len(styles)} styles for {len(seeds)} seeds: give one seed, or one "
+                             f"style per seed")
     keys = latents_for_seeds(seeds, model.z_dim, truncation)
+    if styles is not None and not model.conditional:
+        model.style_weights(styles, 1)  # says that this run takes no style
+    key_styles = model.seed_styles(seeds) if styles is None else styles
+    z = walk_latents(keys, frames, loop)
+    style_frames = None
+    if key_styles is not None:
+        style_frames = walk(model.style_weights(key_styles, len(seeds)), frames, loop, torch.lerp)
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
-                          **{model.scale_name: truncation}) if metadata else None
-    return write_frames(model.generate(walk_latents(keys, frames, loop)), out, fps, record)
+                          **{model.scale_name: truncation},
+                          **({"styles": key_styles} if key_styles is not None else {})) if metadata else None
+    return write_frames(model.generate(z, style_frames), out, fps, record)

@@ -172,6 +172,15 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     return ds
 
 
+def empty_style_folders(source: str) -> list[str]:
+    """First-level folders of an image folder that hold no image file (a style with no works)."""
+    root = Path(source)
+    if not root.is_dir():  # built-in sets
+        return []
+    return sorted(d.name for d in root.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and not list_image_files(d))
+
+
 def _load_builtin(spec: str, size: int) -> ArtDataset:
     from brushwork.data.builtin import builtin_abstract
 
@@ -195,7 +204,8 @@ class ImageBatcher:
     """
 
     def __init__(self, ds: ArtDataset, batch_size: int, resolution: int, device: torch.device,
-                 flip: bool = True, seed: int = 0, on_device: bool = True, channels_last: bool = False):
+                 flip: bool = True, seed: int = 0, on_device: bool = True, channels_last: bool = False,
+                 balance_labels: bool = False):
         self.batch_size, self.resolution, self.flip = batch_size, resolution, flip
         self.device, self.channels_last = torch.device(device), channels_last
         fits = ds.images.numel() <= 4 * 2**30
@@ -205,8 +215,20 @@ class ImageBatcher:
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(len(ds), generator=self.generator)
         self.position = 0
+        # balance_labels: each image's label is drawn uniformly, then an image of that label
+        self.by_label = torch.argsort(ds.labels, stable=True) if balance_labels else None
+        counts = torch.bincount(ds.labels, minlength=len(ds.label_names))
+        self.label_start, self.label_count = torch.cumsum(counts, 0) - counts, counts
+
+    def _balanced_indices(self) -> torch.Tensor:
+        present = (self.label_count > 0).nonzero().flatten()
+        labels = present[torch.randint(len(present), (self.batch_size,), generator=self.generator)]
+        within = (torch.rand(self.batch_size, generator=self.generator) * self.label_count[labels]).long()
+        return self.by_label[self.label_start[labels] + within]
 
     def _next_indices(self) -> torch.Tensor:
+        if self.by_label is not None:
+            return self._balanced_indices()
         chunks, need = [], self.batch_size
         while need:
             if self.position == len(self.order):  # epoch boundary: reshuffle

@@ -11,7 +11,11 @@ Two architecture families, both readable top to bottom:
   conv/BN/LeakyReLU discriminator ending in a 4x4 "valid" conv. The ``modern`` preset reuses this
   backbone with spectral norm instead of BatchNorm in D.
 
-Shapes in comments: B batch, Z latent size, R output resolution.
+Styles (first-level folders of the data) wrap either backbone: ``ConditionalGenerator`` joins a
+style embedding to z; ``StyleDiscriminator`` adds the projection term (conditional runs) or a
+K-way style head (creative runs, CAN) on the backbone's last feature map.
+
+Shapes in comments: B batch, Z latent size, R output resolution, K styles, E style embedding.
 """
 
 from __future__ import annotations
@@ -49,11 +53,11 @@ def init_keras_weights(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, cfg: GANConfig):
+    def __init__(self, cfg: GANConfig, in_dim: int | None = None):
         super().__init__()
         res, w = cfg.resolution, cfg.g_width
         ch = lambda size: dcgan_channels(w, res, size)  # noqa: E731
-        layers = [nn.ConvTranspose2d(cfg.z_dim, ch(4), 4, 1, 0, bias=False),  # [B, ch(4), 4, 4]
+        layers = [nn.ConvTranspose2d(in_dim or cfg.z_dim, ch(4), 4, 1, 0, bias=False),  # [B, ch(4), 4, 4]
                   nn.BatchNorm2d(ch(4)), nn.ReLU(True)]
         size = 4
         while size < res // 2:  # each block doubles the map: 4 -> 8 -> ... -> R/2
@@ -85,17 +89,24 @@ class DCGANDiscriminator(nn.Module):
             size //= 2
         layers.append(sn(nn.Conv2d(ch(4), 1, 4, 1, 0, bias=bias)))  # [B, 1, 1, 1]
         self.net = nn.Sequential(*layers)
+        self.feature_channels = ch(4)
         self.apply(init_dcgan_weights)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # x [B, 3, R, R] -> h [B, ch(4), 4, 4]
+        return self.net[:-1](x)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:  # h -> logits [B]
+        return self.net[-1](h).flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, 3, R, R] -> logits [B]
         return self.net(x).flatten()
 
 
 class SeedGenerator(nn.Module):
-    def __init__(self, cfg: GANConfig):
+    def __init__(self, cfg: GANConfig, in_dim: int | None = None):
         super().__init__()
         w = cfg.g_width  # 128 in the seed design
-        self.dense = nn.Linear(cfg.z_dim, 8 * 8 * w)  # [B, Z] -> [B, 8*8*w]
+        self.dense = nn.Linear(in_dim or cfg.z_dim, 8 * 8 * w)  # [B, Z] -> [B, 8*8*w]
         self.width = w
         act = lambda c: [nn.BatchNorm2d(c), nn.LeakyReLU(0.2, True)]  # noqa: E731
         # Seed: ConvT(128, 5, stride 2) -> Conv(128, 5) at 16x16, as published.
@@ -127,19 +138,76 @@ class SeedDiscriminator(nn.Module):
             nn.Conv2d(4 * w, 8 * w, 3, 2, 1), lrelu(),
         )
         self.dense = nn.Linear(8 * w * (cfg.resolution // 4) ** 2, 1)
+        self.feature_channels = 8 * w
         self.apply(init_keras_weights)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:  # h [B, 8w, R/4, R/4] -> logits [B]
+        return self.dense(h.flatten(1)).flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The seed's final sigmoid is folded into the loss (BCE with logits) for numerical safety.
-        return self.dense(self.features(x).flatten(1)).flatten()
+        return self.head(self.features(x))
+
+
+class ConditionalGenerator(nn.Module):
+    """One generator for all styles: the style's embedding is joined to z (as StyleGAN2-ADA feeds
+    its label embedding in beside z).
+
+    Chosen over BigGAN's class-conditional BatchNorm because it works unchanged on both backbones
+    (the seed's dense layer, DCGAN's first transposed conv), and a mix of styles is then exactly a
+    weighted sum of their embeddings fed in the same way; conditional BatchNorm would need gains in
+    every layer, and in eval mode its running statistics are shared by all styles anyway.
+    """
+
+    def __init__(self, cfg: GANConfig, backbone: type[nn.Module]):
+        super().__init__()
+        self.embed = nn.Linear(cfg.num_styles, cfg.style_dim, bias=False)  # [B, K] weights -> [B, E]
+        nn.init.normal_(self.embed.weight)
+        self.backbone = backbone(cfg, in_dim=cfg.z_dim + cfg.style_dim)
+
+    def forward(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """z [B, Z], style [B, K] weights summing to 1 (one-hot for one style) -> [B, 3, R, R]."""
+        e = self.embed(style)
+        e = e * torch.rsqrt(e.square().mean(1, keepdim=True) + 1e-8)  # unit 2nd moment, like z
+        return self.backbone(torch.cat([z, e], dim=1))
+
+
+class StyleDiscriminator(nn.Module):
+    """A backbone discriminator that knows the styles, returning (logits [B], style logits [B, K]
+    or None).
+
+    * conditional: the projection discriminator (Miyato & Koyama 2018),
+      ``logit = head(h) + <embed(y), sum_pool(h)>`` with y the style weights [B, K];
+    * creative (CAN): a K-way style classifier on the same pooled features, sharing the trunk.
+    """
+
+    def __init__(self, cfg: GANConfig, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        c = backbone.feature_channels
+        sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
+        self.project = sn(nn.Linear(cfg.num_styles, c, bias=False)) if cfg.conditional else None
+        self.style_head = nn.Linear(c, cfg.num_styles) if cfg.creative else None
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None):
+        h = self.backbone.features(x)  # [B, C, s, s]
+        logits = self.backbone.head(h)  # [B]
+        pooled = h.float().sum(dim=(2, 3)).to(h.dtype)  # [B, C]
+        if self.project is not None:
+            logits = logits + (self.project(style.to(pooled.dtype)) * pooled).sum(dim=1)
+        return logits, self.style_head(pooled) if self.style_head is not None else None
 
 
 def build_gan(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for a validated config."""
     cfg.validate()
-    if cfg.architecture == "seed":
-        return SeedGenerator(cfg), SeedDiscriminator(cfg)
-    return DCGANGenerator(cfg), DCGANDiscriminator(cfg)
+    if cfg.styled and cfg.num_styles < 2:
+        raise ValueError(f"a conditional or creative GAN needs num_styles >= 2, got {cfg.num_styles}")
+    G_cls, D_cls = (SeedGenerator, SeedDiscriminator) if cfg.architecture == "seed" else \
+        (DCGANGenerator, DCGANDiscriminator)
+    G = ConditionalGenerator(cfg, G_cls) if cfg.conditional else G_cls(cfg)
+    D = StyleDiscriminator(cfg, D_cls(cfg)) if cfg.styled else D_cls(cfg)
+    return G, D
 
 
 def count_parameters(module: nn.Module) -> int:

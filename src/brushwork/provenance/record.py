@@ -22,7 +22,8 @@ from brushwork.imaging import png_bytes
 from brushwork.utils import atomic_write
 
 _PARAMETER_KEYS = [("seed", "Seed"), ("truncation", "Truncation"), ("temperature", "Temperature"),
-                   ("model_name", "Model"), ("model_hash", "Model hash"), ("steps", "Steps")]
+                   ("style", "Style"), ("style_mix", "Style mix"), ("model_name", "Model"),
+                   ("model_hash", "Model hash"), ("steps", "Steps")]
 
 
 def make_record(**fields) -> dict:
@@ -35,6 +36,8 @@ def parameters_line(record: dict) -> str:
     for key, label in _PARAMETER_KEYS:
         if record.get(key) is not None:
             value = record[key][:10] if key == "model_hash" else record[key]
+            if key == "style_mix":  # {"a": 0.6, "b": 0.4} -> "a 0.6 b 0.4" (no commas: one field)
+                value = " ".join(f"{name} {weight:g}" for name, weight in value.items())
             parts.append(f"{label}: {value}")
     return ", ".join(parts)
 

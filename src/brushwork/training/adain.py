@@ -59,7 +59,7 @@ class AdaINTask:
             loss_s = loss_s + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
         return {"loss": loss_c + self.cfg.style_weight * loss_s, "content": loss_c, "style": loss_s}
 
-    def train_step(self, content: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def train_step(self, content: torch.Tensor, step: int, labels=None) -> dict[str, torch.Tensor]:
         style, _ = self.styles.next()
         if self.preview_pairs is None:
             self.preview_pairs = (content[:4].detach().clone(), style[:4].detach().clone())

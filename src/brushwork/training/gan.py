@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from brushwork.config import GANConfig
 from brushwork.data.augment import diff_augment
 from brushwork.latents import latents_for_seeds
-from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty
+from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
 from brushwork.models.gan import build_gan
+from brushwork.styles import seed_styles
 from brushwork.training.ema import EMA
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
@@ -43,7 +45,16 @@ class GANTask:
         # Compiled modules share parameters with the originals, so checkpoints are unaffected.
         self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
-        self.preview_z = latents_for_seeds(list(range(64)), cfg.z_dim)
+        self.preview_z, self.preview_style = self._preview_inputs()
+        self.preview_columns = 8 if cfg.conditional else None
+
+    def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Seeds 0..63; conditional runs: seeds 0..7 in a row per style (at most 8 styles)."""
+        if not self.cfg.conditional:
+            return latents_for_seeds(list(range(64)), self.cfg.z_dim), None
+        rows = min(self.cfg.num_styles, 8)
+        z = latents_for_seeds(list(range(8)), self.cfg.z_dim).repeat(rows, 1)
+        return z, torch.eye(self.cfg.num_styles)[torch.arange(rows).repeat_interleave(8)]
 
     # -- what the Trainer checkpoints ---------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -67,31 +78,62 @@ class GANTask:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.diffaugment) if self.cfg.diffaugment else x
 
-    def _d_logits(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cfg.d_batchnorm:  # BatchNorm statistics must not mix reals and fakes
-            return self.D_fwd(self._augment(real)), self.D_fwd(self._augment(fake))
-        logits = self.D_fwd(self._augment(torch.cat([real, fake])))
-        return logits[: len(real)], logits[len(real):]
+    def _d(self, x: torch.Tensor, style: torch.Tensor | None):
+        """(real/fake logits [B], style logits [B, K] or None) of augmented images."""
+        if self.cfg.styled:
+            return self.D_fwd(self._augment(x), style)
+        return self.D_fwd(self._augment(x)), None
 
-    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """One D update and one G update on a batch of reals [B, 3, R, R] in [-1, 1]."""
+    def _d_logits(self, real, fake, style):
+        """D on reals and fakes (same styles for both): ((logits, style logits) of each)."""
+        if self.cfg.d_batchnorm:  # BatchNorm statistics must not mix reals and fakes
+            return self._d(real, style), self._d(fake, style)
+        both = None if style is None else torch.cat([style, style])
+        logits, style_logits = self._d(torch.cat([real, fake]), both)
+        n = len(real)
+        if style_logits is None:
+            return (logits[:n], None), (logits[n:], None)
+        return (logits[:n], style_logits[:n]), (logits[n:], style_logits[n:])
+
+    def generator_loss(self, fake_logits: torch.Tensor, fake_style_logits: torch.Tensor | None) -> torch.Tensor:
+        """The preset's adversarial loss, plus creativity x style ambiguity in creative runs
+        (creativity 0 leaves exactly the adversarial loss)."""
+        loss = self.g_loss_fn(fake_logits.float())
+        if fake_style_logits is not None and self.cfg.creativity:
+            loss = loss + self.cfg.creativity * style_ambiguity_loss(fake_style_logits.float())
+        return loss
+
+    def train_step(self, real: torch.Tensor, step: int, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One D update and one G update on a batch of reals [B, 3, R, R] in [-1, 1] with their
+        style labels [B] (used by conditional and creative runs)."""
         cfg, batch = self.cfg, real.shape[0]
         z = torch.randn(batch, cfg.z_dim, device=self.device)
+        # Fakes are asked for the styles of this batch's reals: the data's own distribution (or a
+        # uniform one with balance_styles, which the batcher then draws), as StyleGAN2-ADA does.
+        style = F.one_hot(labels, cfg.num_styles).float() if cfg.styled else None
         with self._autocast():
-            fake = self.G_fwd(z)  # [B, 3, R, R]; graph kept for the generator step
-            real_logits, fake_logits = self._d_logits(real, fake.detach())
+            fake = self.G_fwd(z, style) if cfg.conditional else self.G_fwd(z)  # [B, 3, R, R]
+            (real_logits, real_styles), (fake_logits, _) = self._d_logits(real, fake.detach(), style)
             loss_d = self.d_loss_fn(real_logits.float(), fake_logits.float())
+            if real_styles is not None:  # CAN: D also learns to name the styles of real works
+                loss_style = F.cross_entropy(real_styles.float(), labels)
+                loss_d = loss_d + loss_style
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         stats = {"loss_d": loss_d.detach(), "d_real": real_logits.detach().float().mean(),
                  "d_fake": fake_logits.detach().float().mean()}
+        if real_styles is not None:
+            stats["loss_style"] = loss_style.detach()
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
-            stats["r1"] = self._r1_step(real)
+            stats["r1"] = self._r1_step(real, style)
 
         self.D.requires_grad_(False)  # only input gradients are needed through D now
         with self._autocast():
-            loss_g = self.g_loss_fn(self.D_fwd(self._augment(fake)).float())
+            fake_logits, fake_styles = self._d(fake, style)
+            loss_g = self.generator_loss(fake_logits, fake_styles)
+        if fake_styles is not None:
+            stats["ambiguity"] = style_ambiguity_loss(fake_styles.detach().float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -101,11 +143,11 @@ class GANTask:
         stats["loss_g"] = loss_g.detach()
         return stats
 
-    def _r1_step(self, real: torch.Tensor) -> torch.Tensor:
+    def _r1_step(self, real: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         """Lazy R1 (StyleGAN2): every r1_interval steps, penalty scaled by the interval."""
         real = real.detach().requires_grad_(True)
         with self._autocast():
-            logits = self.D_fwd(self._augment(real))
+            logits, _ = self._d(real, style)
         penalty = r1_penalty(logits.float(), real)
         self.opt_d.zero_grad(set_to_none=True)
         (penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval).backward()
@@ -113,14 +155,24 @@ class GANTask:
         return penalty.detach()
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Images [N, 3, R, R] in [-1, 1] from latents [N, Z], with the sampling generator
-        in eval mode (BatchNorm uses running statistics: an image depends on its latent only)."""
+    def sample(self, z: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Images [N, 3, R, R] in [-1, 1] from latents [N, Z] (and style weights [N, K] for
+        conditional runs), with the sampling generator in eval mode (BatchNorm uses running
+        statistics: an image depends on its own latent only)."""
         self.sampler.eval()
-        out = self.sampler(z.to(self.device)).float()
+        if self.cfg.conditional:
+            out = self.sampler(z.to(self.device), style.to(self.device)).float()
+        else:
+            out = self.sampler(z.to(self.device)).float()
         self.G.train()
         return out
 
+    def sample_seeds(self, seeds: list[int]) -> torch.Tensor:
+        """The images ``brushwork sample`` would make of these seeds from the current weights."""
+        z = latents_for_seeds(seeds, self.cfg.z_dim)
+        return self.sample(z, seed_styles(seeds, self.cfg.num_styles) if self.cfg.conditional else None)
+
     def preview(self) -> torch.Tensor:
-        """The sample grid: seeds 0..n-1, the same images ``brushwork sample --seeds`` makes."""
-        return self.sample(self.preview_z)
+        """The sample grid: the same images ``brushwork sample --seeds`` makes (conditional runs:
+        a row per style)."""
+        return self.sample(self.preview_z, self.preview_style)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from brushwork import __version__
 from brushwork.config import RunConfig
-from brushwork.data.dataset import ImageBatcher, load_dataset
+from brushwork.data.dataset import ArtDataset, ImageBatcher, empty_style_folders, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
 from brushwork.runs.checkpoint import latest_checkpoint
@@ -39,6 +41,34 @@ def next_step_hint(kind: str, run_dir: Path) -> str:
                  f"--method adain --model {run_dir} --out stylised.png",
     }
     return hints[kind]
+
+
+FEW_IMAGES_PER_STYLE = 200  # conditional GANs collapse faster below a few hundred per style
+
+
+def check_styles(ds: ArtDataset, mode: str, quiet: bool) -> int:
+    """The number of styles for a conditional or creative run, after checking the data has at
+    least two non-empty style folders and nothing outside them; prints the count per style."""
+    names = ds.label_names
+    empty = empty_style_folders(ds.source)
+    if empty:
+        raise BrushworkError(f"--{mode}: style folder(s) without a readable image in {ds.source}: "
+                             f"{', '.join(empty)}")
+    if "" in names:
+        loose = int((ds.labels == names.index("")).sum())
+        raise BrushworkError(f"--{mode}: {loose} image(s) lie directly in {ds.source}, outside any "
+                             f"style folder; move them into one (styles found: "
+                             f"{', '.join(n for n in names if n) or 'none'})")
+    if len(names) < 2:
+        raise BrushworkError(f"--{mode} needs at least two styles (subfolders of --data); found "
+                             f"{len(names)}: {', '.join(names) or 'none'}")
+    counts = torch.bincount(ds.labels, minlength=len(names)).tolist()
+    _say("styles: " + ", ".join(f"{n} {c}" for n, c in zip(names, counts)), quiet)
+    for name, count in zip(names, counts):
+        if count < FEW_IMAGES_PER_STYLE:
+            _say(f"warning: style {name!r} has only {count} images; conditional and creative "
+                 f"models overfit small styles first (--balance-styles draws styles evenly)", quiet)
+    return len(names)
 
 
 def _make_task(run_cfg: RunConfig, ds, device):
@@ -79,7 +109,7 @@ def _evaluator(run_cfg: RunConfig, ds, task, device):
     tc = run_cfg.train
     evaluate = SampleEvaluator(ds, tc.eval_n, parse_metrics(tc.eval_metrics), device,
                                cache_dir=tc.cache_dir)
-    return lambda: evaluate(task.sample, run_cfg.model.z_dim)
+    return lambda: evaluate(task.sample_seeds)
 
 
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
@@ -104,12 +134,14 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
+    if run_cfg.kind == "gan" and run_cfg.model.styled:
+        model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
     task, train_images = _make_task(run_cfg, ds, device)
     atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
     batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,
                            train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
-                           model_cfg.channels_last)
+                           model_cfg.channels_last, getattr(model_cfg, "balance_styles", False))
     trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
                       progress=not quiet, evaluator=_evaluator(run_cfg, ds, task, device))
     start = trainer.resume() if resume else 0

@@ -4,7 +4,8 @@ A *task* (GANTask, and later other families) owns models, optimisers and ``train
 Trainer owns everything around it: batches, the progress bar, metrics.jsonl and TensorBoard,
 sample grids, NaN detection, atomic checkpoints, resume and Ctrl-C.
 
-Task protocol: ``modules()``, ``optimizers()``, ``train_step(batch, step) -> dict of 0-d tensors``,
+Task protocol: ``modules()``, ``optimizers()``, ``train_step(images, step, labels) -> dict of 0-d
+tensors`` (labels: style indices [B]),
 ``preview() -> images [N, 3, R, R] in [-1, 1]`` (fixed inputs, so grids are comparable over time),
 ``device``; optionally ``validate() -> dict of floats`` (held-out metrics for each log row).
 """
@@ -164,8 +165,8 @@ class Trainer:
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         try:
             while self.step < cfg.steps and not self.stop_requested:
-                real, _ = self.batcher.next()
-                stats = self.task.train_step(real, self.step)
+                real, labels = self.batcher.next()
+                stats = self.task.train_step(real, self.step, labels)
                 for key, value in stats.items():  # summed on the device: no host sync per step
                     sums[key] = sums[key] + value if key in sums else value.clone()
                 self.step += 1

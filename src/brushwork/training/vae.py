@@ -88,7 +88,7 @@ class VAETask:
         warm = self.cfg.kl_warmup_steps
         return self.cfg.beta * (min(1.0, step / warm) if warm > 0 else 1.0)
 
-    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def train_step(self, real: torch.Tensor, step: int, labels=None) -> dict[str, torch.Tensor]:
         with autocast_context(self.bf16, self.device):
             x_hat, mu, logvar = self.vae(real)
         recon = reconstruction_loss(x_hat.float(), real, self.cfg.recon)
@@ -118,6 +118,10 @@ class VAETask:
         out = self.vae.decoder(z.to(self.device)).float().clamp(-1, 1)
         self.vae.train()
         return out
+
+    def sample_seeds(self, seeds: list[int]) -> torch.Tensor:
+        """Prior samples of these seeds (temperature 1), as ``brushwork sample`` makes them."""
+        return self.sample(latents_for_seeds(seeds, self.cfg.latent_dim))
 
     @torch.no_grad()
     def preview(self) -> torch.Tensor:
