@@ -251,7 +251,7 @@ def cmd_evaluate(args) -> int:
     from brushwork.evaluation import evaluate_run
 
     row = evaluate_run(args.run, args.data, args.n, args.metrics, args.features,
-                       args.inception_weights, args.device)
+                       args.inception_weights, args.device, args.originality_features)
     width = max(len(k) for k in row)
     for key, value in row.items():
         print(f"{key:>{width}}  {value}")
@@ -431,13 +431,16 @@ def _add_evaluation_parsers(sub) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_originality, weights_option="--features PATH")
 
-    p = sub.add_parser("evaluate", help="score a run's samples: SWD, FID, KID, precision/recall")
+    p = sub.add_parser("evaluate", help="score a run's samples: SWD, FID, KID, precision/recall, "
+                       "style (accuracy, ambiguity, novelty, memorisation)")
     p.add_argument("run")
     p.add_argument("--data", required=True, help="real images to compare with (folder or builtin:...)")
     p.add_argument("--n", type=int, default=10000, help="generated (and real) images")
     p.add_argument("--metrics", default="swd,fid,kid,pr")
     p.add_argument("--features", default="inception", help="inception, or random (a weak stand-in)")
     p.add_argument("--inception-weights", help="local FID Inception weights file")
+    p.add_argument("--originality-features", default="imagenet",
+                   help="style metric's memorisation rate: VGG19 weights, imagenet, random or a file")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate, weights_option="--inception-weights PATH")
 

@@ -190,6 +190,8 @@ class TrainConfig:
             raise BrushworkError("eval_every must be >= 0 and eval_n >= 2")
         if self.crop not in ("center", "random"):
             raise BrushworkError(f"crop must be center or random, got {self.crop!r}")
+        if "style" in self.eval_metrics.split(","):
+            raise BrushworkError("the style metric runs with brushwork evaluate, not during training")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -12,6 +12,7 @@ from brushwork.errors import BrushworkError
 from brushwork.generate import load_model
 from brushwork.imaging import uint8_from_unit
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
+from brushwork.metrics.swd import swd
 from brushwork.runs.directory import append_jsonl
 
 
@@ -51,13 +52,69 @@ class SampleEvaluator:
                                self.real.fingerprint, self.cache_dir)
 
 
+def _novelty(samples: torch.Tensor, ds: ArtDataset, features: str, device) -> dict[str, float]:
+    """Novelty (median nearest tiled-L2 distance to a training work) and memorisation rate (the
+    originality check's copy rate; needs VGG19 features, skipped with a note without them)."""
+    from brushwork.metrics.originality import check_originality, tiled_l2
+    from brushwork.originality_report import originality_encoder
+
+    try:
+        report = check_originality(samples, ds.images, originality_encoder(features, device))
+    except BrushworkError as exc:
+        print(f"note: memorisation rate skipped: {exc}", file=sys.stderr)
+        return {"novelty": float(tiled_l2(samples, ds.images)[0].median())}
+    return {"novelty": float(report.tiled_l2.median()),
+            "memorisation_rate": float(report.copies.float().mean())}
+
+
+def style_metrics(model, ds: ArtDataset, n: int, device, features: str = "imagenet",
+                  cache_dir: str | Path = "") -> dict[str, float]:
+    """How the samples relate to the learned styles, judged by brushwork's own style classifier.
+
+    Every run: ``ambiguity`` (mean normalised entropy of the judge on samples, 0 = clearly one
+    style, 1 = none) beside ``real_ambiguity`` (the same on held-out real works), ``novelty`` and
+    ``memorisation_rate``. Conditional runs also: per style, how often samples asked for it are
+    judged to be it (``style_accuracy/<name>``, beside the judge's accuracy on real works of it)
+    and the SWD of those samples against that style's works.
+    """
+    from brushwork.metrics.style_judge import load_or_train_judge, normalised_entropy
+
+    judge = load_or_train_judge(ds, device, cache_dir)
+    if model.conditional and judge.names != model.style_names:
+        raise BrushworkError(f"the data's styles ({', '.join(judge.names)}) are not the run's "
+                             f"({', '.join(model.style_names)})")
+    row = {"judge_accuracy": judge.accuracy, "real_ambiguity": judge.real_ambiguity}
+    if model.conditional:
+        per_style = max(2, n // len(judge.names))
+        seeds = list(range(per_style))
+        hits = []
+        for k, name in enumerate(judge.names):
+            fake = uint8_from_unit(model.generate_seeds(seeds, style=name))
+            hits.append(float((judge.probabilities(fake, device).argmax(1) == k).float().mean()))
+            row[f"style_accuracy/{name}"] = hits[-1]
+            row[f"judge_accuracy/{name}"] = judge.per_style_accuracy[name]
+            real = real_subset(ds.subset((ds.labels == k).nonzero().flatten()), per_style)
+            row[f"style_swd/{name}"] = swd(fake, real.images, device=device)["mean"]
+        row["style_accuracy"] = sum(hits) / len(hits)
+    samples = uint8_from_unit(model.generate_seeds(list(range(n))))
+    row["ambiguity"] = float(normalised_entropy(judge.probabilities(samples, device)).mean())
+    row.update(_novelty(samples, ds, features, device))
+    return {k: round(v, 5) for k, v in row.items()}
+
+
 def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features: str,
-                 inception_weights: str | None, device: str) -> dict:
+                 inception_weights: str | None, device: str,
+                 originality_features: str = "imagenet") -> dict:
     """Evaluate a run's newest checkpoint; the row is appended to its metrics.jsonl too."""
     metrics = parse_metrics(metrics_text)
     model = load_model(run, device)
     ds = load_dataset(data, model.config.model.resolution, progress=False)
-    evaluator = SampleEvaluator(ds, n, metrics, model.device, features, inception_weights)
-    row = {"step": model.step, "eval_n": min(n, len(ds)), **evaluator(model.generate_seeds)}
+    evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights)
+    row = {"step": model.step, "eval_n": min(n, len(ds))}
+    if metrics - {"style"}:
+        row.update(evaluator(model.generate_seeds))
+    if "style" in metrics:
+        row.update({f"eval_{k}": v for k, v in
+                    style_metrics(model, ds, n, model.device, originality_features).items()})
     append_jsonl(Path(run) / "metrics.jsonl", row)
     return row

@@ -152,8 +152,8 @@ def evaluate_images(fake: torch.Tensor, real: torch.Tensor, metrics: set[str], d
 
 def parse_metrics(text: str) -> set[str]:
     names = {m.strip() for m in text.split(",") if m.strip()}
-    unknown = names - {"swd", "fid", "kid", "pr"}
+    unknown = names - {"swd", "fid", "kid", "pr", "style"}
     if unknown or not names:
         raise BrushworkError(f"unknown metric(s) {', '.join(sorted(unknown)) or '(none)'}: "
-                             "choose from swd, fid, kid, pr")
+                             "choose from swd, fid, kid, pr, style")
     return names
