@@ -98,9 +98,13 @@ def test_demo_writes_a_gallery(tmp_path):
     done = run_cli("demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--device", "cpu")
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "demo" / "index.html").read_text()
-    for name in ["grid.png", "walk.gif", "training_art.png", "losses.png"]:
+    for name in ["styles.png", "mix.png", "creative.png", "walk.gif", "training_art.png", "losses.png"]:
         assert name in page and (tmp_path / "demo" / name).exists()
     assert Image.open(tmp_path / "demo" / "walk.gif").n_frames == 60
+    assert Image.open(tmp_path / "demo" / "styles.png").height > 4 * Image.open(tmp_path / "demo" / "mix.png").height
+    figures = json.loads((tmp_path / "demo" / "figures.json").read_text())
+    assert 0 <= figures["conditional"]["style_accuracy"] <= 1 and "ambiguity" in figures["creative"]
+    assert "conditional samples judged &#x27;drips&#x27;" in page or "conditional samples judged 'drips'" in page
 
 
 def test_data_that_is_a_file_says_a_folder_is_expected(tmp_path, capsys):
