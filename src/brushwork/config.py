@@ -53,6 +53,9 @@ class GANConfig:
     num_styles: int = 0  # K, set from the data's style folders when a conditional/creative run starts
     style_dim: int = 64  # size of the style embedding joined to z (conditional G)
     balance_styles: bool = False  # draw styles uniformly for reals and fakes (default: as the data has them)
+    mode_seeking: float = 0.0  # weight of the mode-seeking term for conditional G (Mao et al. 2019); 0 = off
+    cond_rampup_kimg: float = 0.0  # conditioning fades in over this many thousand images (0 = at once);
+    # small data collapses within each style when conditioned from the start (Shahbazi et al. 2023)
 
     def validate(self) -> None:
         check_resolution(self.resolution)

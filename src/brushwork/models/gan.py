@@ -165,11 +165,12 @@ class ConditionalGenerator(nn.Module):
         nn.init.normal_(self.embed.weight)
         self.backbone = backbone(cfg, in_dim=cfg.z_dim + cfg.style_dim)
 
-    def forward(self, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """z [B, Z], style [B, K] weights summing to 1 (one-hot for one style) -> [B, 3, R, R]."""
+    def forward(self, z: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """z [B, Z], style [B, K] weights summing to 1 (one-hot for one style) -> [B, 3, R, R].
+        ``strength`` < 1 fades the style out (during a conditioning ramp-in; 0 = unconditional)."""
         e = self.embed(style)
         e = e * torch.rsqrt(e.square().mean(1, keepdim=True) + 1e-8)  # unit 2nd moment, like z
-        return self.backbone(torch.cat([z, e], dim=1))
+        return self.backbone(torch.cat([z, strength * e], dim=1))
 
 
 class StyleDiscriminator(nn.Module):
@@ -189,12 +190,12 @@ class StyleDiscriminator(nn.Module):
         self.project = sn(nn.Linear(cfg.num_styles, c, bias=False)) if cfg.conditional else None
         self.style_head = nn.Linear(c, cfg.num_styles) if cfg.creative else None
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None, strength: float = 1.0):
         h = self.backbone.features(x)  # [B, C, s, s]
         logits = self.backbone.head(h)  # [B]
-        pooled = h.float().sum(dim=(2, 3)).to(h.dtype)  # [B, C]
-        if self.project is not None:
-            logits = logits + (self.project(style.to(pooled.dtype)) * pooled).sum(dim=1)
+        pooled = h.sum(dim=(2, 3))  # [B, C]
+        if self.project is not None and strength:
+            logits = logits + strength * (self.project(style.to(pooled.dtype)) * pooled).sum(dim=1)
         return logits, self.style_head(pooled) if self.style_head is not None else None
 
 

@@ -46,6 +46,7 @@ class GANTask:
         self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
         self.preview_z, self.preview_style = self._preview_inputs()
+        self.cond_strength = 1.0  # style conditioning in use (< 1 during a ramp-in)
         self.preview_columns = 8 if cfg.conditional else None
 
     def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -80,15 +81,37 @@ class GANTask:
 
     def _d(self, x: torch.Tensor, style: torch.Tensor | None):
         """(real/fake logits [B], style logits [B, K] or None) of augmented images."""
-        if self.cfg.styled:
-            return self.D_fwd(self._augment(x), style)
+        if self.cfg.conditional:
+            return self.D_fwd(self._augment(x), style, self.cond_strength)
+        if self.cfg.creative:
+            return self.D_fwd(self._augment(x))
         return self.D_fwd(self._augment(x)), None
 
-    def _d_logits(self, real, fake, style):
-        """D on reals and fakes (same styles for both): ((logits, style logits) of each)."""
+    @staticmethod
+    def _paired(style: torch.Tensor) -> torch.Tensor:
+        """Styles whose second half repeats the first: fake i and i + B/2 share a style."""
+        h = len(style) // 2
+        return torch.cat([style[:h], style[:h], style[2 * h:]])
+
+    @staticmethod
+    def _mode_seeking(z: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Mode seeking (Mao et al. 2019): 1 / (image distance / latent distance) of pairs of fakes
+        of the same style; small when different latents give different images."""
+        h = len(z) // 2
+        images = (fake[:h].float() - fake[h:2 * h].float()).abs().mean(dim=(1, 2, 3))
+        latents = (z[:h] - z[h:2 * h]).abs().mean(dim=1)
+        return 1 / ((images / latents).mean() + 1e-5)
+
+    def _conditioning(self, step: int, batch: int) -> float:
+        """How much of the style conditioning is on at this step (ramp-in over cond_rampup_kimg)."""
+        ramp = self.cfg.cond_rampup_kimg * 1000
+        return 1.0 if ramp <= 0 else min(1.0, step * batch / ramp)
+
+    def _d_logits(self, real, fake, real_style, fake_style):
+        """D on reals and fakes: ((logits, style logits) of each)."""
         if self.cfg.d_batchnorm:  # BatchNorm statistics must not mix reals and fakes
-            return self._d(real, style), self._d(fake, style)
-        both = None if style is None else torch.cat([style, style])
+            return self._d(real, real_style), self._d(fake, fake_style)
+        both = None if real_style is None else torch.cat([real_style, fake_style])
         logits, style_logits = self._d(torch.cat([real, fake]), both)
         n = len(real)
         if style_logits is None:
@@ -111,9 +134,12 @@ class GANTask:
         # Fakes are asked for the styles of this batch's reals: the data's own distribution (or a
         # uniform one with balance_styles, which the batcher then draws), as StyleGAN2-ADA does.
         style = F.one_hot(labels, cfg.num_styles).float() if cfg.styled else None
+        fake_style = self._paired(style) if cfg.conditional and cfg.mode_seeking else style
+        self.cond_strength = self._conditioning(step, batch)
         with self._autocast():
-            fake = self.G_fwd(z, style) if cfg.conditional else self.G_fwd(z)  # [B, 3, R, R]
-            (real_logits, real_styles), (fake_logits, _) = self._d_logits(real, fake.detach(), style)
+            fake = self.G_fwd(z, fake_style, self.cond_strength) if cfg.conditional else self.G_fwd(z)
+            (real_logits, real_styles), (fake_logits, _) = self._d_logits(real, fake.detach(), style,
+                                                                          fake_style)
             loss_d = self.d_loss_fn(real_logits.float(), fake_logits.float())
             if real_styles is not None:  # CAN: D also learns to name the styles of real works
                 loss_style = F.cross_entropy(real_styles.float(), labels)
@@ -125,13 +151,19 @@ class GANTask:
                  "d_fake": fake_logits.detach().float().mean()}
         if real_styles is not None:
             stats["loss_style"] = loss_style.detach()
+        if cfg.conditional and cfg.cond_rampup_kimg > 0:
+            stats["conditioning"] = torch.tensor(self.cond_strength, device=self.device)
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
             stats["r1"] = self._r1_step(real, style)
 
         self.D.requires_grad_(False)  # only input gradients are needed through D now
         with self._autocast():
-            fake_logits, fake_styles = self._d(fake, style)
+            fake_logits, fake_styles = self._d(fake, fake_style)
             loss_g = self.generator_loss(fake_logits, fake_styles)
+            if cfg.conditional and cfg.mode_seeking:
+                seek = self._mode_seeking(z, fake)
+                loss_g = loss_g + cfg.mode_seeking * seek
+                stats["mode_seeking"] = seek.detach()
         if fake_styles is not None:
             stats["ambiguity"] = style_ambiguity_loss(fake_styles.detach().float())
         self.opt_g.zero_grad(set_to_none=True)
