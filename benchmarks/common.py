@@ -26,6 +26,17 @@ def link_styles(tmp: Path, data_root: Path, styles: str) -> Path:
     return Path(tmp)
 
 
+def load_styles(data_root: str, styles: str, resolution: int, progress: bool = True):
+    """The chosen style subfolders of ``data_root`` as one brushwork dataset."""
+    import tempfile
+
+    from brushwork.data.dataset import load_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_dataset(str(link_styles(Path(tmp), Path(data_root), styles)), resolution,
+                            progress=progress)
+
+
 def loader_stepper(loader, fn, device):
     """A step function: the next batch from a DataLoader (cycling), moved to device, into fn."""
     state = {"it": iter(loader)}

@@ -24,16 +24,17 @@ from pathlib import Path
 
 import torch
 
-from common import SHARED, add_data_args, link_styles  # noqa: E402  (also puts src/ on the path)
+from common import SHARED, add_data_args, load_styles  # noqa: E402  (also puts src/ on the path)
 
 from brushwork.config import RunConfig, TrainConfig, gan_preset  # noqa: E402
-from brushwork.data.dataset import ArtDataset, ImageBatcher, load_dataset  # noqa: E402
+from brushwork.data.dataset import ArtDataset, ImageBatcher  # noqa: E402
 from brushwork.evaluation import style_metrics  # noqa: E402
 from brushwork.generate import TrainedModel  # noqa: E402
 from brushwork.imaging import save_figure, save_grid, uint8_from_unit  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 from brushwork.training.trainer import Trainer  # noqa: E402
+from brushwork.utils import resolve_device  # noqa: E402
 
 MODELS = {  # name: GANConfig changes
     "unconditional": {},
@@ -106,13 +107,10 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/creative")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        full = load_dataset(str(link_styles(Path(tmp), Path(args.data), args.styles)), args.res,
-                            progress=not args.quiet)
+    full = load_styles(args.data, args.styles, args.res, progress=not args.quiet)
     train_data, held = full.split(0.1, seed=args.seed)
     floor = swd(train_data.images[: len(held)], held.images, device=device)["mean"]
     result = {"device": str(device), "res": args.res, "width": args.width, "batch": args.batch,

@@ -3,7 +3,7 @@
 # pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT.
 #   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
 # .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
-# romanticism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
+# romanticism,impressionism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
 # hokusai_great_wave,munch_the_scream}.jpg.
 # PARTS picks sections.
 set -uo pipefail
@@ -16,7 +16,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
 
-PARTS=${PARTS:-"tests throughput quality vae style"}
+PARTS=${PARTS:-"tests throughput quality vae style creative"}
 if [[ $PARTS == *tests* ]]; then
 echo "== GPU tests"
 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
@@ -54,4 +54,9 @@ for pair in tubingen:vangogh_starry_night golden_gate:hokusai_great_wave sailboa
         --content ".gpudata/photos/${pair%%:*}.jpg" --style ".gpudata/paintings/${pair##*:}.jpg" \
         --out "$OUT/style-${pair%%:*}" --json "$OUT/style.jsonl"
 done
+fi
+if [[ $PARTS == *creative* ]]; then
+echo "== imitation vs innovation: unconditional, conditional, creative at equal images"
+python3 benchmarks/creative.py --device cuda --data "$DATA" --res 64 --width 64 --batch 128 \
+    --kimg "${CREATIVE_KIMG:-500}" --originality-features random --out "$OUT/creative" --quiet 2>&1 | tail -60
 fi

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import torch
 
-from common import add_data_args, link_styles  # noqa: E402  (also puts src/ on the path)
+from common import add_data_args, load_styles  # noqa: E402  (also puts src/ on the path)
 
 from brushwork.config import TrainConfig, gan_preset  # noqa: E402
-from brushwork.data.dataset import ArtDataset, ImageBatcher, load_dataset  # noqa: E402
+from brushwork.data.dataset import ArtDataset, ImageBatcher  # noqa: E402
 from brushwork.latents import latents_for_seeds  # noqa: E402
 from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 from brushwork.training.trainer import Trainer  # noqa: E402
+from brushwork.utils import resolve_device  # noqa: E402
 
 
 def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict:
@@ -62,14 +63,11 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/quality")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory() as tmp:  # a folder holding just the chosen styles
-        full = load_dataset(str(link_styles(Path(tmp), Path(args.data), args.styles)), args.res,
-                            progress=not args.quiet)
+    full = load_styles(args.data, args.styles, args.res, progress=not args.quiet)
     train_data, held = full.split(args.n_eval / len(full), seed=args.seed, minimum=args.n_eval)
     heldout = held.images
     # Floor: real training paintings vs the held-out ones, same count, same SWD sampling.

@@ -229,3 +229,20 @@ def test_creative_samples_are_more_ambiguous_than_creativity_zero(tmp_path):
                                   features="random")["ambiguity"]
                  for c in (0.0, 1.0)}
     assert ambiguity[1.0] > ambiguity[0.0] + 0.05, ambiguity
+
+
+def test_conditioning_ramp_and_mode_seeking_by_hand():
+    task = GANTask(_styled("modern", conditional=True, cond_rampup_kimg=1.0, mode_seeking=0.1),
+                   torch.device("cpu"))
+    assert [task._conditioning(s, 64) for s in (0, 8, 16, 100)] == [0.0, 0.512, 1.0, 1.0]
+    z, a, b = torch.randn(2, 100), torch.eye(3)[[0, 0]], torch.eye(3)[[2, 2]]
+    task.G.eval()
+    assert torch.equal(task.G(z, a, 0.0), task.G(z, b, 0.0))  # strength 0: the style is not seen
+    assert not torch.equal(task.G(z, a, 1.0), task.G(z, b, 1.0))
+    assert torch.equal(GANTask._paired(torch.arange(5)[:, None]).flatten(), torch.tensor([0, 1, 0, 1, 4]))
+    z = torch.tensor([[0.0, 0], [0, 0], [1, 1], [3, 3]])  # latent distances 1 and 3
+    fake = torch.zeros(4, 3, 2, 2)
+    fake[2] += 0.5  # image distances 0.5 and 0: ratios 0.5 and 0
+    assert GANTask._mode_seeking(z, fake).item() == pytest.approx(1 / (0.25 + 1e-5))
+    stats = task.train_step(torch.rand(8, 3, 32, 32) * 2 - 1, 0, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert {"mode_seeking", "conditioning"} <= set(stats) and stats["conditioning"].item() == 0.0

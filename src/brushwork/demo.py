@@ -22,6 +22,7 @@ from brushwork.evaluation import style_metrics
 from brushwork.generate import load_model
 from brushwork.imaging import save_figure, save_grid, unit_from_uint8
 from brushwork.latents import latents_for_seeds
+from brushwork.models.vgg import imagenet_weights_cached
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
 from brushwork.utils import atomic_write, ensure_dir, resolve_device
@@ -143,7 +144,8 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     picks = torch.cat([(real.labels == k).nonzero().flatten()[:COLUMNS] for k in range(len(names))])
     save_grid(unit_from_uint8(real.images[picks]), out / "training_art.png", COLUMNS)
     print("measuring the innovation figures", file=sys.stderr)
-    figures = [style_metrics(m, real, EVAL_SAMPLES, dev) for m in (cond, creative)]
+    features = "imagenet" if imagenet_weights_cached() else None  # memorisation needs VGG19 weights
+    figures = [style_metrics(m, real, EVAL_SAMPLES, dev, features) for m in (cond, creative)]
     plot = plot_losses(out / "run" / "metrics.jsonl", out / "losses.png")
     shown = f"{cond.step:,} steps, {cond.step * cond_cfg.train.batch_size:,} images shown"
     sections = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.generate import load_model
 from brushwork.imaging import uint8_from_unit
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
@@ -52,22 +52,29 @@ class SampleEvaluator:
                                self.real.fingerprint, self.cache_dir)
 
 
-def _novelty(samples: torch.Tensor, ds: ArtDataset, features: str, device) -> dict[str, float]:
+def _novelty(samples: torch.Tensor, ds: ArtDataset, features: str | None, device) -> dict[str, float]:
     """Novelty (median nearest tiled-L2 distance to a training work) and memorisation rate (the
-    originality check's copy rate; needs VGG19 features, skipped with a note without them)."""
+    originality check's copy rate; needs VGG19 ``features``: skipped when None, or with a note
+    when they cannot be had)."""
     from brushwork.metrics.originality import check_originality, tiled_l2
     from brushwork.originality_report import originality_encoder
 
-    try:
-        report = check_originality(samples, ds.images, originality_encoder(features, device))
-    except BrushworkError as exc:
-        print(f"note: memorisation rate skipped: {exc}", file=sys.stderr)
+    encoder = None
+    if features is not None:
+        try:
+            encoder = originality_encoder(features, device)
+        except BrushworkError as exc:
+            if isinstance(exc, WeightsUnavailable):
+                exc.option = "--originality-features PATH (or random, a weak stand-in)"
+            print(f"note: memorisation rate skipped: {exc}", file=sys.stderr)
+    if encoder is None:
         return {"novelty": float(tiled_l2(samples, ds.images)[0].median())}
+    report = check_originality(samples, ds.images, encoder)
     return {"novelty": float(report.tiled_l2.median()),
             "memorisation_rate": float(report.copies.float().mean())}
 
 
-def style_metrics(model, ds: ArtDataset, n: int, device, features: str = "imagenet",
+def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = "imagenet",
                   cache_dir: str | Path = "") -> dict[str, float]:
     """How the samples relate to the learned styles, judged by brushwork's own style classifier.
 

@@ -73,6 +73,11 @@ def _vgg19_state(weights: str) -> dict[str, torch.Tensor]:
         raise BrushworkError(f"cannot read VGG19 weights {weights}: {exc}"[:300]) from None
 
 
+def imagenet_weights_cached() -> bool:
+    """Whether torchvision's ImageNet VGG19 file is in the torch hub cache (no download needed)."""
+    return (Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE).is_file()
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG19 up to the deepest requested layer; returns {layer name: features}.
     Input: images [B, 3, H, W] in [-1, 1]; ImageNet normalisation happens inside."""
