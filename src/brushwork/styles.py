@@ -61,7 +61,7 @@ def style_weights(style, names: list[str]) -> torch.Tensor:
         for name, weight in style.items():
             weights[_index(name, names)] += float(weight)
         return _normalised(weights)
-    if isinstance(style, (list, tuple)) and style and isinstance(style[0], (str, dict)):
+    if isinstance(style, (list, tuple)) and style and isinstance(style[0], (str, dict, list, torch.Tensor)):
         return torch.stack([style_weights(s, names) for s in style])  # one request per image
     weights = torch.as_tensor(style, dtype=torch.float32)
     if weights.shape[-1] != k or weights.dim() not in (1, 2):
