@@ -5,6 +5,10 @@ generator update, on the same fake batch (as in DCGAN). Speed-ups over the textb
 not change the maths: D's weights are frozen during the generator's backward pass (their grads
 would be thrown away), reals and fakes share one D forward when D has no BatchNorm, channels_last
 layout, and losses stay on the device until a log interval (no per-step host sync).
+
+Styles: a conditional run asks its fakes for the styles of the real batch and D judges each image
+against its style (projection); a creative run adds D's style classification of the reals to D's
+loss and the style ambiguity of the fakes, times ``creativity``, to G's (CAN).
 """
 
 from __future__ import annotations
