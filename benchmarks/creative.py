@@ -39,6 +39,7 @@ from brushwork.utils import resolve_device  # noqa: E402
 MODELS = {  # name: GANConfig changes
     "unconditional": {},
     "conditional": {"conditional": True},
+    "conditional ms0.05": {"conditional": True, "mode_seeking": 0.05},  # as in the demo
     "creative 0.5": {"creative": True, "creativity": 0.5},
     "creative 1.0 (default)": {"creative": True, "creativity": 1.0},
     "creative 2.0": {"creative": True, "creativity": 2.0},
@@ -122,8 +123,8 @@ def main(argv=None):
         fakes = uint8_from_unit(model.generate_seeds(list(range(args.n_eval))))
         row.update(swd=round(swd(fakes, held.images, device=device)["mean"], 3),
                    train_seconds=round(seconds, 1))
-        save_grid(model.generate_seeds(list(range(24))), out / f"{name.split()[0]}"
-                  f"{'-' + name.split()[1] if ' ' in name else ''}_grid.png", 8)
+        slug = name.replace(" (default)", "").replace(" ", "-")
+        save_grid(model.generate_seeds(list(range(24))), out / f"{slug}_grid.png", 8)
         result["models"][name] = row
         print(json.dumps({name: row}), flush=True)
     plot(result["models"], floor, out / "novelty_vs_quality.png")
