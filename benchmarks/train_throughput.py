@@ -29,6 +29,7 @@ from brushwork.config import gan_preset  # noqa: E402
 from brushwork.data import dataset as dataset_module  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
+from brushwork.training.optim import use_bf16  # noqa: E402
 
 
 # ---- textbook DCGAN (pytorch/examples style), the baseline -----------------------------------
@@ -229,6 +230,9 @@ def main(argv=None):
         baselines = {"textbook_fp32": textbook_variant(res, b, w, device, "fp32")}
     ours = {"brushwork_dcgan": brushwork_variant("dcgan", res, b, w, device),
             "brushwork_modern": brushwork_variant("modern", res, b, w, device)}
+    if device.type == "cpu" and use_bf16("auto", device):  # what bf16 autocast alone brings
+        ours["brushwork_dcgan_fp32"] = brushwork_variant("dcgan", res, b, w, device, {"mixed_precision": "no"})
+        ours["brushwork_modern_fp32"] = brushwork_variant("modern", res, b, w, device, {"mixed_precision": "no"})
     if args.compile:
         try:  # compiling can fail on some stacks; report it instead of losing the whole run
             # channels_last ConvTranspose breaks compiled backward on some releases: NCHW here
