@@ -88,7 +88,7 @@ def plot(rows: dict, floor: float, out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Novelty and ambiguity against quality, equal images shown", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     save_figure(fig, out)
 
 
