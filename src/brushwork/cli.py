@@ -127,6 +127,7 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from brushwork.provenance.c2pa import optional_credentials
     from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
+    from brushwork.styles import style_request
 
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
     run = args.run or args.run_option
@@ -137,7 +138,8 @@ def cmd_sample(args) -> int:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
         model = load_model(run, args.device)
-        seed_list, truncation, style = parse_seeds(args.seeds), _prior_scale(args), _style(args)
+        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
+        style = style_request(args.style, args.style_mix)
     model.record_paths = args.record_paths
     out = Path(args.out)
     paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
@@ -158,17 +160,6 @@ def cmd_interpolate(args) -> int:
                       metadata=not args.no_metadata, styles=styles)
     print(f"wrote {path}")
     return 0
-
-
-def _style(args):
-    """--style NAME or --style-mix a:0.6,b:0.4 (conditional runs), or None."""
-    if args.style and args.style_mix:
-        raise BrushworkError("give --style or --style-mix, not both")
-    if args.style_mix:
-        from brushwork.styles import parse_style_mix
-
-        return parse_style_mix(args.style_mix)
-    return args.style
 
 
 def _prior_scale(args) -> float:

@@ -34,6 +34,13 @@ def parse_style_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def style_request(style: str | None = None, mix: str | None = None):
+    """A request from the two ways a person names one: a style name, or a mix 'a:0.6,b:0.4'."""
+    if style and mix:
+        raise BrushworkError("give --style or --style-mix, not both")
+    return parse_style_mix(mix) if mix else (style or None)
+
+
 def _normalised(weights: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise BrushworkError("style weights must be finite numbers >= 0")
