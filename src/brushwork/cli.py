@@ -125,8 +125,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.provenance.c2pa import optional_credentials
     from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
+    from brushwork.provenance.c2pa import optional_credentials
     from brushwork.styles import style_request
 
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
