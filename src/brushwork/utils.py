@@ -59,6 +59,16 @@ def ensure_output_file(path: str | Path) -> Path:
     return path
 
 
+def confined(root: str | Path, user_path: str | Path, what: str = "the path") -> Path:
+    """``user_path`` resolved (links, '..' and all) if it lies inside ``root``; else one line.
+    Relative paths are taken relative to ``root``."""
+    root = Path(root).resolve()
+    path = (root / Path(user_path).expanduser()).resolve()
+    if path != root and root not in path.parents:
+        raise BrushworkError(f"{what} {user_path} is outside {root}, the only folder allowed here")
+    return path
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either the old file or the complete new one, never half.
 

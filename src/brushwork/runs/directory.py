@@ -66,6 +66,23 @@ def run_lock(run_dir: str | Path):
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who trains in ``run_dir`` right now ("process 1234 on host"), or None when nobody does."""
+    path = Path(run_dir) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def append_jsonl(path: str | Path, row: dict) -> None:
     """Append one JSON object as a line (metrics.jsonl); a failed write is one readable line."""
     try:
