@@ -134,9 +134,9 @@ def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp
     # the run trains on; the image's model is now an older checkpoint, still found by its hash
     train_run(tiny_run_config("modern", steps=6, keep_checkpoints=5), runs / "styles" / "mine",
               resume=True, quiet=True)
-    again, seeds, scale, style = load_for_regeneration(path, runs_dir=runs, device="cpu")
+    again, recipe, scale, style = load_for_regeneration(path, runs_dir=runs, device="cpu")
     assert again.run_dir == runs / "styles" / "mine" and again.step == 4
-    assert (seeds, scale, style) == ([3], 0.9, None)
+    assert (recipe, scale, style) == ({"seed": 3}, 0.9, None)
     assert again.model_hash == model.model_hash
     assert load_for_regeneration(path, run=runs / "styles" / "mine", device="cpu")[0].step == 4
     with pytest.raises(BrushworkError, match="no run under .* holds the model that made .* 'mine'"):
@@ -150,3 +150,37 @@ def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp
     (kept,) = write_seed_images(model, [3], tmp_path / "kept")
     assert read_record(kept)["brushwork"]["run"] == str((runs / "styles" / "mine").resolve())
     assert load_for_regeneration(kept, runs_dir=tmp_path / "nowhere", device="cpu")[0].step == 4
+
+
+def test_children_and_crossbreeds_record_their_lineage_and_regenerate_exactly(trained_run, tmp_path):
+    from brushwork.cli import main
+    from brushwork.generate import write_offspring
+    from brushwork.latents import child_recipe, cross_recipe, latent_from_recipe, root_seed
+
+    a, b = {"seed": 7}, {"seed": 11}
+    za, zb = latent_from_recipe(a, 512), latent_from_recipe(b, 512)
+    assert torch.equal(latent_from_recipe(child_recipe(a, 3, 0.0), 512), za)
+    assert torch.allclose(latent_from_recipe(child_recipe(a, 3, 1.0), 512), latent_for_seed(3, 512))
+    assert abs(latent_from_recipe(child_recipe(a, 3, 0.6), 512).std() - 1) < 0.1  # the prior's scale
+    assert torch.allclose(latent_from_recipe(cross_recipe(a, b, 1.0), 512), zb, atol=1e-5)
+    grandchild = child_recipe(cross_recipe(child_recipe(b, 1, 0.2), a), 5, 0.1)
+    assert root_seed(grandchild) == 11
+    for bad in [lambda: child_recipe(a, 1, 1.5), lambda: cross_recipe(a, b, -0.1),
+                lambda: latent_from_recipe({"child": a}, 8)]:
+        with pytest.raises(BrushworkError):
+            bad()
+
+    model = load_model(trained_run, "cpu")
+    children = write_offspring(model, [a], tmp_path / "kids", n=3, strength=0.4)
+    crosses = write_offspring(model, [a, b], tmp_path / "cross", n=2)
+    assert [p.name for p in children] == ["child0000.png", "child0001.png", "child0002.png"]
+    record = read_record(children[1])["brushwork"]
+    assert record["latent"] == {"child": {"seed": 7}, "seed": 1, "strength": 0.4} and "seed" not in record
+    assert read_record(crosses[0])["brushwork"]["latent"]["cross"] == [a, b]
+    with pytest.raises(BrushworkError, match="one parent"):
+        write_offspring(model, [a, b, a], tmp_path / "x")
+    for path in (children[1], crosses[0]):
+        again = tmp_path / f"again-{path.stem}"
+        assert main(["sample", "--from", str(path), "--run", str(trained_run), "--out", str(again),
+                     "--device", "cpu"]) == 0
+        assert np.array_equal(np.asarray(Image.open(again / path.name)), np.asarray(Image.open(path)))

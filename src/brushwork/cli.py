@@ -125,26 +125,28 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.generate import load_for_regeneration, load_model, parse_seeds, write_seed_images
+    from brushwork.generate import (load_for_regeneration, load_model, parse_seeds, write_images,
+                                    write_seed_images)
     from brushwork.provenance.c2pa import optional_credentials
     from brushwork.styles import style_request
 
     credentials = optional_credentials(args.c2pa_cert, args.c2pa_key)  # checked before any work
-    run = args.run or args.run_option
-    if args.from_image:
-        model, seed_list, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
-                                                                    args.device)
+    run, out = args.run or args.run_option, Path(args.out)
+    options = dict(metadata=not args.no_metadata, ext=args.format, watermark=args.watermark,
+                   c2pa_credentials=credentials)
+    if args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
+        model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
+                                                                 args.device)
+        model.record_paths = args.record_paths
+        paths, _ = write_images(model, [recipe], [Path(args.from_image).stem], out, truncation,
+                                style=style, **options)
     elif run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
-        model = load_model(run, args.device)
-        seed_list, truncation = parse_seeds(args.seeds), _prior_scale(args)
-        style = style_request(args.style, args.style_mix)
-    model.record_paths = args.record_paths
-    out = Path(args.out)
-    paths = write_seed_images(model, seed_list, out, truncation, metadata=not args.no_metadata,
-                              grid=args.grid, ext=args.format, watermark=args.watermark,
-                              c2pa_credentials=credentials, style=style)
+        model = load_model(run, args.device, record_paths=args.record_paths)
+        paths = write_seed_images(model, parse_seeds(args.seeds), out, _prior_scale(args),
+                                  grid=args.grid, style=style_request(args.style, args.style_mix),
+                                  **options)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 

@@ -16,8 +16,9 @@ import torch.nn as nn
 from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
-from brushwork.latents import (LATENT_METHOD, latent_for_seed, latents_for_seeds,  # noqa: F401 (API)
-                               parse_seeds, slerp, walk_latents)
+from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe,  # noqa: F401 (API)
+                               latent_for_seed, latent_from_recipe, latents_for_seeds, parse_seeds,
+                               root_seed, slerp, walk_latents)
 from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt
@@ -206,9 +207,9 @@ def find_model(model_hash: str, runs_dir: str | Path, name: str = "") -> tuple[P
 
 
 def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs_dir: str | Path = "runs",
-                          device: str = "auto") -> tuple[TrainedModel, list[int], float, object]:
-    """(model, [seed], truncation or temperature, style request or None) recorded in an image
-    brushwork made.
+                          device: str = "auto") -> tuple[TrainedModel, dict, float, object]:
+    """(model, latent recipe, truncation or temperature, style request or None) recorded in an
+    image brushwork made; the recipe is {"seed": s} or a child's or crossbreed's lineage.
 
     The model is found by its hash: in ``run`` when given (any of its checkpoints), else in the
     run path the record holds (``--record-paths``), else in any run under ``runs_dir``.
@@ -218,11 +219,11 @@ def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs
     record = read_record(image).get("brushwork") or {}
     scale = record.get("truncation", record.get("temperature"))
     model_hash = record.get("model_hash")
-    if "seed" not in record or scale is None or not model_hash:
+    recipe = record.get("latent") or ({"seed": record["seed"]} if "seed" in record else None)
+    if recipe is None or scale is None or not model_hash:
         raise BrushworkError(f"{image} carries no brushwork seed record to regenerate from")
     found = _locate(model_hash, record, run, runs_dir, image)
-    return (load_model(found[0], device, found[1]), [int(record["seed"])], float(scale),
-            style_from_record(record))
+    return load_model(found[0], device, found[1]), recipe, float(scale), style_from_record(record)
 
 
 def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, Path]:
@@ -248,28 +249,64 @@ def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, 
     return found
 
 
-def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
-                      metadata: bool = True, grid: bool = False, ext: str = "png",
-                      watermark: bool = False, c2pa_credentials=None, style=None) -> list[Path]:
-    """One PNG per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
-    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature.
-    ``style``: a conditional run's style or mix for every seed (default: seed s gets style s % K)."""
+def latents_for_recipes(recipes: list[dict], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+    """[N, Z] latents of lineage recipes ({"seed": s}, children, crossbreeds), scaled by truncation."""
+    if not 0 <= truncation <= 2:
+        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
+    return torch.stack([latent_from_recipe(r, z_dim) for r in recipes]) * truncation
+
+
+def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out_dir: Path,
+                 truncation: float = 1.0, metadata: bool = True, ext: str = "png",
+                 watermark: bool = False, c2pa_credentials=None, style=None) -> tuple[list[Path], torch.Tensor]:
+    """One image per latent recipe (``names[i].ext``) carrying its provenance record: the seed, or
+    the whole lineage of a child or crossbreed; returns (paths, images [N, 3, R, R]).
+    ``style``: a conditional run's style or mix for all (default: each recipe's first seed's)."""
     ensure_dir(out_dir)
-    styles = model.seed_styles(seeds, style)
-    images = model.generate_seeds(seeds, truncation, style)
+    styles = model.seed_styles([root_seed(r) for r in recipes], style)
+    images = model.generate(latents_for_recipes(recipes, model.z_dim, truncation), styles)
     paths = []
-    for i, (seed, img) in enumerate(zip(seeds, to_pil(images))):
+    for i, (recipe, img) in enumerate(zip(recipes, to_pil(images))):
         asked = describe(styles[i], model.style_names) if styles else {}
-        record = model.record(seed=seed, **{model.scale_name: truncation}, **asked) if metadata else None
+        latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
+        record = model.record(**latent, **{model.scale_name: truncation}, **asked) if metadata else None
         if watermark:
             from brushwork.provenance.watermark import LABEL, embed_watermark
 
             img = embed_watermark(img)
             if record is not None:
                 record["watermark"] = LABEL
-        paths.append(save_image(img, Path(out_dir) / f"seed{seed:04d}.{ext}", record, c2pa_credentials))
+        paths.append(save_image(img, Path(out_dir) / f"{names[i]}.{ext}", record, c2pa_credentials))
+    return paths, images
+
+
+def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
+                      metadata: bool = True, grid: bool = False, ext: str = "png",
+                      watermark: bool = False, c2pa_credentials=None, style=None) -> list[Path]:
+    """One image per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
+    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature.
+    ``style``: a conditional run's style or mix for every seed (default: seed s gets style s % K)."""
+    paths, images = write_images(model, [{"seed": s} for s in seeds], [f"seed{s:04d}" for s in seeds],
+                                 out_dir, truncation, metadata, ext, watermark, c2pa_credentials, style)
     if grid:
         asked = describe(style, model.style_names) if style is not None else {}
         record = model.record(seeds=seeds, **{model.scale_name: truncation}, **asked) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
     return paths
+
+
+def write_offspring(model: TrainedModel, parents: list[dict], out_dir: Path, n: int = 8,
+                    strength: float = 0.3, first_seed: int = 0, truncation: float = 1.0,
+                    style=None, metadata: bool = True) -> list[Path]:
+    """Artbreeder's two moves on latent recipes: one parent gives ``n`` children (its latent
+    nudged by ``strength`` towards seeds first_seed..), two parents give ``n`` crossbreeds from
+    one to the other. Every image records its lineage, so ``sample --from`` remakes it."""
+    if len(parents) == 1:
+        recipes = [child_recipe(parents[0], first_seed + i, strength) for i in range(n)]
+        names = [f"child{first_seed + i:04d}" for i in range(n)]
+    elif len(parents) == 2:
+        recipes = [cross_recipe(parents[0], parents[1], t) for t in torch.linspace(0, 1, n + 2)[1:-1].tolist()]
+        names = [f"cross{i:02d}" for i in range(n)]
+    else:
+        raise BrushworkError("children need one parent, crossbreeds two")
+    return write_images(model, recipes, names, out_dir, truncation, metadata, style=style)[0]

@@ -78,3 +78,46 @@ def walk(keys: torch.Tensor, frames: int, loop: bool = False, blend=slerp) -> to
 def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.Tensor:
     """[frames, Z] latents along slerp segments through the key latents [K, Z]."""
     return walk(keys, frames, loop, slerp)
+
+
+# ---- lineage: latents made from other latents (children and crossbreeds, as Artbreeder does) --
+# A *recipe* is plain JSON that rebuilds a latent exactly, so an image's record carries its
+# whole lineage:  {"seed": 7}  |  {"child": RECIPE, "seed": 3, "strength": 0.3}
+#                 |  {"cross": [RECIPE_A, RECIPE_B], "t": 0.5}
+
+
+def child_recipe(parent: dict, seed: int, strength: float) -> dict:
+    """A child of ``parent``: its latent nudged towards seed's noise by ``strength`` in [0, 1]."""
+    if not 0 <= strength <= 1:
+        raise BrushworkError(f"child strength must be in [0, 1], got {strength}")
+    return {"child": parent, "seed": int(seed), "strength": float(strength)}
+
+
+def cross_recipe(a: dict, b: dict, t: float = 0.5) -> dict:
+    """A crossbreed of two latents: the point ``t`` of the way from a to b (spherically)."""
+    if not 0 <= t <= 1:
+        raise BrushworkError(f"crossbreed position must be in [0, 1], got {t}")
+    return {"cross": [a, b], "t": float(t)}
+
+
+def root_seed(recipe: dict) -> int:
+    """The first seed a recipe grows from (a child's parent's, a crossbreed's first parent's)."""
+    while "seed" not in recipe or "child" in recipe:
+        recipe = recipe["child"] if "child" in recipe else recipe["cross"][0]
+    return int(recipe["seed"])
+
+
+def latent_from_recipe(recipe: dict, z_dim: int) -> torch.Tensor:
+    """The latent [Z] a recipe describes (children keep the prior's scale:
+    sqrt(1 - s^2) * parent + s * noise has unit variance when both have)."""
+    try:
+        if "child" in recipe:
+            s = float(recipe["strength"])
+            return (1 - s * s) ** 0.5 * latent_from_recipe(recipe["child"], z_dim) + \
+                s * latent_for_seed(int(recipe["seed"]), z_dim)
+        if "cross" in recipe:
+            a, b = (latent_from_recipe(r, z_dim) for r in recipe["cross"])
+            return slerp(a, b, float(recipe["t"]))
+        return latent_for_seed(int(recipe["seed"]), z_dim)
+    except (KeyError, TypeError, ValueError):
+        raise BrushworkError(f"not a latent recipe: {str(recipe)[:120]}") from None
