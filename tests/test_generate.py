@@ -184,3 +184,24 @@ def test_children_and_crossbreeds_record_their_lineage_and_regenerate_exactly(tr
         assert main(["sample", "--from", str(path), "--run", str(trained_run), "--out", str(again),
                      "--device", "cpu"]) == 0
         assert np.array_equal(np.asarray(Image.open(again / path.name)), np.asarray(Image.open(path)))
+
+
+def test_breed_command_makes_children_and_crossbreeds_of_images(trained_run, tmp_path, capsys):
+    from brushwork.cli import main
+
+    assert main(["sample", str(trained_run), "--seeds", "4,9", "--truncation", "0.7",
+                 "--out", str(tmp_path / "s"), "--device", "cpu"]) == 0
+    assert main(["breed", str(tmp_path / "s" / "seed0004.png"), "--n", "2", "--strength", "0.5",
+                 "--run", str(trained_run), "--out", str(tmp_path / "kids"), "--device", "cpu"]) == 0
+    record = read_record(tmp_path / "kids" / "child0001.png")["brushwork"]
+    assert record["latent"] == {"child": {"seed": 4}, "seed": 1, "strength": 0.5}
+    assert record["truncation"] == 0.7  # the parent's
+    assert main(["breed", str(tmp_path / "kids" / "child0001.png"), str(tmp_path / "s" / "seed0009.png"),
+                 "--n", "3", "--runs", str(trained_run.parent), "--out", str(tmp_path / "x"),
+                 "--device", "cpu"]) == 0
+    lineage = read_record(tmp_path / "x" / "cross01.png")["brushwork"]["latent"]
+    assert lineage == {"cross": [record["latent"], {"seed": 9}], "t": 0.5}
+    capsys.readouterr()
+    assert main(["breed", str(tmp_path / "s" / "seed0004.png"), "--strength", "2", "--run",
+                 str(trained_run), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
+    assert "strength must be in [0, 1]" in capsys.readouterr().err

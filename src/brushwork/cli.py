@@ -151,6 +151,15 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_breed(args) -> int:
+    from brushwork.generate import breed_from_images
+
+    paths = breed_from_images(args.images, Path(args.out), args.n, args.strength, args.seed, args.run,
+                              args.runs, args.device, args.record_paths)
+    print(f"wrote {len(paths)} {'children' if len(args.images) == 1 else 'crossbreeds'} to {args.out}")
+    return 0
+
+
 def cmd_interpolate(args) -> int:
     from brushwork.generate import load_model, parse_seeds
     from brushwork.video import write_walk
@@ -332,6 +341,19 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
     _add_record_paths_arg(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("breed", help="children of one image, or crossbreeds of two (GAN or VAE "
+                       "images brushwork made); each records its lineage")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="one parent (children) or two (crossbreeds)")
+    p.add_argument("--n", type=int, default=8, help="how many")
+    p.add_argument("--strength", type=float, default=0.3, help="children: how far from the parent (0-1)")
+    p.add_argument("--seed", type=int, default=0, help="children: first seed of the variation noise")
+    p.add_argument("--run", help="the run that made the parents (default: found by hash)")
+    p.add_argument("--runs", default="runs", help="folder searched for that run (default: ./runs)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto")
+    _add_record_paths_arg(p)
+    p.set_defaults(func=cmd_breed)
 
     p = sub.add_parser("interpolate", help="a latent walk through seeds as GIF or MP4")
     p.add_argument("run")

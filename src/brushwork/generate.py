@@ -295,6 +295,20 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
     return paths
 
 
+def breed_from_images(images: list[str | Path], out_dir: Path, n: int = 8, strength: float = 0.3,
+                      first_seed: int = 0, run=None, runs_dir: str | Path = "runs", device: str = "auto",
+                      record_paths: bool = False) -> list[Path]:
+    """Children of one image or crossbreeds of two, from the seeds or lineages their records hold
+    (both parents must come from the same model); the first parent's truncation and style."""
+    parents = [load_for_regeneration(image, run, runs_dir, device) for image in images]
+    model, _, truncation, style = parents[0]
+    if any(p[0].model_hash != model.model_hash for p in parents):
+        raise BrushworkError("the two parents were made by different models; crossbreeds need one model")
+    model.record_paths = record_paths
+    return write_offspring(model, [p[1] for p in parents], out_dir, n, strength, first_seed,
+                           truncation, style)
+
+
 def write_offspring(model: TrainedModel, parents: list[dict], out_dir: Path, n: int = 8,
                     strength: float = 0.3, first_seed: int = 0, truncation: float = 1.0,
                     style=None, metadata: bool = True) -> list[Path]:
