@@ -37,6 +37,38 @@ def load_styles(data_root: str, styles: str, resolution: int, progress: bool = T
                             progress=progress)
 
 
+def add_run_args(ap, out: str) -> None:
+    """--device, --seed, --out and --quiet, as the training benchmarks share them."""
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--quiet", action="store_true")
+
+
+def train_gan(cfg, data, kimg: float, batch: int, device, seed: int = 0, quiet: bool = False):
+    """Train a GAN config on a dataset for ``kimg`` thousand images with the library's Trainer
+    (in a throw-away run directory); returns (task, steps, seconds)."""
+    import tempfile
+    import time
+
+    from brushwork.config import TrainConfig
+    from brushwork.data.dataset import ImageBatcher
+    from brushwork.training.gan import GANTask
+    from brushwork.training.trainer import Trainer
+
+    steps = int(kimg * 1000 / batch)
+    train_cfg = TrainConfig(batch_size=batch, steps=steps, log_every=max(1, steps // 20),
+                            sample_every=steps, ckpt_every=steps, device=str(device))
+    task = GANTask(cfg, device, seed=seed)
+    batcher = ImageBatcher(data, batch, cfg.resolution, device, flip=True, seed=seed,
+                           channels_last=cfg.channels_last)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(task, batcher, Path(run_dir), train_cfg, progress=not quiet)
+        t0 = time.perf_counter()
+        trainer.fit()
+        return task, steps, time.perf_counter() - t0
+
+
 def loader_stepper(loader, fn, device):
     """A step function: the next batch from a DataLoader (cycling), moved to device, into fn."""
     state = {"it": iter(loader)}

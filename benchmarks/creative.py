@@ -18,22 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from common import SHARED, add_data_args, load_styles  # noqa: E402  (also puts src/ on the path)
+# common puts src/ on the path
+from common import SHARED, add_data_args, add_run_args, load_styles, train_gan  # noqa: E402
 
-from brushwork.config import RunConfig, TrainConfig, gan_preset  # noqa: E402
-from brushwork.data.dataset import ArtDataset, ImageBatcher  # noqa: E402
+from brushwork.config import RunConfig, gan_preset  # noqa: E402
+from brushwork.data.dataset import ArtDataset  # noqa: E402
 from brushwork.evaluation import style_metrics  # noqa: E402
 from brushwork.generate import TrainedModel  # noqa: E402
 from brushwork.imaging import save_figure, save_grid, uint8_from_unit  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
-from brushwork.training.gan import GANTask  # noqa: E402
-from brushwork.training.trainer import Trainer  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
 
 MODELS = {  # name: GANConfig changes
@@ -52,18 +49,8 @@ def train(name: str, data: ArtDataset, args, device) -> tuple[TrainedModel, floa
     cfg.num_styles = len(data.label_names)
     for key, value in MODELS[name].items():
         setattr(cfg, key, value)
-    steps = int(args.kimg * 1000 / args.batch)
-    train_cfg = TrainConfig(batch_size=args.batch, steps=steps, log_every=max(1, steps // 20),
-                            sample_every=steps, ckpt_every=steps, device=str(device))
-    task = GANTask(cfg, device, seed=args.seed)
-    batcher = ImageBatcher(data, args.batch, args.res, device, seed=args.seed,
-                           channels_last=cfg.channels_last)
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(task, batcher, Path(run_dir), train_cfg, progress=not args.quiet)
-        t0 = time.perf_counter()
-        trainer.fit()
-        seconds = time.perf_counter() - t0
-    config = RunConfig(kind="gan", model=cfg, train=train_cfg, labels=data.label_names)
+    task, steps, seconds = train_gan(cfg, data, args.kimg, args.batch, device, args.seed, args.quiet)
+    config = RunConfig(kind="gan", model=cfg, labels=data.label_names)
     model = TrainedModel(task.sampler.eval(), config, Path(name), steps, "", device)
     return model, seconds
 
@@ -103,10 +90,7 @@ def main(argv=None):
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--originality-features", default="imagenet",
                     help="VGG19 weights for the memorisation rate (random: a weak stand-in)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/results/creative")
-    ap.add_argument("--quiet", action="store_true")
+    add_run_args(ap, "benchmarks/results/creative")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     out = Path(args.out)

@@ -13,37 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from common import add_data_args, load_styles  # noqa: E402  (also puts src/ on the path)
+# common puts src/ on the path
+from common import add_data_args, add_run_args, load_styles, train_gan  # noqa: E402
 
-from brushwork.config import TrainConfig, gan_preset  # noqa: E402
-from brushwork.data.dataset import ArtDataset, ImageBatcher  # noqa: E402
+from brushwork.config import gan_preset  # noqa: E402
+from brushwork.data.dataset import ArtDataset  # noqa: E402
 from brushwork.latents import latents_for_seeds  # noqa: E402
 from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
-from brushwork.training.gan import GANTask  # noqa: E402
-from brushwork.training.trainer import Trainer  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
 
 
 def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict:
     cfg = gan_preset(preset, args.res)
-    steps = int(args.kimg * 1000 / args.batch)
-    train_cfg = TrainConfig(batch_size=args.batch, steps=steps, log_every=max(1, steps // 20),
-                            sample_every=steps, ckpt_every=steps, device=str(device))
-    task = GANTask(cfg, device, seed=args.seed)
-    batcher = ImageBatcher(data, args.batch, args.res, device, flip=True, seed=args.seed,
-                           channels_last=cfg.channels_last)
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(task, batcher, Path(run_dir), train_cfg, progress=not args.quiet)
-        t0 = time.perf_counter()
-        trainer.fit()
-        seconds = time.perf_counter() - t0
+    task, steps, seconds = train_gan(cfg, data, args.kimg, args.batch, device, args.seed, args.quiet)
     z = latents_for_seeds(list(range(args.n_eval)), cfg.z_dim)
     fakes = torch.cat([task.sample(chunk) for chunk in z.split(256)]).cpu()
     save_grid(fakes[:64], out / f"{preset}_grid.png")
@@ -58,10 +45,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n-eval", type=int, default=2000, help="held-out reals = generated images")
     ap.add_argument("--presets", default="dcgan,modern")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/results/quality")
-    ap.add_argument("--quiet", action="store_true")
+    add_run_args(ap, "benchmarks/results/quality")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     out = Path(args.out)
