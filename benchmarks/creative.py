@@ -20,8 +20,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 # common puts src/ on the path
 from common import SHARED, add_data_args, add_run_args, load_styles, train_gan  # noqa: E402
 

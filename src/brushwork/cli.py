@@ -125,8 +125,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.generate import (load_for_regeneration, load_model, parse_seeds, write_images,
-                                    write_seed_images)
+    from brushwork.generate import load_for_regeneration, load_model, write_images, write_seed_images
+    from brushwork.latents import parse_seeds
     from brushwork.provenance.c2pa import optional_credentials
     from brushwork.styles import style_request
 
@@ -161,7 +161,8 @@ def cmd_breed(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from brushwork.generate import load_model, parse_seeds
+    from brushwork.generate import load_model
+    from brushwork.latents import parse_seeds
     from brushwork.video import write_walk
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)

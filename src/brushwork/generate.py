@@ -16,9 +16,8 @@ import torch.nn as nn
 from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
-from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe,  # noqa: F401 (API)
-                               latent_for_seed, latent_from_recipe, latents_for_seeds, parse_seeds,
-                               root_seed, slerp, walk_latents)
+from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latent_from_recipe,
+                               latents_for_seeds, root_seed)
 from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from brushwork.errors import BrushworkError
 from brushwork.models.style import AdaINDecoder, load_style_encoder
 from brushwork.models.vgg import VGGFeatures
