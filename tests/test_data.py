@@ -155,3 +155,33 @@ def test_load_rgb_or_exit_reports_a_bad_file_in_one_line(tmp_path):
         load_rgb_or_exit(tmp_path / "x.png")
     with pytest.raises(BrushworkError, match="no such image"):
         load_rgb_or_exit(tmp_path / "nope.png")
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_a_cached_dataset_is_memory_mapped_not_copied(tmp_path):
+    """The decoded cache is read through a file mapping (safetensors maps the file): touching every
+    pixel adds file-backed pages the kernel can drop, not anonymous memory, so a cache larger
+    than RAM still trains."""
+    import numpy as np
+    import torch
+
+    from brushwork.data import dataset
+
+    def anonymous_bytes() -> int:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    n, size = 2000, 128  # 98 MB of pixels
+    images = torch.from_numpy(np.random.RandomState(0).randint(0, 256, (n, 3, size, size), dtype=np.uint8))
+    expected = int(images.sum(dtype=torch.int64))
+    ds = dataset.ArtDataset(images, torch.zeros(n, dtype=torch.int64), ["a"], [f"{i}.png" for i in range(n)],
+                            [], "somewhere")
+    dataset._save_cache(tmp_path / "cache.safetensors", ds)
+    del images, ds
+    before = anonymous_bytes()
+    loaded = dataset._load_cache(tmp_path / "cache.safetensors")
+    assert int(loaded.images.sum(dtype=torch.int64)) == expected  # every page read
+    assert anonymous_bytes() - before < 30e6  # ... from the mapping, not into a 98 MB copy
+    assert loaded.files[5] == "5.png" and loaded.images.shape == (n, 3, size, size)
