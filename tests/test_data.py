@@ -110,7 +110,7 @@ def test_decoded_images_are_cached_on_disk_and_invalidated_by_changes(tmp_path, 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the folder did not change")
 
-    monkeypatch.setattr(dataset_mod, "_decode_folder", no_decoding)
+    monkeypatch.setattr(dataset_mod, "_decode_one", no_decoding)
     second = load_dataset(str(tmp_path), 32)
     assert torch.equal(first.images, second.images)
     Image.new("RGB", (40, 40), (0, 255, 0)).save(tmp_path / "1.png")  # a file changes
@@ -185,3 +185,36 @@ def test_a_cached_dataset_is_memory_mapped_not_copied(tmp_path):
     assert int(loaded.images.sum(dtype=torch.int64)) == expected  # every page read
     assert anonymous_bytes() - before < 30e6  # ... from the mapping, not into a 98 MB copy
     assert loaded.files[5] == "5.png" and loaded.images.shape == (n, 3, size, size)
+
+
+def test_an_interrupted_cache_build_resumes_where_it_stopped(tmp_path, monkeypatch):
+    data = tmp_path / "art"
+    for style in ("a", "b"):
+        (data / style).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 60, 100 if style == "a" else 0, 0)).save(data / style / f"{i}.png")
+    (data / "a" / "bad.png").write_bytes(b"not an image")
+    monkeypatch.setattr(dataset_mod, "CHUNK", 2)  # 7 files: 4 chunks
+    real_save, saved = dataset_mod._save_part, []
+
+    def interrupted(path, results):
+        if len(saved) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the third chunk
+        saved.append(path)
+        real_save(path, results)
+
+    monkeypatch.setattr(dataset_mod, "_save_part", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(str(data), 32, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "datasets").glob("*.safetensors"))  # no half cache
+    monkeypatch.setattr(dataset_mod, "_save_part", real_save)
+    real_decode, decoded = dataset_mod._decode_one, []
+    monkeypatch.setattr(dataset_mod, "_decode_one", lambda p, s: decoded.append(p) or real_decode(p, s))
+    resumed = load_dataset(str(data), 32, cache_dir=tmp_path / "cache")
+    assert len(decoded) == 3  # only the last two chunks were decoded again
+    monkeypatch.setattr(dataset_mod, "_MEMORY_CACHE", {})
+    fresh = load_dataset(str(data), 32, cache_dir=tmp_path / "fresh")
+    assert torch.equal(resumed.images, fresh.images) and torch.equal(resumed.labels, fresh.labels)
+    assert resumed.files == fresh.files and resumed.skipped == [("a/bad.png", resumed.skipped[0][1])]
+    assert resumed.label_names == ["a", "b"] and len(resumed) == 6
+    assert not list((tmp_path / "cache" / "datasets").glob("*.parts"))  # chunks cleaned up

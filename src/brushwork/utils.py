@@ -16,6 +16,10 @@ import torch
 from brushwork.errors import BrushworkError
 
 
+class OutputError(BrushworkError):
+    """A file or folder could not be written (unwritable place, full disk)."""
+
+
 def output_error(exc: OSError, path: str | Path) -> BrushworkError:
     """One readable line for a failed write to ``path`` (the user's output path, not a bug)."""
     place = Path(path)
@@ -32,7 +36,7 @@ def output_error(exc: OSError, path: str | Path) -> BrushworkError:
         errno.ENOENT: "that place does not exist and cannot be created",
     }
     reason = reasons.get(exc.errno, exc.strerror or str(exc))
-    return BrushworkError(f"cannot write {place}: {reason}")
+    return OutputError(f"cannot write {place}: {reason}")
 
 
 def ensure_dir(path: str | Path) -> Path:
@@ -41,11 +45,11 @@ def ensure_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # exist_ok only forgives folders: this one is a file
-        raise BrushworkError(f"cannot write {path}: a file stands where a folder is needed") from None
+        raise OutputError(f"cannot write {path}: a file stands where a folder is needed") from None
     except OSError as exc:
         raise output_error(exc, path) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise BrushworkError(f"cannot write {path}: permission denied")
+        raise OutputError(f"cannot write {path}: permission denied")
     return path
 
 
@@ -54,7 +58,7 @@ def ensure_output_file(path: str | Path) -> Path:
     is writable, and the path itself is not a folder. (A full disk shows only when writing.)"""
     path = Path(path)
     if path.is_dir():
-        raise BrushworkError(f"cannot write {path}: it is a folder; give a file name")
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name")
     ensure_dir(path.parent)
     return path
 
@@ -69,19 +73,22 @@ def confined(root: str | Path, user_path: str | Path, what: str = "the path") ->
     return path
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either the old file or the complete new one, never half.
+@contextlib.contextmanager
+def atomic_writer(path: str | Path):
+    """A binary file to write ``path`` through, so that ``path`` is either the old file or the
+    complete new one, never half (for data written in pieces, larger than memory).
 
     The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over
     the target (rename is atomic on POSIX and Windows within one file system). Any OS failure
-    (unwritable place, full disk) removes the temporary file and becomes one readable line.
+    (unwritable place, full disk) or interruption removes the temporary file; OS failures become
+    one readable line.
     """
     path = ensure_output_file(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use normal permissions
@@ -94,6 +101,12 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_writer``)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def _umask() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from brushwork.data.images import (UnreadableImage, list_image_files, load_rgb,
                                    square_crop_resize, to_uint8_chw)
 from brushwork.errors import BrushworkError
-from brushwork.utils import atomic_write
+from brushwork.utils import OutputError, atomic_write, atomic_writer, ensure_dir
 
 CACHE_FORMAT = 1  # bump when the decoding or resizing changes, to invalidate old caches
 RANDOM_CROP_MARGIN = 1.125  # random crops are taken from images cached this much larger
@@ -113,6 +114,69 @@ def _decode_folder(root: Path, files: list[Path], size: int, progress: bool) -> 
                       skipped, str(root))
 
 
+CHUNK = 512  # images decoded per resumable piece of a cache build
+
+
+def _save_part(path: Path, results: list) -> None:
+    """One decoded chunk: the good images [k, 3, S, S], which files were good, why others weren't."""
+    import io
+
+    good = np.array([not isinstance(r, str) for r in results])
+    images = [r for r in results if not isinstance(r, str)]
+    buf = io.BytesIO()
+    np.savez(buf, good=good, reasons=np.array([r if isinstance(r, str) else "" for r in results]),
+             images=np.stack(images) if images else np.zeros((0, 3, 1, 1), np.uint8))
+    atomic_write(path, buf.getvalue())
+
+
+def _build_cache(root: Path, files: list[Path], size: int, cache_file: Path, progress: bool) -> None:
+    """Decode the folder into ``cache_file`` chunk by chunk: every finished chunk is kept on disk
+    (``<cache>.parts/``), so an interrupted build resumes where it stopped, and the cache file is
+    streamed from the chunks (never the whole collection in memory) and renamed into place."""
+    parts = ensure_dir(cache_file.with_name(cache_file.stem + ".parts"))
+    chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
+    part = lambda i: parts / f"{i:06d}.npz"  # noqa: E731
+    done = sum(len(c) for i, c in enumerate(chunks) if part(i).is_file())
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, \
+            tqdm(total=len(files), initial=done, desc=f"decoding {root.name}", unit="img",
+                 disable=not progress, file=sys.stderr) as bar:
+        for i, chunk in enumerate(chunks):
+            if not part(i).is_file():  # PIL releases the GIL while decoding and resizing
+                _save_part(part(i), list(pool.map(lambda p: _decode_one(p, size), chunk)))
+                bar.update(len(chunk))
+    _assemble(root, chunks, [part(i) for i in range(len(chunks))], size, cache_file)
+    shutil.rmtree(parts, ignore_errors=True)
+
+
+def _assemble(root: Path, chunks: list[list[Path]], part_files: list[Path], size: int,
+              cache_file: Path) -> None:
+    """Stream the decoded chunks into one safetensors file (images, then labels)."""
+    good, skipped = [], []
+    for chunk, part_file in zip(chunks, part_files):
+        with np.load(part_file) as part:
+            for path, ok, reason in zip(chunk, part["good"], part["reasons"]):
+                (good.append(path) if ok else skipped.append((str(path.relative_to(root)), str(reason))))
+    if not good:
+        raise BrushworkError(f"no usable image in {root}: all {len(skipped)} file(s) unreadable "
+                             f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    label_names = sorted({_label_of(root, p) for p in good})
+    labels = np.array([label_names.index(_label_of(root, p)) for p in good], dtype=np.int64)
+    n, pixels = len(good), len(good) * 3 * size * size
+    meta = {"label_names": json.dumps(label_names), "files": json.dumps([str(p.relative_to(root)) for p in good]),
+            "skipped": json.dumps(skipped), "source": str(root)}
+    header = json.dumps({"__metadata__": meta,
+                         "images": {"dtype": "U8", "shape": [n, 3, size, size], "data_offsets": [0, pixels]},
+                         "labels": {"dtype": "I64", "shape": [n], "data_offsets": [pixels, pixels + 8 * n]}})
+    header += " " * (-len(header.encode()) % 8)  # safetensors aligns the data to 8 bytes
+    with atomic_writer(cache_file) as f:
+        f.write(len(header.encode()).to_bytes(8, "little"))
+        f.write(header.encode())
+        for part_file in part_files:
+            with np.load(part_file) as part:
+                f.write(np.ascontiguousarray(part["images"]).tobytes())
+        f.write(labels.tobytes())
+
+
 def _save_cache(path: Path, ds: ArtDataset) -> None:
     from safetensors.torch import save
 
@@ -159,14 +223,17 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     cache_file = Path(cache_dir or default_cache_dir()) / "datasets" / f"{key}.safetensors"
     ds = _load_cache(cache_file) if cache_file.exists() else None
     if ds is None:
-        ds = _decode_folder(root, files, size, progress)
+        try:
+            _build_cache(root, files, size, cache_file, progress)
+            ds = _load_cache(cache_file)
+        except OutputError as exc:  # a read-only or full cache dir must not stop training
+            print(f"warning: could not write dataset cache {cache_file}: {exc}; decoding in memory",
+                  file=sys.stderr)
+        if ds is None:
+            ds = _decode_folder(root, files, size, progress)
         if len(ds) == 0:
             raise BrushworkError(f"no usable image in {spec}: all {len(files)} file(s) unreadable "
                                  f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]})")
-        try:
-            _save_cache(cache_file, ds)
-        except OSError as exc:  # a read-only cache dir must not stop training
-            print(f"warning: could not write dataset cache {cache_file}: {exc}", file=sys.stderr)
     ds.fingerprint = key
     _MEMORY_CACHE[key] = ds
     return ds
