@@ -101,6 +101,15 @@ def square_crop_resize(img: Image.Image, size: int) -> Image.Image:
     return img
 
 
+def decode_square(path: str | Path, size: int) -> np.ndarray | str:
+    """One file as uint8 [3, size, size] (centre crop), or the reason it is unreadable. Lives in
+    this torch-free module so cache-building worker processes start quickly."""
+    try:
+        return to_uint8_chw(square_crop_resize(load_rgb(path), size))
+    except UnreadableImage as exc:
+        return str(exc)
+
+
 def to_uint8_chw(img: Image.Image) -> np.ndarray:
     """PIL RGB image -> uint8 array [3, H, W]."""
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
