@@ -1,4 +1,5 @@
 import io
+import json
 import struct
 
 import numpy as np
@@ -176,10 +177,13 @@ def test_a_cached_dataset_is_memory_mapped_not_copied(tmp_path):
     n, size = 2000, 128  # 98 MB of pixels
     images = torch.from_numpy(np.random.RandomState(0).randint(0, 256, (n, 3, size, size), dtype=np.uint8))
     expected = int(images.sum(dtype=torch.int64))
-    ds = dataset.ArtDataset(images, torch.zeros(n, dtype=torch.int64), ["a"], [f"{i}.png" for i in range(n)],
-                            [], "somewhere")
-    dataset._save_cache(tmp_path / "cache.safetensors", ds)
-    del images, ds
+    from safetensors.torch import save_file
+
+    meta = {"label_names": '["a"]', "files": json.dumps([f"{i}.png" for i in range(n)]),
+            "skipped": "[]", "source": "somewhere"}  # the cache's own layout
+    save_file({"images": images, "labels": torch.zeros(n, dtype=torch.int64)},
+              str(tmp_path / "cache.safetensors"), metadata=meta)
+    del images
     before = anonymous_bytes()
     loaded = dataset._load_cache(tmp_path / "cache.safetensors")
     assert int(loaded.images.sum(dtype=torch.int64)) == expected  # every page read
@@ -218,3 +222,13 @@ def test_an_interrupted_cache_build_resumes_where_it_stopped(tmp_path, monkeypat
     assert resumed.files == fresh.files and resumed.skipped == [("a/bad.png", resumed.skipped[0][1])]
     assert resumed.label_names == ["a", "b"] and len(resumed) == 6
     assert not list((tmp_path / "cache" / "datasets").glob("*.parts"))  # chunks cleaned up
+
+
+def test_an_unwritable_cache_folder_still_loads_the_data(tmp_path, capsys):
+    for i in range(3):
+        Image.new("RGB", (40, 40), (i * 50, 0, 0)).save(tmp_path / f"{i}.png")
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    ds = load_dataset(str(tmp_path), 32, cache_dir=tmp_path / "blocked", progress=False)
+    assert len(ds) == 3 and ds.images.shape == (3, 3, 32, 32)
+    assert "could not write dataset cache" in capsys.readouterr().err
+    assert int(ds.images[1, 0].float().mean()) == 50  # in memory, off the deleted temporary file

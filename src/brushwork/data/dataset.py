@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,22 +95,6 @@ def _label_of(root: Path, path: Path) -> str:
     return parts[0] if len(parts) > 1 else ""  # files directly in root carry no style label
 
 
-def _decode_folder(root: Path, files: list[Path], size: int, progress: bool) -> ArtDataset:
-    workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
-        results = list(tqdm(pool.map(lambda p: _decode_one(p, size), files), total=len(files),
-                            desc=f"decoding {root.name}", unit="img", disable=not progress,
-                            file=sys.stderr))
-    good = [(p, r) for p, r in zip(files, results) if not isinstance(r, str)]
-    skipped = [(str(p.relative_to(root)), r) for p, r in zip(files, results) if isinstance(r, str)]
-    label_names = sorted({_label_of(root, p) for p, _ in good})
-    label_ids = {name: i for i, name in enumerate(label_names)}
-    images = torch.from_numpy(np.stack([r for _, r in good])) if good else torch.empty(0, 3, size, size, dtype=torch.uint8)
-    labels = torch.tensor([label_ids[_label_of(root, p)] for p, _ in good], dtype=torch.int64)
-    return ArtDataset(images, labels, label_names, [str(p.relative_to(root)) for p, _ in good],
-                      skipped, str(root))
-
-
 CHUNK = 512  # images decoded per resumable piece of a cache build
 
 
@@ -176,15 +161,6 @@ def _assemble(root: Path, chunks: list[list[Path]], part_files: list[Path], size
         f.write(labels.tobytes())
 
 
-def _save_cache(path: Path, ds: ArtDataset) -> None:
-    from safetensors.torch import save
-
-    meta = {"label_names": json.dumps(ds.label_names), "files": json.dumps(ds.files),
-            "skipped": json.dumps(ds.skipped), "source": ds.source}
-    data = save({"images": ds.images.contiguous(), "labels": ds.labels}, metadata=meta)
-    atomic_write(path, data)
-
-
 def _load_cache(path: Path) -> ArtDataset | None:
     from safetensors import safe_open
 
@@ -228,13 +204,18 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
         except OutputError as exc:  # a read-only or full cache dir must not stop training
             print(f"warning: could not write dataset cache {cache_file}: {exc}; decoding in memory",
                   file=sys.stderr)
-        if ds is None:
-            ds = _decode_folder(root, files, size, progress)
-        if len(ds) == 0:
-            raise BrushworkError(f"no usable image in {spec}: all {len(files)} file(s) unreadable "
-                                 f"(first: {ds.skipped[0][0]}: {ds.skipped[0][1]})")
+            ds = _build_in_memory(root, files, size, progress)
     ds.fingerprint = key
     _MEMORY_CACHE[key] = ds
+    return ds
+
+
+def _build_in_memory(root: Path, files: list[Path], size: int, progress: bool) -> ArtDataset:
+    """The same build in a temporary folder, kept in memory (when the cache folder is unwritable)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _build_cache(root, files, size, Path(tmp) / "dataset.safetensors", progress)
+        ds = _load_cache(Path(tmp) / "dataset.safetensors")
+        ds.images = ds.images.clone()  # off the file before it is deleted
     return ds
 
 
