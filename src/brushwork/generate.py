@@ -16,7 +16,7 @@ import torch.nn as nn
 from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
-from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latent_from_recipe,
+from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latents_for_recipes,
                                latents_for_seeds, root_seed)
 from brushwork.models.gan import build_gan
 from brushwork.provenance import make_record, save_image, save_png
@@ -246,13 +246,6 @@ def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, 
                              f"{record.get('model_name')!r}, hash {model_hash[:10]}); pass --run RUN "
                              f"or --runs DIR")
     return found
-
-
-def latents_for_recipes(recipes: list[dict], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
-    """[N, Z] latents of lineage recipes ({"seed": s}, children, crossbreeds), scaled by truncation."""
-    if not 0 <= truncation <= 2:
-        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
-    return torch.stack([latent_from_recipe(r, z_dim) for r in recipes]) * truncation
 
 
 def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out_dir: Path,

@@ -44,9 +44,7 @@ def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
 def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
     """[N, Z] latents. Truncation psi < 1 scales them towards the origin: less variety, fewer
     failures (the z-space form of the truncation trick; psi = 1 leaves them untouched)."""
-    if not 0 <= truncation <= 2:
-        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
-    return torch.stack([latent_for_seed(s, z_dim) for s in seeds]) * truncation
+    return latents_for_recipes([{"seed": s} for s in seeds], z_dim, truncation)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -121,3 +119,10 @@ def latent_from_recipe(recipe: dict, z_dim: int) -> torch.Tensor:
         return latent_for_seed(int(recipe["seed"]), z_dim)
     except (KeyError, TypeError, ValueError):
         raise BrushworkError(f"not a latent recipe: {str(recipe)[:120]}") from None
+
+
+def latents_for_recipes(recipes: list[dict], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+    """[N, Z] latents of recipes (seeds, children, crossbreeds), scaled by the truncation."""
+    if not 0 <= truncation <= 2:
+        raise BrushworkError(f"truncation/temperature must be in [0, 2], got {truncation}")
+    return torch.stack([latent_from_recipe(r, z_dim) for r in recipes]) * truncation
