@@ -289,6 +289,25 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from brushwork.ui.serve import ServeOptions, launch, parse_auth
+    from brushwork.ui.studio import StudioSettings
+
+    try:
+        import gradio  # noqa: F401  (only the studio needs it)
+    except ImportError:
+        raise BrushworkError("the studio needs Gradio: pip install 'brushwork[studio]'") from None
+    settings = StudioSettings(runs=Path(args.runs), data=Path(args.data), outputs=Path(args.outputs),
+                              device=args.device, features=args.features,
+                              max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+                              max_training_jobs=args.max_training_jobs)
+    options = ServeOptions(host=args.host, port=args.port, auth=parse_auth(args.auth, args.auth_file),
+                           insecure_no_auth=args.insecure_no_auth, max_queue=args.max_queue,
+                           device_jobs=args.device_jobs)
+    launch(settings, options)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from brushwork.demo import run_demo
 
@@ -477,6 +496,33 @@ def _add_misc_parsers(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="the studio: every capability in a web browser")
+    p.add_argument("--runs", default="runs", help="trained runs to use, and where new ones go (default ./runs)")
+    p.add_argument("--data", default="data", help="the only folder training data may come from "
+                   "(default ./data; the built-in set is always offered)")
+    p.add_argument("--outputs", default="studio-outputs", help="everything the studio makes, and "
+                   "its upload folder (default ./studio-outputs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this "
+                   "machine only); another address needs --auth or --insecure-no-auth")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", action="append", metavar="USER:PASSWORD", help="a login (repeatable)")
+    p.add_argument("--auth-file", help="a file of USER:PASSWORD lines")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow a non-local --host without a password (trusted networks only)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (default 25 MB)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000,
+                   help="largest uploaded image in pixels, checked before decoding (default 50M)")
+    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait (default 16)")
+    p.add_argument("--device-jobs", type=int, default=1,
+                   help="model-running requests at once (default 1: one GPU job at a time)")
+    p.add_argument("--max-training-jobs", type=int, default=1, help="training jobs at once (default 1)")
+    p.add_argument("--features", default="imagenet", help="VGG19 weights for Gatys and originality: "
+                   "imagenet, random (weak, offline) or a file")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_serve, weights_option="--features PATH")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
                                      "learn a style from artworks, then make new work.")
@@ -490,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_parsers(sub)
     _add_evaluation_parsers(sub)
     _add_misc_parsers(sub)
+    _add_serve_parser(sub)
     return parser
 
 

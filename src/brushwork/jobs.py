@@ -68,10 +68,14 @@ class TrainingJobs:
             raise BrushworkError(f"a training job is already running ({busy[0].name}); stop it "
                                  f"first (this server runs {self.max_running} at a time)")
         run = self.run_dir(name)
-        if not data.startswith("builtin:"):
-            data = str(confined(self.data_root, data, "the data folder"))
-        argv = [sys.executable, "-m", "brushwork", "train", family, "--data", data, "--out", str(run),
-                "--steps", str(int(steps)), "--quiet", *(["--resume"] if resume else []), *(extra or [])]
+        if resume:  # the run's own config says what it trains on
+            where = ["--resume"]
+        elif data.startswith("builtin:"):
+            where = ["--data", data]
+        else:
+            where = ["--data", str(confined(self.data_root, data, "the data folder"))]
+        argv = [sys.executable, "-m", "brushwork", "train", family, *where, "--out", str(run),
+                "--steps", str(int(steps)), "--quiet", *(extra or [])]
         ensure_dir(run)
         with open(run / LOG_NAME, "a") as log:
             # a session of its own: the job survives the server and ignores the server's Ctrl-C

@@ -16,8 +16,9 @@ from brushwork.errors import BrushworkError
 LATENT_METHOD = "numpy-randomstate-randn"  # recorded in provenance; change only with a new name
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-63' -> 0..63; '3,7,11' -> [3, 7, 11]; mixtures like '1,5-8' work too."""
+def parse_seeds(text: str, max_count: int | None = None) -> list[int]:
+    """'0-63' -> 0..63; '3,7,11' -> [3, 7, 11]; mixtures like '1,5-8' work too. More than
+    ``max_count`` seeds is refused before any list is built."""
     seeds: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
@@ -26,6 +27,8 @@ def parse_seeds(text: str) -> list[int]:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise BrushworkError(f"seed range {part!r} runs backwards")
+            if max_count is not None and len(seeds) + hi - lo + 1 > max_count:
+                raise BrushworkError(f"{text!r} is more than {max_count} seeds at once")
             seeds.extend(range(lo, hi + 1))
         elif part.isdigit():
             seeds.append(int(part))
@@ -33,6 +36,8 @@ def parse_seeds(text: str) -> list[int]:
             raise BrushworkError(f"bad seed list {text!r}: use numbers like 0-63 or 3,7,11")
     if not seeds:
         raise BrushworkError("no seeds given")
+    if max_count is not None and len(seeds) > max_count:
+        raise BrushworkError(f"{text!r} is more than {max_count} seeds at once")
     return seeds
 
 

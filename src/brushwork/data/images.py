@@ -57,15 +57,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode one image file to RGB with EXIF orientation applied, or raise UnreadableImage."""
-    path = Path(path)
+def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Decode one image file to RGB with EXIF orientation applied, or raise UnreadableImage.
+    Images with more than ``max_pixels`` pixels are refused from their header, before decoding."""
+    path, limit = Path(path), max_pixels or MAX_PIXELS
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file")
         with Image.open(path) as img:  # reads the header only
-            if img.width * img.height > MAX_PIXELS:
-                raise Image.DecompressionBombError(img.size)
+            if img.width * img.height > limit:
+                raise UnreadableImage(f"too many pixels: {img.width} x {img.height} (decompression-"
+                                      f"bomb guard, limit {limit:,})")
             img.seek(0)  # first frame of animated GIF/WebP/TIFF
             img.load()
             img = ImageOps.exif_transpose(img) or img

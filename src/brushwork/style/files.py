@@ -22,7 +22,7 @@ from brushwork.style.transfer import (GatysSettings, StyleRequest, image_path_li
 from brushwork.utils import ensure_dir, ensure_output_file, resolve_device, sha256_file
 
 
-def _weights(text: str | None, n: int) -> list[float]:
+def parse_style_weights(text: str | None, n: int) -> list[float]:
     if not text:
         return [1.0 / n] * n
     try:
@@ -81,7 +81,8 @@ def stylize_file(content: Path, styles: list[Path], request: StyleRequest, engin
                  mask: Path | None = None, metadata: bool = True, watermark: bool = False,
                  progress=None) -> tuple[Image.Image, dict | None]:
     """One content file stylised: (image, its provenance record or None); nothing is written.
-    ``progress(step, total, losses)`` is called as Gatys optimises."""
+    ``progress(step, total, losses, best_image)`` is called as Gatys optimises; returning True
+    stops it with the best image so far (see ``transfer.gatys``)."""
     image = stylize(load_rgb_or_exit(content), [load_rgb_or_exit(p) for p in styles], request,
                     engine.encoder, engine.decoder, load_rgb_or_exit(mask) if mask else None, progress)
     record = style_record(request, engine, content, styles, mask) if metadata else None
@@ -97,7 +98,7 @@ def stylize_file(content: Path, styles: list[Path], request: StyleRequest, engin
 def _request(args) -> StyleRequest:
     styles = len(args.style)
     request = StyleRequest(method=args.method, size=args.size, strength=args.strength,
-                           style_weights=_weights(args.style_weights, styles),
+                           style_weights=parse_style_weights(args.style_weights, styles),
                            preserve_color=args.preserve_color,
                            gatys=GatysSettings(steps=args.steps, optimizer=args.optimizer,
                                                init=args.init, content_weight=args.content_weight,
@@ -123,7 +124,7 @@ def stylize_files(args) -> list[Path]:
     for content_path, out in zip(contents, outs):
         with tqdm(total=args.steps, desc=f"stylising {content_path.name}", unit="step",
                   file=sys.stderr, disable=args.method != "gatys") as bar:
-            def progress(step, total, losses):
+            def progress(step, total, losses, _image):
                 bar.n = step
                 bar.set_postfix(loss=f"{losses['total']:.3g}", refresh=False)
                 bar.refresh()

@@ -158,7 +158,12 @@ def _new_lbfgs(x: torch.Tensor, s: GatysSettings) -> torch.optim.LBFGS:
                              line_search_fn=None if s.line_search == "none" else s.line_search)
 
 
+class _Stopped(Exception):
+    """Raised inside the L-BFGS closure when ``progress`` asks to stop (its only way out)."""
+
+
 def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, done, total_steps):
+    """Optimise at one scale; returns (best image, loss history, whether progress asked to stop)."""
     content_target = encoder(content)[CONTENT_LAYER].detach()
     grams = {k: v.detach() for k, v in _style_targets(encoder, styles, weights, max(x.shape[-2:])).items()}
     x = x.detach().clone().requires_grad_(True)
@@ -178,15 +183,24 @@ def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, do
         history.append({k: v.item() for k, v in losses.items()})
         if history[-1]["total"] < best["total"]:
             best.update(total=history[-1]["total"], image=x.detach().clone())
-        if progress:
-            progress(min(done + len(history), total_steps), total_steps, history[-1])
+        if progress and progress(min(done + len(history), total_steps), total_steps, history[-1],
+                                 best["image"]):
+            raise _Stopped
         return losses["total"]
 
+    try:
+        _run_optimiser(opt, closure, x, best, history, steps, s)
+    except _Stopped:
+        return best["image"].clamp(-1, 1), history, True
+    return best["image"].clamp(-1, 1), history, False
+
+
+def _run_optimiser(opt, closure, x, best, history, steps, s) -> None:
     if s.optimizer == "adam":
         for _ in range(steps):
             closure()
             opt.step()
-        return best["image"].clamp(-1, 1), history
+        return
     while len(history) < steps:
         evaluations = len(history)
         left = steps - evaluations  # a line search may spend extra evaluations per iteration
@@ -199,12 +213,15 @@ def _optimise_scale(encoder, x, content, styles, weights, s, steps, progress, do
             with torch.no_grad():
                 x.copy_(best["image"])
             opt = _new_lbfgs(x, s)
-    return best["image"].clamp(-1, 1), history
 
 
 def gatys(encoder: VGGFeatures, content: torch.Tensor, styles: list[Image.Image], weights: list[float],
           s: GatysSettings, progress: Callable | None = None) -> tuple[torch.Tensor, list[dict]]:
-    """Optimise an image [1, 3, H, W]; returns it and the loss history (one dict per evaluation)."""
+    """Optimise an image [1, 3, H, W]; returns it and the loss history (one dict per evaluation).
+
+    ``progress(step, total, losses, best_image)`` is called after every evaluation with the best
+    image [1, 3, h, w] of the current scale; when it returns True the optimisation stops and the
+    best image so far is returned (at full size)."""
     h, w = content.shape[-2:]
     n_scales = s.scales or 1 + max(0, math.ceil(math.log2(max(h, w) / 512)))
     sizes = [(max(8, h >> k), max(8, w >> k)) for k in reversed(range(n_scales))]
@@ -223,9 +240,14 @@ def gatys(encoder: VGGFeatures, content: torch.Tensor, styles: list[Image.Image]
         for size, steps in zip(sizes, per_scale):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             target = F.interpolate(content, size=size, mode="bilinear", align_corners=False, antialias=True)
-            x, hist = _optimise_scale(encoder, x, target, styles, weights, s, steps, progress, done, s.steps)
+            x, hist, stopped = _optimise_scale(encoder, x, target, styles, weights, s, steps, progress,
+                                               done, s.steps)
             history += hist
             done += steps
+            if stopped:
+                break
+    if x.shape[-2:] != (h, w):  # stopped at a coarser scale
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).clamp(-1, 1)
     return x, history
 
 

@@ -1,0 +1,380 @@
+"""The studio's page: Gradio widgets wired to ``Studio`` actions, and nothing else.
+
+Every handler goes through ``_page`` (or ``_page_stream`` for generators), so a mistake a user
+can make shows one readable line in the page and anything unexpected shows a short notice while
+the server log keeps the traceback. Uploads are ``gr.File`` inputs, never rendered as given:
+the page shows only images brushwork decoded and wrote itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from brushwork.errors import BrushworkError
+from brushwork.ui.studio import Studio, loss_rows
+
+log = logging.getLogger("brushwork.studio")
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
+UNEXPECTED = "something went wrong on the server (the details are in its log)"
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look with system fonts only: nothing is fetched from the internet."""
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def _readable_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, BrushworkError):
+        return gr.Error(str(exc), print_exception=False)
+    log.exception("studio action failed")
+    return gr.Error(UNEXPECTED, print_exception=False)
+
+
+def _page(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise _readable_error(exc) from None
+    return wrapper
+
+
+def _page_stream(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            yield from fn(*args, **kwargs)
+        except Exception as exc:
+            raise _readable_error(exc) from None
+    return wrapper
+
+
+def _gallery(items) -> list[tuple[str, str]]:
+    return [(str(m.path), m.caption) for m in items]
+
+
+def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
+    """The whole page. Model-running events share one concurrency slot pool ("device")."""
+    heavy = dict(concurrency_id="device", concurrency_limit=device_jobs)
+    light = dict(concurrency_limit=None)
+    s = studio.settings
+    with gr.Blocks(title="brushwork studio", analytics_enabled=False) as demo:
+        gr.Markdown(f"## brushwork studio\nRuns: `{s.runs.name}/` · data: `{s.data.name}/` · "
+                    f"outputs: `{s.outputs.name}/`")
+        with gr.Row():
+            run = gr.Dropdown(studio.run_names(), label="Run (GAN or VAE)", scale=4, elem_id="run")
+            refresh = gr.Button("Refresh runs", scale=1, elem_id="refresh-runs")
+            run_info = gr.Markdown(elem_id="run-info")
+        with gr.Tabs() as tabs:
+            generate = _generate_tab(studio, run, heavy, light)
+            _explore_tab(studio, run, generate, heavy)
+            _reproduce_tab(studio, run, heavy)
+            _style_tab(studio, heavy, light)
+            _originality_tab(studio, run, generate, heavy)
+            _train_tab(studio, light)
+            _info_tab(studio, run, generate, tabs, heavy, light)
+
+        @_page
+        def describe(name, current_style):
+            if not name:
+                return "", gr.update(), gr.update(visible=False), gr.update(visible=False)
+            d = studio.describe_run(name)
+            choices = ["(seed's own)"] + d["styles"]
+            text = (f"**{d['kind'].upper()}**, {d['resolution']} px, step {d['step']}"
+                    + (f", styles: {', '.join(d['styles'])}" if d["styles"] else "")
+                    + (f", creative (creativity {d['creativity']})" if d["creative"] else ""))
+            return (text, gr.update(label=d["scale_name"]),
+                    gr.update(choices=choices, visible=d["conditional"],
+                              value=current_style if current_style in choices else choices[0]),
+                    gr.update(visible=d["conditional"]))
+
+        run.change(describe, [run, generate["style"]], [run_info, generate["scale"], generate["style"], generate["mix"]],
+                   **light)
+        refresh.click(_page(lambda: gr.update(choices=studio.run_names())), None, run, **light)
+        demo.load(_page(lambda: gr.update(choices=studio.run_names())), None, run, **light).then(
+            describe, [run, generate["style"]], [run_info, generate["scale"], generate["style"],
+                                                 generate["mix"]], **light)
+    return demo
+
+
+def _generate_tab(studio: Studio, run, heavy, light) -> dict:
+    with gr.Tab("Generate", id="generate"):
+        with gr.Row():
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
+            random_seed = gr.Button("Random seed", elem_id="random-seed")
+            count = gr.Slider(1, studio.settings.max_images, 8, step=1, label="How many (seeds from this one)")
+            scale = gr.Slider(0.1, 1.5, 1.0, step=0.05, label="truncation", elem_id="scale")
+        with gr.Row():
+            style = gr.Dropdown(["(seed's own)"], value="(seed's own)", label="Style", visible=False)
+            mix = gr.Textbox(label="Style mix (e.g. baroque:0.6,romanticism:0.4)", visible=False)
+        go = gr.Button("Generate", variant="primary", elem_id="generate-button")
+        gallery = gr.Gallery(label="Images", columns=4, height="auto", elem_id="gallery")
+        paths = gr.State([])
+        selected = gr.State(None)
+        with gr.Row():
+            download = gr.File(label="The selected image, as written (with its provenance record)",
+                               elem_id="download", height=120)
+            parameters = gr.Textbox(label="Its parameters", lines=4, elem_id="parameters")
+        with gr.Row():
+            reuse = gr.Button("Reuse this image's seed", elem_id="reuse-seed")
+            to_a = gr.Button("Send to Explore as parent A", elem_id="to-parent-a")
+            to_b = gr.Button("Send to Explore as parent B", elem_id="to-parent-b")
+
+    @_page
+    def make(name, first, n, psi, style_name, mix_text):
+        first, n = int(first or 0), int(n)
+        chosen = None if style_name in (None, "", "(seed's own)") else style_name
+        items = studio.generate(name, f"{first}-{first + n - 1}", psi, chosen, mix_text or None)
+        return _gallery(items), [str(m.path) for m in items]
+
+    @_page
+    def select(items, event: gr.SelectData):
+        path = items[event.index]
+        record = studio.readable(path)
+        from brushwork.ui.studio import made
+
+        return path, path, made(record).parameters
+
+    go.click(make, [run, seed, count, scale, style, mix], [gallery, paths], **heavy)
+    random_seed.click(studio.random_seed, None, seed, **light)
+    gallery.select(select, paths, [selected, download, parameters], **light)
+    reuse.click(_page(lambda path: studio.seed_of(_chosen(path))), selected, seed, **light)
+    return {"seed": seed, "count": count, "scale": scale, "style": style, "mix": mix,
+            "gallery": gallery, "paths": paths, "selected": selected, "download": download,
+            "parameters": parameters, "to_a": to_a, "to_b": to_b}
+
+
+def _chosen(path):
+    if not path:
+        raise BrushworkError("select an image in the gallery first")
+    return path
+
+
+def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
+    with gr.Tab("Explore", id="explore"):
+        gr.Markdown("**Interpolation**: a walk through key seeds (and, on style-conditional runs, "
+                    "key styles).")
+        with gr.Row():
+            seeds = gr.Textbox("3,7,11", label="Key seeds")
+            styles = gr.Textbox(label="Key styles (conditional runs, comma list)")
+            frames = gr.Slider(2, studio.settings.max_frames, 36, step=1, label="Frames")
+            loop = gr.Checkbox(True, label="Loop")
+            fmt = gr.Radio(["gif", "mp4"], value="gif", label="Format")
+        walk_button = gr.Button("Make the walk", variant="primary")
+        with gr.Row():
+            walk_preview = gr.Image(label="Walk", type="filepath", interactive=False)
+            walk_file = gr.File(label="Download")
+        gr.Markdown("**Children** of parent A, or **crossbreeds** of A and B (images brushwork made; "
+                    "every result records its lineage).")
+        with gr.Row():
+            parent_a = gr.File(label="Parent A", file_types=IMAGE_TYPES, elem_id="parent-a")
+            parent_b = gr.File(label="Parent B", file_types=IMAGE_TYPES, elem_id="parent-b")
+            n = gr.Slider(1, 16, 6, step=1, label="How many")
+            strength = gr.Slider(0.0, 1.0, 0.3, step=0.05, label="Children: distance from the parent")
+        with gr.Row():
+            children = gr.Button("Children of A", elem_id="children")
+            cross = gr.Button("Crossbreed A and B", elem_id="crossbreed")
+        offspring = gr.Gallery(label="Offspring", columns=6, height="auto", elem_id="offspring")
+
+    @_page
+    def make_walk(name, keys, key_styles, count, loop_it, kind):
+        path = studio.interpolate(name, keys, count, 1.0, key_styles, loop_it, kind)
+        return (str(path) if kind == "gif" else None), str(path)
+
+    walk_button.click(make_walk, [run, seeds, styles, frames, loop, fmt], [walk_preview, walk_file], **heavy)
+    children.click(_page(lambda a, k, w: _gallery(studio.children(_chosen(a), k, w))),
+                   [parent_a, n, strength], offspring, **heavy)
+    cross.click(_page(lambda a, b, k: _gallery(studio.crossbreed(_chosen(a), _chosen(b), k))),
+                [parent_a, parent_b, n], offspring, **heavy)
+    generate["to_a"].click(_page(_chosen), generate["selected"], parent_a)
+    generate["to_b"].click(_page(_chosen), generate["selected"], parent_b)
+
+
+def _reproduce_tab(studio: Studio, run, heavy) -> None:
+    with gr.Tab("Reproduce", id="reproduce"):
+        gr.Markdown("Encode an artwork with a VAE run: reconstruct it, vary it, or blend two.")
+        with gr.Row():
+            image_a = gr.File(label="Artwork", file_types=IMAGE_TYPES, elem_id="artwork-a")
+            image_b = gr.File(label="Second artwork (blend)", file_types=IMAGE_TYPES, elem_id="artwork-b")
+            n = gr.Slider(1, 16, 6, step=1, label="Variations")
+            temperature = gr.Slider(0.0, 1.5, 0.5, step=0.05, label="Variation temperature")
+            frames = gr.Slider(2, 48, 12, step=1, label="Blend frames")
+        with gr.Row():
+            recon = gr.Button("Reconstruct", elem_id="reconstruct")
+            vary = gr.Button("Variations", elem_id="variations")
+            blend = gr.Button("Blend", elem_id="blend")
+        message = gr.Markdown()
+        results = gr.Gallery(label="Results", columns=6, height="auto", elem_id="reproduced")
+        blended = gr.Image(label="Blend", type="filepath", interactive=False)
+
+    @_page
+    def reconstruct(name, image):
+        item, value = studio.reconstruct(name, image)
+        return _gallery([item]), f"PSNR {value:.2f} dB"
+
+    recon.click(reconstruct, [run, image_a], [results, message], **heavy)
+    vary.click(_page(lambda name, image, k, t: _gallery(studio.variations(name, image, k, t))),
+               [run, image_a, n, temperature], results, **heavy)
+    blend.click(_page(lambda name, a, b, f: str(studio.blend(name, a, b, f))),
+                [run, image_a, image_b, frames], blended, **heavy)
+
+
+def _style_tab(studio: Studio, heavy, light) -> None:
+    with gr.Tab("Style transfer", id="style"):
+        with gr.Row():
+            content = gr.File(label="Content (photo)", file_types=IMAGE_TYPES, elem_id="content")
+            styles = gr.File(label="Style image(s)", file_count="multiple", file_types=IMAGE_TYPES,
+                             elem_id="styles")
+            mask = gr.File(label="Mask (optional: white = stylise)", file_types=IMAGE_TYPES)
+        with gr.Row():
+            method = gr.Radio(["adain", "gatys"], value="gatys", label="Method", elem_id="method")
+            adain_run = gr.Dropdown(studio.adain_runs(), label="AdaIN run", elem_id="adain-run")
+            weights = gr.Textbox(label="Style weights (comma list, one per style)")
+            strength = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Strength")
+            preserve = gr.Radio(["none", "luminance", "coral"], value="none", label="Keep content colours")
+        with gr.Row():
+            steps = gr.Slider(10, 1000, 200, step=10, label="Gatys steps")
+            size = gr.Slider(64, studio.settings.max_style_size, 384, step=32, label="Longest side (px)")
+        with gr.Row():
+            go = gr.Button("Stylise", variant="primary", elem_id="stylize")
+            stop = gr.Button("Stop (keep the best so far)", elem_id="stop-style")
+        status = gr.Markdown(elem_id="style-status")
+        with gr.Row():
+            result = gr.Image(label="Result", type="pil", interactive=False, format="png",
+                              elem_id="style-result")
+            download = gr.File(label="Download (with provenance)", elem_id="style-download")
+
+    @_page_stream
+    def run_style(c, s, w, m, a, st, pc, mk, n, sz, request: gr.Request):
+        for update in studio.stylize(c, s or [], w, m, a, st, pc, mk, n, sz,
+                                     session=request.session_hash):
+            yield update.image, update.message, (str(update.path) if update.path else None)
+
+    go.click(run_style, [content, styles, weights, method, adain_run, strength, preserve, mask,
+                         steps, size], [result, status, download], **heavy)
+    def stop_style(request: gr.Request):
+        studio.stop_style(request.session_hash)
+
+    stop.click(stop_style, None, None, **light)
+
+
+def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
+    with gr.Tab("Originality", id="originality"):
+        gr.Markdown("Is it new? The nearest training works to an image, by pixels (tiled L2) and "
+                    "by VGG features, with the verdict.")
+        with gr.Row():
+            image = gr.File(label="Image to check", file_types=IMAGE_TYPES, elem_id="originality-image")
+            data = gr.Dropdown(studio.data_choices(), label="Compare with (default: the run's training data)",
+                               elem_id="originality-data")
+        with gr.Row():
+            use_selected = gr.Button("Use the image selected in Generate", elem_id="originality-use-selected")
+            check = gr.Button("Check", variant="primary", elem_id="originality-check")
+        verdict = gr.Textbox(label="Verdict", lines=2, elem_id="verdict")
+        neighbours = gr.Gallery(label="The image and its nearest training works", columns=3,
+                                height="auto", elem_id="neighbours")
+
+    @_page
+    def run_check(path, name, folder):
+        text, near = studio.originality(path, None if folder else name, folder or None)
+        from brushwork.ui.studio import made
+
+        query = made(studio.readable(path), "checked image")
+        return text, [(str(query.path), query.caption)] + [
+            (n.image, f"{n.label}: {n.name} ({n.score:.4f})") for n in near]
+
+    use_selected.click(_page(_chosen), generate["selected"], image)
+    check.click(run_check, [image, run, data], [verdict, neighbours], **heavy)
+
+
+def _train_tab(studio: Studio, light) -> None:
+    with gr.Tab("Train", id="train"):
+        with gr.Row():
+            name = gr.Textbox(label="New run name", elem_id="train-name")
+            family = gr.Radio(["gan", "vae"], value="gan", label="Family")
+            data = gr.Dropdown(studio.data_choices(), value="builtin:abstract", label="Data",
+                               elem_id="train-data")
+            steps = gr.Number(2000, label="Steps", precision=0, minimum=1, elem_id="train-steps")
+        with gr.Row():
+            preset = gr.Dropdown(["modern", "dcgan", "seed"], value="modern", label="GAN preset")
+            res = gr.Dropdown([32, 64], value=64, label="Resolution")
+            batch = gr.Number(64, label="Batch size", precision=0, minimum=1, elem_id="train-batch")
+            conditional = gr.Checkbox(label="Style-conditional (GAN; subfolders are styles)")
+        with gr.Row():
+            settings = gr.Textbox(label="Model settings (key=value, e.g. g_width=32 d_width=32)",
+                                  elem_id="train-settings")
+            start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        with gr.Row():
+            job = gr.Dropdown(studio.training_runs(), label="Job", elem_id="train-job")
+            stop = gr.Button("Stop (keeps a checkpoint)", elem_id="train-stop")
+            resume = gr.Button("Resume to the steps above", elem_id="train-resume")
+        status = gr.Textbox(label="Status", lines=2, elem_id="train-status")
+        with gr.Row():
+            curve = gr.LinePlot(x="step", y="value", color="term", label="Losses", height=260)
+            grid = gr.Image(label="Latest samples", type="filepath", interactive=False,
+                            elem_id="train-grid")
+        timer = gr.Timer(2.0)
+
+    @_page
+    def begin(n, fam, d, total, pre, r, cond, size, extra):
+        studio.start_training(n, fam, d, total, pre, r, cond, size, extra)
+        return gr.update(choices=studio.training_runs(), value=n)
+
+    @_page
+    def show(n):
+        if not n:
+            return "", None, None
+        status_, line = studio.training_status(n)
+        import pandas as pd
+
+        rows = loss_rows(status_)
+        return line, (pd.DataFrame(rows) if rows else None), (str(status_.grid) if status_.grid else None)
+
+    @_page
+    def end(n):
+        if not n:
+            raise BrushworkError("choose a job")
+        return None if studio.stop_training(n) else gr.Warning(f"{n} is not running")
+
+    start.click(begin, [name, family, data, steps, preset, res, conditional, batch, settings], job,
+                **light)
+    stop.click(end, job, None, **light)
+    resume.click(_page(lambda n, total: studio.resume_training(n, total) and None), [job, steps], None, **light)
+    timer.tick(show, job, [status, curve, grid], **light)
+    job.change(show, job, [status, curve, grid], **light)
+    job.focus(_page(lambda: gr.update(choices=studio.training_runs())), None, job, **light)
+
+
+def _info_tab(studio: Studio, run, generate: dict, tabs, heavy, light) -> None:
+    with gr.Tab("Info", id="info"):
+        image = gr.File(label="Any image", file_types=IMAGE_TYPES, elem_id="info-image")
+        with gr.Row():
+            record = gr.Textbox(label="Its record", lines=12, elem_id="info-record")
+            watermark = gr.Textbox(label="Watermark", elem_id="info-watermark")
+        send = gr.Button("Send to Generate (regenerate it exactly)", elem_id="send-to-generate")
+
+    @_page
+    def read(path):
+        if not path:
+            return "", ""
+        text, mark, _ = studio.info(path)
+        return text, mark
+
+    @_page
+    def regenerate(path):
+        settings, item = studio.regenerate(_chosen(path))
+        style = settings["style"] or "(seed's own)"
+        return (gr.update(value=settings["run"]), settings["seed"] if settings["seed"] is not None else gr.update(),
+                1, settings["scale"], gr.update(value=style), settings["mix"] or "",
+                _gallery([item]), [str(item.path)], gr.Tabs(selected="generate"))
+
+    image.change(read, image, [record, watermark], **light)
+    send.click(regenerate, image,
+               [run, generate["seed"], generate["count"], generate["scale"], generate["style"],
+                generate["mix"], generate["gallery"], generate["paths"], tabs], **heavy)

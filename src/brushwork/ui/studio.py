@@ -1,0 +1,533 @@
+"""What each control of the studio (``brushwork serve``) does, as plain library functions.
+
+Nothing here imports Gradio: every action takes names, numbers and file paths, calls the library
+functions the CLI calls (so an image made here is the file the CLI would write, with the same
+provenance record), writes under the studio's output folder, and raises ``BrushworkError`` with
+one readable line for anything a user can cause. ``ui/app.py`` only wires these to widgets, so
+they are tested without a browser (tests/test_studio.py).
+
+Trust boundary: every path that comes from the page goes through ``Studio.readable`` (it must lie
+in the runs, data, output or upload folder, links and '..' resolved) and every uploaded image
+through ``Studio.upload`` (size, pixel count and the training data's safe decoder).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from PIL import Image
+
+from brushwork.data.images import UnreadableImage, load_rgb
+from brushwork.errors import BrushworkError
+from brushwork.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
+                                write_images, write_seed_images)
+from brushwork.imaging import to_pil
+from brushwork.jobs import JobStatus, TrainingJobs
+from brushwork.latents import parse_seeds
+from brushwork.provenance import read_record
+from brushwork.runs.checkpoint import latest_checkpoint
+from brushwork.runs.directory import read_run_config
+from brushwork.styles import parse_style_mix, style_request
+from brushwork.utils import confined, ensure_dir, resolve_device
+
+
+@dataclass
+class StudioSettings:
+    """Where the studio reads and writes, and how much one request may ask for."""
+
+    runs: Path  # trained runs (listed, sampled, and where the Train tab writes)
+    data: Path  # the only place training data and originality references come from
+    outputs: Path  # everything the studio makes; never beside the server's code
+    uploads: Path | None = None  # the page's upload folder (Gradio's cache); default outputs/.uploads
+    device: str = "auto"
+    features: str = "imagenet"  # VGG19 weights for Gatys and originality: imagenet, random or a file
+    max_upload_mb: float = 25.0  # an upload larger than this is refused
+    max_pixels: int = 50_000_000  # ~7k x 7k; refused from the header, before decoding
+    max_images: int = 64  # images per request (seeds, children, variations)
+    max_frames: int = 240  # frames per walk or blend
+    max_style_size: int = 1024  # longest side of a stylised image
+    max_training_jobs: int = 1  # training jobs running at once
+
+    def __post_init__(self):
+        self.runs, self.data, self.outputs = (Path(p).expanduser().resolve()
+                                              for p in (self.runs, self.data, self.outputs))
+        self.uploads = Path(self.uploads or self.outputs / ".uploads").expanduser().resolve()
+
+
+@dataclass
+class Made:
+    """One file the studio wrote, with what the page shows beside it."""
+
+    path: Path
+    caption: str  # short: "seed 7", "child 3"
+    parameters: str = ""  # the record's one-line summary (as A1111's "parameters")
+    record: dict = field(default_factory=dict)  # the brushwork record itself
+
+
+@dataclass
+class StyleUpdate:
+    """One step of a running style transfer, for the page: the image so far and a status line;
+    ``path`` is set on the last update (the written file)."""
+
+    image: Image.Image | None
+    message: str
+    path: Path | None = None
+
+
+@dataclass
+class Neighbour:
+    label: str  # "nearest by tiled L2" / "nearest by features"
+    name: str  # the training file's name
+    score: float
+    image: Image.Image  # the training work at the comparison size
+
+
+def made(path: Path, caption: str = "") -> Made:
+    record = read_record(path)
+    return Made(Path(path), caption or Path(path).stem, record.get("parameters", ""),
+                record.get("brushwork", {}))
+
+
+class Studio:
+    """The studio's state (settings, loaded models, training jobs, running style transfers)."""
+
+    def __init__(self, settings: StudioSettings):
+        self.settings = settings
+        for folder in (settings.runs, settings.outputs, settings.uploads):
+            ensure_dir(folder)
+        self.jobs = TrainingJobs(settings.runs, settings.data, settings.max_training_jobs)
+        self.device = resolve_device(settings.device)
+        self._models: dict[tuple[Path, Path], TrainedModel] = {}
+        self._engines: dict[tuple, object] = {}
+        self._stops: dict[str, threading.Event] = {}  # page session -> its style transfer's stop
+        self._lock = threading.Lock()
+
+    # ---- paths and uploads --------------------------------------------------------------------
+    def readable(self, path: str | Path) -> Path:
+        """A path from the page, if it lies in a folder the studio may read; else one line."""
+        s = self.settings
+        for root in (s.uploads, s.outputs, s.runs, s.data):
+            try:
+                return confined(root, path)
+            except BrushworkError:
+                continue
+        raise BrushworkError(f"{Path(str(path)).name}: not a file this studio may read")
+
+    def upload(self, path: str | Path | None, what: str = "image") -> Path:
+        """An image from the page, checked: where it is, its size, its pixel count, and that the
+        training data's decoder reads it (bombs, truncated files, SVG or HTML are refused)."""
+        if not path:
+            raise BrushworkError(f"no {what}: drop an image file first")
+        path = self.readable(path)
+        if not path.is_file():
+            raise BrushworkError(f"{what} {path.name}: no such file")
+        limit = self.settings.max_upload_mb
+        if path.stat().st_size > limit * 2**20:
+            raise BrushworkError(f"{what} {path.name} is {path.stat().st_size / 2**20:.1f} MB; "
+                                 f"the limit here is {limit:g} MB")
+        try:
+            load_rgb(path, self.settings.max_pixels)
+        except UnreadableImage as exc:
+            raise BrushworkError(f"{what} {path.name}: {exc}") from None
+        return path
+
+    def output_folder(self, action: str) -> Path:
+        """A new folder for one request: outputs/ACTION/YYYYmmdd-HHMMSS-xxxx."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return ensure_dir(self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}")
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def run_names(self, kinds: tuple[str, ...] = ("gan", "vae")) -> list[str]:
+        """Runs under the runs folder of these kinds that have a checkpoint to use."""
+        names = []
+        for config in sorted(self.settings.runs.glob("*/config.json")):
+            try:
+                kind = read_run_config(config.parent).kind
+            except BrushworkError:
+                continue
+            if kind in kinds and latest_checkpoint(config.parent) is not None:
+                names.append(config.parent.name)
+        return names
+
+    def run_dir(self, name: str | None) -> Path:
+        if not name:
+            raise BrushworkError("choose a run first")
+        run = confined(self.settings.runs, name, "the run")
+        if not (run / "config.json").is_file():
+            raise BrushworkError(f"{name} is not a run in {self.settings.runs}")
+        return run
+
+    def model(self, name: str | None) -> TrainedModel:
+        """The run's newest model (loaded once per checkpoint)."""
+        run = self.run_dir(name)
+        newest = latest_checkpoint(run)
+        key = (run, newest)
+        with self._lock:
+            if key not in self._models:
+                if len(self._models) >= 4:
+                    self._models.pop(next(iter(self._models)))
+                self._models[key] = load_model(run, str(self.device), newest)
+            return self._models[key]
+
+    def describe_run(self, name: str | None) -> dict:
+        """What the page needs to offer the right controls for a run."""
+        model = self.model(name)
+        cfg = model.config.model
+        return {"kind": model.kind, "step": model.step, "resolution": cfg.resolution,
+                "scale_name": model.scale_name, "conditional": model.conditional,
+                "styles": model.style_names if model.conditional else [],
+                "creative": bool(getattr(cfg, "creative", False)),
+                "creativity": getattr(cfg, "creativity", None)}
+
+    # ---- Generate -----------------------------------------------------------------------------
+    def generate(self, run: str, seeds: str, scale: float = 1.0, style: str | None = None,
+                 mix: str | None = None) -> list[Made]:
+        """One image per seed, written as ``brushwork sample`` writes them."""
+        model = self.model(run)
+        seed_list = parse_seeds(seeds, self.settings.max_images)
+        request = style_request(style or None, mix or None)
+        paths = write_seed_images(model, seed_list, self.output_folder("generate"), float(scale),
+                                  style=request)
+        return [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
+
+    @staticmethod
+    def random_seed() -> int:
+        return secrets.randbelow(2**31)
+
+    def seed_of(self, image: str | Path) -> int:
+        """The seed an image brushwork made records (for 'reuse this seed')."""
+        record = read_record(self.readable(image)).get("brushwork") or {}
+        if "seed" not in record:
+            raise BrushworkError("this image records no seed (children and crossbreeds record "
+                                 "their lineage: use Info, 'send to Generate')")
+        return int(record["seed"])
+
+    # ---- Explore ------------------------------------------------------------------------------
+    def interpolate(self, run: str, seeds: str, frames: int, scale: float = 1.0, styles: str = "",
+                    loop: bool = True, fmt: str = "gif") -> Path:
+        from brushwork.video import write_walk
+
+        model = self.model(run)
+        frames = self._frames(frames)
+        key_styles = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
+        out = self.output_folder("interpolate") / f"walk.{'mp4' if fmt == 'mp4' else 'gif'}"
+        return write_walk(model, parse_seeds(seeds, 16), frames, out, float(scale), loop=loop,
+                          styles=key_styles)
+
+    def children(self, image: str | Path, n: int, strength: float, first_seed: int = 0) -> list[Made]:
+        """Children of one image brushwork made (its latent nudged towards new seeds)."""
+        parent = self.readable(image)
+        paths = breed_from_images([parent], self.output_folder("children"), self._count(n),
+                                  float(strength), int(first_seed), runs_dir=self.settings.runs,
+                                  device=str(self.device))
+        return [made(p, f"child {i}") for i, p in enumerate(paths)]
+
+    def crossbreed(self, image_a: str | Path, image_b: str | Path, n: int) -> list[Made]:
+        """Crossbreeds of two images one model made (a latent blend, lineage recorded)."""
+        parents = [self.readable(image_a), self.readable(image_b)]
+        paths = breed_from_images(parents, self.output_folder("crossbreed"), self._count(n),
+                                  runs_dir=self.settings.runs, device=str(self.device))
+        return [made(p, f"cross {i}") for i, p in enumerate(paths)]
+
+    def _count(self, n) -> int:
+        n = int(n)
+        if not 1 <= n <= self.settings.max_images:
+            raise BrushworkError(f"ask for 1 to {self.settings.max_images} images, not {n}")
+        return n
+
+    def _frames(self, frames) -> int:
+        frames = int(frames)
+        if not 2 <= frames <= self.settings.max_frames:
+            raise BrushworkError(f"ask for 2 to {self.settings.max_frames} frames, not {frames}")
+        return frames
+
+    # ---- Reproduce ----------------------------------------------------------------------------
+    def _encoder_model(self, run: str) -> TrainedModel:
+        model = self.model(run)
+        if model.kind != "vae":
+            raise BrushworkError(f"{run} is a GAN run: reproducing artworks needs a VAE run "
+                                 "(GAN runs have no encoder, and projection is not available yet)")
+        return model
+
+    def reconstruct(self, run: str, image) -> tuple[Made, float]:
+        from brushwork.reproduce import reconstruct
+
+        (path, value), = reconstruct(self._encoder_model(run), [self.upload(image)],
+                                     self.output_folder("reconstruct"))
+        return made(path, f"reconstruction, PSNR {value:.2f} dB"), value
+
+    def variations(self, run: str, image, n: int, temperature: float, first_seed: int = 0) -> list[Made]:
+        from brushwork.reproduce import variations
+
+        paths = variations(self._encoder_model(run), self.upload(image), self._count(n),
+                           float(temperature), self.output_folder("variations"), int(first_seed))
+        return [made(p) for p in paths[:-1]]
+
+    def blend(self, run: str, image_a, image_b, frames: int) -> Path:
+        from brushwork.reproduce import blend
+
+        model = self._encoder_model(run)
+        a, b = self.upload(image_a, "first image"), self.upload(image_b, "second image")
+        return blend(model, a, b, self._frames(frames), self.output_folder("blend") / "blend.gif")
+
+    # ---- Style transfer -----------------------------------------------------------------------
+    def adain_runs(self) -> list[str]:
+        return self.run_names(("adain",))
+
+    def _engine(self, method: str, adain_run: str | None):
+        from brushwork.style.files import load_engine
+
+        model = str(self.run_dir(adain_run)) if method == "adain" else None
+        key = (method, model, self.settings.features)
+        with self._lock:
+            if key not in self._engines:
+                encoder = None if method == "adain" else self.settings.features
+                self._engines[key] = load_engine(method, self.device, model, encoder)
+            return self._engines[key]
+
+    def stop_style(self, session: str) -> bool:
+        """Ask the session's running Gatys optimisation to stop (it returns its best image)."""
+        stop = self._stops.get(session)
+        if stop is None:
+            return False
+        stop.set()
+        return True
+
+    def stylize(self, content, styles: list, weights: str = "", method: str = "adain",
+                adain_run: str | None = None, strength: float = 1.0, preserve_color: str = "none",
+                mask=None, steps: int = 100, size: int = 384, session: str = "",
+                preview_every: float = 1.0) -> Iterator[StyleUpdate]:
+        """Stylise ``content``; yields the best image so far about every ``preview_every``
+        seconds while Gatys optimises, then the final image and its file (with provenance)."""
+        from brushwork.provenance import save_image
+        from brushwork.style.files import parse_style_weights, stylize_file
+        from brushwork.style.transfer import GatysSettings, StyleRequest
+
+        content = self.upload(content, "content image")
+        style_paths = [self.upload(p, "style image") for p in (styles or []) if p]
+        if not style_paths:
+            raise BrushworkError("add at least one style image")
+        mask_path = self.upload(mask, "mask") if mask else None
+        if not 16 <= int(size) <= self.settings.max_style_size:
+            raise BrushworkError(f"size must be 16 to {self.settings.max_style_size} pixels")
+        request = StyleRequest(method=method, size=int(size), strength=float(strength),
+                               style_weights=parse_style_weights(weights, len(style_paths)),
+                               preserve_color=preserve_color, gatys=GatysSettings(steps=int(steps)))
+        request.validate()
+        engine = self._engine(method, adain_run)
+        stop = self._stops[session] = threading.Event()
+        updates: queue.Queue = queue.Queue()
+        state = {"last": 0.0, "step": 0}
+
+        def progress(step, total, losses, best):
+            state["step"] = step
+            if time.monotonic() - state["last"] >= preview_every:
+                state["last"] = time.monotonic()
+                updates.put(StyleUpdate(to_pil(best)[0], f"step {step}/{total}, loss {losses['total']:.4g}"))
+            return stop.is_set()
+
+        def work():
+            try:
+                image, record = stylize_file(content, style_paths, request, engine, mask_path,
+                                             progress=progress)
+                if stop.is_set() and record is not None:
+                    record["stopped_at_step"] = state["step"]
+                out = self.output_folder("stylize") / f"{content.stem}_stylized.png"
+                updates.put(StyleUpdate(image, self._style_done(method, stop, state), save_image(image, out, record)))
+            except BaseException as exc:  # handed to the page's thread, which raises it
+                updates.put(exc)
+
+        threading.Thread(target=work, daemon=True, name="stylize").start()
+        try:
+            while True:
+                update = updates.get()
+                if isinstance(update, BaseException):
+                    raise update
+                yield update
+                if update.path is not None:
+                    return
+        finally:
+            stop.set()  # the page went away: let the optimisation end
+            self._stops.pop(session, None)
+
+    @staticmethod
+    def _style_done(method: str, stop: threading.Event, state: dict) -> str:
+        if method == "gatys" and stop.is_set():
+            return f"stopped at step {state['step']}: the best image so far"
+        return "done" if method == "adain" else f"done ({state['step']} steps)"
+
+    # ---- Originality --------------------------------------------------------------------------
+    def originality(self, image, run: str | None = None, data: str | None = None) -> tuple[str, list[Neighbour]]:
+        """(verdict line, nearest training works by both measures) for one image, checked against
+        the run's training data (or ``data`` under the data root)."""
+        from brushwork.data.dataset import load_dataset
+        from brushwork.imaging import unit_from_uint8
+        from brushwork.originality_report import images_to_check, originality
+
+        path = self.upload(image)
+        spec, resolution = self._reference_data(run, data)
+        query = images_to_check(None, str(path), 1, resolution, str(self.device))
+        report = originality(query, spec, resolution, self.settings.features, self.device)
+        train = load_dataset(spec, resolution, progress=False).images  # cached by originality()
+        near = report.nearest(0)
+        neighbours = [
+            Neighbour("nearest by tiled L2 (lower = closer)", near["tiled_l2"][0], near["tiled_l2"][1],
+                      to_pil(unit_from_uint8(train[int(report.tiled_index[0])])[None])[0]),
+            Neighbour("nearest by VGG features (cosine, higher = closer)", near["features"][0],
+                      near["features"][1],
+                      to_pil(unit_from_uint8(train[int(report.feature_index[0])])[None])[0])]
+        verdict = ("COPY: closer to a training work than 95% of the training works are to each other, "
+                   "by both measures" if near["copy"] else "original: not flagged as a copy")
+        thresholds = (f"copy thresholds: tiled L2 < {report.l2_threshold:.4f} and cosine > "
+                      f"{report.similarity_threshold:.4f} ({len(train)} training works at {resolution} px)")
+        return f"{verdict}\n{thresholds}", neighbours
+
+    def _reference_data(self, run: str | None, data: str | None) -> tuple[str, int]:
+        if run:
+            cfg = read_run_config(self.run_dir(run))
+            spec, resolution = cfg.train.data, cfg.model.resolution
+        elif data:
+            spec, resolution = data, 64
+        else:
+            raise BrushworkError("choose a run (its training data) or a data folder to compare with")
+        if not spec.startswith("builtin:"):
+            spec = str(confined(self.settings.data, spec, "the training data"))
+        return spec, resolution
+
+    # ---- Train --------------------------------------------------------------------------------
+    def data_choices(self) -> list[str]:
+        """Training data the page may offer: the built-in set and the data root's folders."""
+        root = self.settings.data
+        folders = sorted(p.relative_to(root).as_posix() for p in root.glob("*/") if p.is_dir()
+                         and not p.name.startswith(".")) if root.is_dir() else []
+        return ["builtin:abstract", *folders]
+
+    def start_training(self, name: str, family: str, data: str, steps: int, preset: str = "modern",
+                       resolution: int = 64, conditional: bool = False, batch_size: int = 64,
+                       model_settings: str = "") -> JobStatus:
+        """Start ``brushwork train FAMILY`` as a job; ``model_settings`` is 'key=value ...' (the
+        CLI's --set; nothing else of the command line can be reached from the page)."""
+        if not name:
+            raise BrushworkError("name the run first")
+        if (self.settings.runs / name / "config.json").exists():
+            raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
+        if family not in ("gan", "vae"):
+            raise BrushworkError(f"the studio trains gan or vae runs, not {family!r}")
+        extra = ["--res", str(int(resolution)), "--batch-size", str(int(batch_size)),
+                 *STUDIO_TRAIN_SCHEDULE, *_model_settings(model_settings)]
+        if family == "gan":
+            extra += ["--preset", preset] + (["--conditional"] if conditional else [])
+        self.jobs.start(name, family, data, int(steps), extra=extra)
+        return self.jobs.status(name)
+
+    def resume_training(self, name: str, steps: int) -> JobStatus:
+        cfg = read_run_config(self.run_dir(name))
+        self.jobs.start(name, cfg.kind, steps=int(steps), resume=True)
+        return self.jobs.status(name)
+
+    def stop_training(self, name: str) -> bool:
+        return self.jobs.stop(name)
+
+    def training_runs(self) -> list[str]:
+        """Runs the Train tab shows: every run directory, running ones first."""
+        running = {p.name for p in self.jobs.running()}
+        names = sorted(p.parent.name for p in self.settings.runs.glob("*/config.json"))
+        names += sorted(p.parent.name for p in self.settings.runs.glob("*/train.log")
+                        if p.parent.name not in names)  # started, config not written yet
+        return sorted(names, key=lambda n: n not in running)
+
+    def training_status(self, name: str) -> tuple[JobStatus, str]:
+        status = self.jobs.status(name)
+        state = "running" if status.running else "stopped"
+        line = f"{name}: {state}, step {status.step}/{status.total_steps or '?'}"
+        if status.rows:
+            last = status.rows[-1]
+            line += "; " + ", ".join(f"{k} {v:.3g}" for k, v in last.items()
+                                     if isinstance(v, float) and k not in ("step",))[:160]
+        if not status.running and status.last_line:
+            line += f"\nlast output: {status.last_line[:300]}"
+        return status, line
+
+    # ---- Info ---------------------------------------------------------------------------------
+    def info(self, image) -> tuple[str, str, bool]:
+        """(the record as text, the watermark finding, whether it can be regenerated)."""
+        path = self.upload(image)
+        record = read_record(path)
+        text = record.get("parameters", "")
+        if "brushwork" in record:
+            text += ("\n\n" if text else "") + json.dumps(record["brushwork"], indent=2, sort_keys=True)
+        text = text or "no brushwork or generation record in this file"
+        body = record.get("brushwork") or {}
+        regenerable = bool(body.get("model_hash")) and ("seed" in body or "latent" in body)
+        return text, self._watermark(path), regenerable
+
+    @staticmethod
+    def _watermark(path: Path) -> str:
+        try:
+            from brushwork.provenance.watermark import detect_watermark
+
+            found = detect_watermark(load_rgb(path))
+        except (BrushworkError, ImportError) as exc:
+            return f"watermark not checked ({exc})"
+        return ("invisible watermark: found" if found else "invisible watermark: not found") + \
+            " (a weak signal: resizing, cropping or re-compression remove it)"
+
+    def regenerate(self, image) -> tuple[dict, Made]:
+        """Remake an image from its record (the model found by hash under the runs folder);
+        returns the Generate settings that make it and the new file."""
+        path = self.upload(image)
+        model, recipe, scale, style = load_for_regeneration(path, None, self.settings.runs,
+                                                            str(self.device))
+        paths, _ = write_images(model, [recipe], [path.stem], self.output_folder("regenerate"),
+                                scale, style=style)
+        settings = {"run": model.run_dir.name, "scale": scale, "recipe": recipe,
+                    "seed": recipe.get("seed") if set(recipe) == {"seed"} else None,
+                    "style": style if isinstance(style, str) and ":" not in style else None,
+                    "mix": _mix_text(style)}
+        return settings, made(paths[0], "regenerated")
+
+
+# Jobs started from the page log often enough for its loss curve and grid to move while watched.
+STUDIO_TRAIN_SCHEDULE = ["--log-every", "10", "--sample-every", "100"]
+SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\s=]+$")
+
+
+def _model_settings(text: str) -> list[str]:
+    """'g_width=32 d_width=32' (or comma separated) -> ['--set', 'g_width=32', ...]."""
+    argv = []
+    for item in re.split(r"[\s,]+", (text or "").strip()):
+        if not item:
+            continue
+        if not SETTING.match(item):
+            raise BrushworkError(f"model setting {item!r}: expected key=value, e.g. g_width=32")
+        argv += ["--set", item]
+    return argv
+
+
+def _mix_text(style) -> str | None:
+    if isinstance(style, str) and ":" in style:
+        style = parse_style_mix(style)
+    if isinstance(style, dict):
+        return ",".join(f"{name}:{weight:g}" for name, weight in style.items())
+    return None
+
+
+def loss_rows(status: JobStatus) -> list[dict]:
+    """Long-format loss curve rows {step, term, value} of a job (what a line plot wants)."""
+    rows = []
+    for row in status.rows:
+        for key, value in row.items():
+            if key.startswith("loss"):
+                if isinstance(value, (int, float)) and torch.isfinite(torch.tensor(float(value))):
+                    rows.append({"step": row.get("step", 0), "term": key, "value": float(value)})
+    return rows
