@@ -1,0 +1,228 @@
+"""The studio end to end in a real headless Chromium: the server runs as ``brushwork serve`` on a
+free loopback port with tiny trained runs, and each test works the page as a person would.
+Screenshots of every tab go to tests/artifacts/ (git-ignored)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork.provenance import read_record
+from studio_runs import make_studio_folders, noise_image
+
+CHROMIUM = os.environ.get("BRUSHWORK_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+pytest.importorskip("gradio", reason="the studio needs gradio (pip install -e '.[test]')")
+playwright = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright")
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+pytestmark = pytest.mark.slow
+TIMEOUT = 90_000  # ms; a 2-core CI machine runs the server and the browser side by side
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio")
+    folders = make_studio_folders(root)
+    cwd = root / "cwd"  # the server's working directory: nothing may be written there
+    cwd.mkdir()
+    (cwd / "secret.txt").write_text("not for the browser")
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = open(root / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "brushwork", "serve", "--port", str(port), "--runs", str(folders["runs"]),
+         "--data", str(folders["data"]), "--outputs", str(folders["outputs"]), "--features", "random",
+         "--device", "cpu", "--max-upload-mb", "0.5"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None, (root / "server.log").read_text()
+            assert time.time() < deadline, "the studio did not start"
+            time.sleep(0.3)
+    yield {"url": url, "cwd": cwd, "log": root / "server.log", **folders}
+    process.terminate()
+    process.wait(30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page.set_default_timeout(TIMEOUT)
+        outside = []  # any request that leaves this machine (fonts, scripts, analytics)
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith((server["url"], "data:", "blob:")) else None)
+        page.goto(server["url"])
+        page.wait_for_selector("#run-info")
+        page.outside_requests = outside
+        yield page
+        browser.close()
+
+
+def _until(page, condition: str, timeout: float = TIMEOUT):
+    """Wait for a JS condition; on a timeout, keep a screenshot and say what the page showed."""
+    try:
+        page.wait_for_function(f"(() => {{ try {{ return {condition}; }} catch (e) {{ return false; }} }})()",
+                               timeout=timeout)
+    except playwright.TimeoutError:
+        page.screenshot(path=str(ARTIFACTS / "studio-failure.png"), full_page=True)
+        toasts = page.locator(".toast-body").all_inner_texts()
+        raise AssertionError(f"timed out waiting for {condition}; messages in the page: {toasts}")
+
+
+def _value(selector: str) -> str:
+    return f"document.querySelector('{selector}').value"
+
+
+def _text(selector: str) -> str:
+    return f"document.querySelector('{selector}').innerText"
+
+
+def _tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def _shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
+
+
+def _download(page, selector, tmp_path) -> Path:
+    with page.expect_download() as info:
+        page.locator(f"{selector} a").first.click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def _gallery_count(page, selector, n):
+    _until(page, f"document.querySelectorAll('{selector} .thumbnail-item').length >= {n}")
+
+
+def _upload(page, selector, path):
+    page.locator(f"{selector} input[type=file]").set_input_files(str(path))
+
+
+def test_generate_download_reuse_seed_and_info_round_trip(server, browser_page, tmp_path):
+    page = browser_page
+    _until(page, _text("#run-info") + ".includes('GAN')")
+    page.locator("#seed input").fill("10")
+    page.click("#generate-button")
+    _gallery_count(page, "#gallery", 8)
+    _shot(page, "generate")
+    page.locator("#gallery .thumbnail-item").nth(2).click()  # seed 12
+    _until(page, _value("#parameters textarea") + ".includes('Seed: 12')")
+    downloaded = _download(page, "#download", tmp_path)
+    record = read_record(downloaded)["brushwork"]
+    assert record["seed"] == 12 and record["model_name"] == "gan" and record["truncation"] == 1.0
+    page.locator("#seed input").fill("0")
+    page.click("#reuse-seed")
+    _until(page, _value("#seed input") + " === '12'")
+    page.locator("#seed input").fill("0")  # "send to Generate" must set it back
+
+    _tab(page, "Info")
+    _upload(page, "#info-image", downloaded)
+    _until(page, _value("#info-record textarea") + ".includes('model_hash')")
+    assert record["model_hash"] in page.input_value("#info-record textarea")
+    assert "watermark" in page.input_value("#info-watermark textarea")
+    _shot(page, "info")
+    page.click("#send-to-generate")
+    _until(page, _text("#gallery") + ".includes('regenerated')")
+    assert page.get_by_role("tab", name="Generate").get_attribute("aria-selected") == "true"
+    assert page.input_value("#seed input") == "12"
+    page.locator("#gallery .thumbnail-item").first.click()
+    _until(page, _value("#parameters textarea") + ".includes('Seed: 12')")
+    again = _download(page, "#download", tmp_path / "again")
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(downloaded)))
+
+
+def test_gatys_style_transfer_previews_and_stops(server, browser_page, tmp_path):
+    page = browser_page
+    _tab(page, "Style transfer")
+    _upload(page, "#content", server["images"] / "photo0.png")
+    _upload(page, "#styles", server["data"] / "art" / "b" / "b1.jpg")
+    steps = page.get_by_role("spinbutton", name="number input for Gatys steps")
+    steps.fill("1000")  # long enough to be stopped
+    steps.press("Tab")
+    page.click("#stylize")
+    _until(page, _text("#style-status") + ".includes('step ')")
+    page.click("#stop-style")
+    _until(page, _text("#style-status") + ".includes('stopped at step')")
+    _shot(page, "style")
+    record = read_record(_download(page, "#style-download", tmp_path))["brushwork"]
+    assert record["method"] == "gatys" and 0 < record["stopped_at_step"] < 1000
+    assert record["encoder"] == "random"
+
+
+def test_originality_shows_neighbours(server, browser_page):
+    page = browser_page
+    _tab(page, "Generate")
+    page.locator("#gallery .thumbnail-item").first.click()
+    _tab(page, "Originality")
+    page.click("#originality-use-selected")
+    page.wait_for_selector("#originality-image a")
+    page.click("#originality-check")
+    _until(page, _value("#verdict textarea") + ".length > 0")
+    assert page.input_value("#verdict textarea").startswith(("original", "COPY"))
+    _gallery_count(page, "#neighbours", 3)
+    _shot(page, "originality")
+
+
+def test_training_job_starts_shows_progress_and_stops(server, browser_page):
+    page = browser_page
+    _tab(page, "Train")
+    page.locator("#train-name textarea, #train-name input").first.fill("tiny")
+    page.locator("#train-steps input").fill("100000")
+    page.locator("#train-batch input").fill("8")
+    page.locator("#train-settings textarea, #train-settings input").first.fill("g_width=8 d_width=8")
+    page.get_by_label("Resolution").click()
+    page.get_by_role("option", name="32").click()
+    page.click("#train-start")
+    _until(page, _value("#train-status textarea") + ".includes('tiny: running, step')")
+    _until(page, "document.querySelector('#train-grid img') !== null", timeout=180_000)
+    _shot(page, "train")
+    page.click("#train-stop")
+    _until(page, _value("#train-status textarea") + ".includes('tiny: stopped')", timeout=120_000)
+    assert (server["runs"] / "tiny" / "checkpoints").is_dir()
+
+
+def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_path):
+    page = browser_page
+    for path in [server["cwd"] / "secret.txt", "/etc/passwd", f"{server['outputs']}/../cwd/secret.txt",
+                 str(server["cwd"] / "secret.txt").replace("/", "%2f"), str(server["cwd"] / "SECRET.TXT"),
+                 "http://127.0.0.1:1/x"]:
+        response = page.request.get(f"{server['url']}/gradio_api/file={path}")
+        assert response.status in (403, 404), path
+        assert b"not for the browser" not in response.body()
+    _tab(page, "Reproduce")
+    big = noise_image(tmp_path / "big.png", 3, (600, 600))  # ~1 MB > --max-upload-mb 0.5
+    _upload(page, "#artwork-b", big)
+    page.wait_for_selector("text=/exceeds|too large|maximum/i")
+    _shot(page, "refused-upload")
+    for name in ("explore", "reproduce"):
+        _tab(page, name.capitalize())
+        _shot(page, name)
+    assert page.outside_requests == []  # works offline: nothing fetched from elsewhere
+    assert sorted(p.name for p in server["cwd"].iterdir()) == ["secret.txt"]  # nothing written beside
