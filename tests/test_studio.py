@@ -226,3 +226,29 @@ def test_stop_from_another_thread_is_safe_when_idle(studio):
     for t in threads:
         t.join()
     assert studio._stops == {}
+
+
+def test_file_guard_serves_only_images_and_videos_marked_nosniff():
+    import asyncio
+
+    from brushwork.ui.serve import FileGuard
+
+    async def app(scope, receive, send):  # stands in for Gradio: serves anything
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"served"})
+
+    def get(path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(FileGuard(app)({"type": "http", "path": path}, None, send))
+        return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+    for path in ("/gradio_api/file=/up/x.html", "/gradio_api/file/up/x.svg", "/gradio_api/file=/up/x.PNG.html",
+                 "/gradio_api/file=/up/x", "/gradio_api/file=/etc/passwd"):
+        assert get(path)[0] == 403, path
+    status, headers, body = get("/gradio_api/file=/outputs/a/seed0001.PNG")
+    assert status == 200 and headers[b"x-content-type-options"] == b"nosniff" and body == b"served"
+    assert get("/")[2] == b"served" and b"x-content-type-options" not in get("/")[1]

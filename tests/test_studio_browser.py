@@ -35,6 +35,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_server(folders: dict, cwd: Path, log_path: Path, *options: str):
+    port = _free_port()
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "brushwork", "serve", "--port", str(port), "--runs", str(folders["runs"]),
+         "--data", str(folders["data"]), "--outputs", str(folders["outputs"]), "--features", "random",
+         "--device", "cpu", *options], cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return process, url
+        except OSError:
+            assert process.poll() is None, log_path.read_text()
+            assert time.time() < deadline, "the studio did not start"
+            time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("studio")
@@ -42,44 +62,33 @@ def server(tmp_path_factory):
     cwd = root / "cwd"  # the server's working directory: nothing may be written there
     cwd.mkdir()
     (cwd / "secret.txt").write_text("not for the browser")
-    port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "brushwork", "serve", "--port", str(port), "--runs", str(folders["runs"]),
-         "--data", str(folders["data"]), "--outputs", str(folders["outputs"]), "--features", "random",
-         "--device", "cpu", "--max-upload-mb", "0.5"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert process.poll() is None, (root / "server.log").read_text()
-            assert time.time() < deadline, "the studio did not start"
-            time.sleep(0.3)
-    yield {"url": url, "cwd": cwd, "log": root / "server.log", **folders}
+    process, url = _start_server(folders, cwd, root / "server.log", "--max-upload-mb", "0.5")
+    yield {"url": url, "cwd": cwd, "root": root, "log": root / "server.log", **folders}
     process.terminate()
     process.wait(30)
-    log.close()
 
 
 @pytest.fixture(scope="module")
-def browser_page(server):
+def browser():
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page.set_default_timeout(TIMEOUT)
-        outside = []  # any request that leaves this machine (fonts, scripts, analytics)
-        page.on("request", lambda r: outside.append(r.url)
-                if not r.url.startswith((server["url"], "data:", "blob:")) else None)
-        page.goto(server["url"])
-        page.wait_for_selector("#run-info")
-        page.outside_requests = outside
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page.set_default_timeout(TIMEOUT)
+    outside = []  # any request that leaves this machine (fonts, scripts, analytics)
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith((server["url"], "data:", "blob:")) else None)
+    page.goto(server["url"])
+    page.wait_for_selector("#run-info")
+    page.outside_requests = outside
+    yield page
+    page.close()
 
 
 def _until(page, condition: str, timeout: float = TIMEOUT):
@@ -203,6 +212,10 @@ def test_training_job_starts_shows_progress_and_stops(server, browser_page):
     _until(page, _value("#train-status textarea") + ".includes('tiny: running, step')")
     _until(page, "document.querySelector('#train-grid img') !== null", timeout=180_000)
     _shot(page, "train")
+    page.reload()  # the page closes and opens again: the job is still running, and shown
+    page.wait_for_selector("#run-info")
+    _tab(page, "Train")
+    _until(page, _value("#train-status textarea") + ".includes('tiny: running, step')")
     page.click("#train-stop")
     _until(page, _value("#train-status textarea") + ".includes('tiny: stopped')", timeout=120_000)
     assert (server["runs"] / "tiny" / "checkpoints").is_dir()
@@ -216,13 +229,58 @@ def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_
         response = page.request.get(f"{server['url']}/gradio_api/file={path}")
         assert response.status in (403, 404), path
         assert b"not for the browser" not in response.body()
+    for name, mime in (("x.html", "text/html"), ("x.svg", "image/svg+xml")):  # never rendered
+        uploaded = page.request.post(f"{server['url']}/gradio_api/upload", multipart={"files": {
+            "name": name, "mimeType": mime, "buffer": b"<svg><script>alert(1)</script></svg>"}}).json()[0]
+        for route in ("file=", "file/"):
+            response = page.request.get(f"{server['url']}/gradio_api/{route}{uploaded}")
+            assert response.status == 403 and b"script" not in response.body(), (route, name)
     _tab(page, "Reproduce")
     big = noise_image(tmp_path / "big.png", 3, (600, 600))  # ~1 MB > --max-upload-mb 0.5
     _upload(page, "#artwork-b", big)
     page.wait_for_selector("text=/exceeds|too large|maximum/i")
     _shot(page, "refused-upload")
+    _upload(page, "#artwork-a", server["images"] / "photo1.png")  # a user mistake: a GAN run
+    page.click("#reconstruct")
+    _until(page, "document.body.innerText.includes('needs a VAE run')")
+    assert "Traceback" not in server["log"].read_text()  # a user's mistake is no server error
     for name in ("explore", "reproduce"):
         _tab(page, name.capitalize())
         _shot(page, name)
     assert page.outside_requests == []  # works offline: nothing fetched from elsewhere
     assert sorted(p.name for p in server["cwd"].iterdir()) == ["secret.txt"]  # nothing written beside
+
+
+def test_a_full_queue_gives_a_readable_message_and_stop_still_works(server, browser):
+    process, url = _start_server(server, server["cwd"], server["root"] / "queue.log", "--max-queue", "1")
+    try:
+        if True:
+            pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(3)]
+            for i, page in enumerate(pages):
+                page.set_default_timeout(TIMEOUT)
+                page.goto(url)
+                page.wait_for_selector("#run-info")
+                _tab(page, "Style transfer")
+                _upload(page, "#content", server["images"] / "photo1.png")
+                _upload(page, "#styles", server["data"] / "art" / "b" / "b2.jpg")
+                steps = page.get_by_role("spinbutton", name="number input for Gatys steps")
+                steps.fill("1000")
+                steps.press("Tab")
+                _until(page, "document.querySelector('#styles a') !== null")
+            pages[0].click("#stylize")  # runs (the one device slot)
+            _until(pages[0], _text("#style-status") + ".includes('step ')")
+            pages[1].click("#stylize")  # waits: the queue now holds its one request
+            pages[1].wait_for_timeout(1000)
+            pages[2].click("#stylize")  # refused, readably
+            _until(pages[2], "document.body.innerText.toLowerCase().includes('currently busy')")
+            pages[2].screenshot(path=str(ARTIFACTS / "studio-queue-full.png"), full_page=True)
+            pages[0].click("#stop-style")  # not queued: answers while the queue is full
+            _until(pages[0], _text("#style-status") + ".includes('stopped at step')")
+            _until(pages[1], _text("#style-status") + ".includes('step ')")
+            pages[1].click("#stop-style")
+            _until(pages[1], _text("#style-status") + ".includes('stopped at step')")
+            for page in pages:
+                page.close()
+    finally:
+        process.terminate()
+        process.wait(30)

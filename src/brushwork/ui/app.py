@@ -63,7 +63,7 @@ def _gallery(items) -> list[tuple[str, str]]:
 def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
     """The whole page. Model-running events share one concurrency slot pool ("device")."""
     heavy = dict(concurrency_id="device", concurrency_limit=device_jobs)
-    light = dict(concurrency_limit=None)
+    light = dict(queue=False)  # cheap and must always answer, even when the queue is full
     s = studio.settings
     with gr.Blocks(title="brushwork studio", analytics_enabled=False) as demo:
         gr.Markdown(f"## brushwork studio\nRuns: `{s.runs.name}/` · data: `{s.data.name}/` · "
@@ -78,7 +78,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
             _reproduce_tab(studio, run, heavy)
             _style_tab(studio, heavy, light)
             _originality_tab(studio, run, generate, heavy)
-            _train_tab(studio, light)
+            job = _train_tab(studio, light)
             _info_tab(studio, run, generate, tabs, heavy, light)
 
         @_page
@@ -101,7 +101,15 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         demo.load(_page(lambda: gr.update(choices=studio.run_names())), None, run, **light).then(
             describe, [run, generate["style"]], [run_info, generate["scale"], generate["style"],
                                                  generate["mix"]], **light)
+        demo.load(_page(lambda: _jobs_choice(studio)), None, job, **light)  # a reopened page
     return demo
+
+
+def _jobs_choice(studio: Studio):
+    """The Train tab's job list, showing the running job (if any) when a page opens."""
+    names = studio.training_runs()
+    running = {p.name for p in studio.jobs.running()}
+    return gr.update(choices=names, value=names[0] if names and names[0] in running else None)
 
 
 def _generate_tab(studio: Studio, run, heavy, light) -> dict:
@@ -115,7 +123,7 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
             style = gr.Dropdown(["(seed's own)"], value="(seed's own)", label="Style", visible=False)
             mix = gr.Textbox(label="Style mix (e.g. baroque:0.6,romanticism:0.4)", visible=False)
         go = gr.Button("Generate", variant="primary", elem_id="generate-button")
-        gallery = gr.Gallery(label="Images", columns=4, height="auto", elem_id="gallery")
+        gallery = gr.Gallery(label="Images", columns=6, height="auto", elem_id="gallery")
         paths = gr.State([])
         selected = gr.State(None)
         with gr.Row():
@@ -193,8 +201,8 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
                    [parent_a, n, strength], offspring, **heavy)
     cross.click(_page(lambda a, b, k: _gallery(studio.crossbreed(_chosen(a), _chosen(b), k))),
                 [parent_a, parent_b, n], offspring, **heavy)
-    generate["to_a"].click(_page(_chosen), generate["selected"], parent_a)
-    generate["to_b"].click(_page(_chosen), generate["selected"], parent_b)
+    generate["to_a"].click(_page(_chosen), generate["selected"], parent_a, queue=False)
+    generate["to_b"].click(_page(_chosen), generate["selected"], parent_b, queue=False)
 
 
 def _reproduce_tab(studio: Studio, run, heavy) -> None:
@@ -289,11 +297,11 @@ def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
         return text, [(str(query.path), query.caption)] + [
             (n.image, f"{n.label}: {n.name} ({n.score:.4f})") for n in near]
 
-    use_selected.click(_page(_chosen), generate["selected"], image)
+    use_selected.click(_page(_chosen), generate["selected"], image, queue=False)
     check.click(run_check, [image, run, data], [verdict, neighbours], **heavy)
 
 
-def _train_tab(studio: Studio, light) -> None:
+def _train_tab(studio: Studio, light) -> gr.Dropdown:
     with gr.Tab("Train", id="train"):
         with gr.Row():
             name = gr.Textbox(label="New run name", elem_id="train-name")
@@ -349,6 +357,7 @@ def _train_tab(studio: Studio, light) -> None:
     timer.tick(show, job, [status, curve, grid], **light)
     job.change(show, job, [status, curve, grid], **light)
     job.focus(_page(lambda: gr.update(choices=studio.training_runs())), None, job, **light)
+    return job
 
 
 def _info_tab(studio: Studio, run, generate: dict, tabs, heavy, light) -> None:

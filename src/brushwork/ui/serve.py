@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ from brushwork.errors import BrushworkError
 from brushwork.ui.studio import Studio, StudioSettings
 
 log = logging.getLogger("brushwork.studio")
+# What the page's file route may serve: the images and videos brushwork writes or reads. Anything
+# else (an uploaded .html or .svg above all, which a browser would run in the studio's origin) is
+# refused, and what is served is marked nosniff so no browser reads an image as a page.
+SERVABLE = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mp4"}
 
 
 @dataclass
@@ -73,6 +78,35 @@ def check_exposure(options: ServeOptions) -> str | None:
             "(traffic is unencrypted: put it behind HTTPS to use it over a network you do not trust)")
 
 
+FILE_ROUTE = re.compile(r"/file[=/]")  # Gradio's /file=PATH and its older /file/PATH
+
+
+class FileGuard:
+    """ASGI middleware in front of Gradio's ``/file=`` route (see ``SERVABLE``)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        route = FILE_ROUTE.search(path)
+        if route is None:
+            return await self.app(scope, receive, send)
+        if Path(path[route.end():]).suffix.lower() not in SERVABLE:
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            return await send({"type": "http.response.body",
+                               "body": b"brushwork studio: only images and videos are served"})
+
+        async def send_nosniff(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff)
+
+
 def launch(settings: StudioSettings, options: ServeOptions, block: bool = True):
     """Start the studio's web server (blocking unless ``block`` is False: then (app, url))."""
     warning = check_exposure(options)
@@ -83,6 +117,8 @@ def launch(settings: StudioSettings, options: ServeOptions, block: bool = True):
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("GRADIO_SERVER_NAME", options.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from starlette.middleware import Middleware
+
     from brushwork.ui.app import build_app, theme
 
     studio = Studio(settings)
@@ -93,8 +129,9 @@ def launch(settings: StudioSettings, options: ServeOptions, block: bool = True):
         server_name=options.host, server_port=options.port, auth=options.auth or None,
         auth_message="brushwork studio", max_file_size=int(settings.max_upload_mb * 2**20),
         allowed_paths=[str(settings.outputs), str(settings.runs)], enable_monitoring=False,
-        ssr_mode=False, mcp_server=False, show_error=False, prevent_thread_lock=True,
-        footer_links=["settings"], theme=theme(), quiet=False, inbrowser=False, share=False)
+        ssr_mode=False, mcp_server=False, run_history=False, show_error=False, prevent_thread_lock=True,
+        footer_links=["settings"], theme=theme(), quiet=False, inbrowser=False, share=False,
+        app_kwargs={"middleware": [Middleware(FileGuard)]})
     if block:
         demo.block_thread()  # until Ctrl-C; training jobs keep running in their own processes
     return app, url
