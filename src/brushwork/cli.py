@@ -118,7 +118,7 @@ def cmd_train(args) -> int:
         run_cfg = RunConfig(kind=args.family, model=_model_config(args), train=train,
                             version=__version__)
     trainer = train_run(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and trainer.world.main:
         print(f"run saved in {run_dir} (step {trainer.step}); {next_step_hint(run_cfg.kind, run_dir)}",
               file=sys.stderr)
     return 0

@@ -44,6 +44,7 @@ class GANConfig:
     r1_gamma: float = 0.0  # R1 gradient penalty weight on reals (Mescheder et al. 2018); 0 = off
     r1_interval: int = 16  # lazy regularisation: apply R1 every this many steps, scaled up to match
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and on CPUs with native bf16)
+    sync_bn: bool = True  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
     channels_last: bool = True  # NHWC memory layout; faster convolutions on GPUs and oneDNN CPUs
     compile: bool = False  # torch.compile the G and D modules (not the whole step); GPU only pays off
     # -- styles (first-level subfolders of the data) ------------------------------------------
@@ -122,6 +123,7 @@ class VAEConfig:
     beta2: float = 0.999  # Adam beta2
     val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
+    sync_bn: bool = True  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
     channels_last: bool = True  # NHWC memory layout
 
     def validate(self) -> None:

@@ -252,8 +252,13 @@ class ImageBatcher:
 
     def __init__(self, ds: ArtDataset, batch_size: int, resolution: int, device: torch.device,
                  flip: bool = True, seed: int = 0, on_device: bool = True, channels_last: bool = False,
-                 balance_labels: bool = False):
-        self.batch_size, self.resolution, self.flip = batch_size, resolution, flip
+                 balance_labels: bool = False, world=None):
+        self.resolution, self.flip = resolution, flip
+        # Under torchrun every rank draws the whole global batch (world x batch_size: order, crops,
+        # flips) from the same generator and keeps its own rows, so the job sees what one process
+        # with the global batch would, and the state resumes under any world size.
+        self.world = world
+        self.batch_size = batch_size * (world.size if world is not None else 1)  # global
         self.device, self.channels_last = torch.device(device), channels_last
         fits = ds.images.numel() <= 4 * 2**30
         keep_on_device = on_device and self.device.type == "cuda" and fits
@@ -287,12 +292,18 @@ class ImageBatcher:
             chunks.append(take)
         return torch.cat(chunks)
 
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.world is None else self.world.rows(x)
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images float [B, 3, R, R] in [-1, 1], labels int64 [B]) on the training device."""
+        """(images float [B, 3, R, R] in [-1, 1], labels int64 [B]) on the training device
+        (this rank's B rows of the global batch under torchrun)."""
         idx = self._next_indices()
-        b, r, s = len(idx), self.resolution, self.images.shape[-1]
-        offsets = torch.randint(0, s - r + 1, (2, b), generator=self.generator)
-        flips = torch.rand(b, generator=self.generator) < 0.5 if self.flip else None
+        g, r, s = len(idx), self.resolution, self.images.shape[-1]
+        offsets = self._rows(torch.randint(0, s - r + 1, (2, g), generator=self.generator).T).T
+        flips = self._rows(torch.rand(g, generator=self.generator) < 0.5) if self.flip else None
+        idx = self._rows(idx)
+        b = len(idx)
         dev = self.images.device
         batch = self.images[idx.to(dev)]
         if s != r:  # per-image random crop via one gather

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from brushwork.config import AdaINConfig
 from brushwork.data.dataset import ImageBatcher
 from brushwork.models.style import AdaINDecoder, adain, load_style_encoder, mean_std
+from brushwork.training.distributed import SINGLE, World, ddp
 from brushwork.training.optim import make_adam
 
 ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -25,12 +26,14 @@ class AdaINTask:
     preview_columns = 4
     bf16 = False
 
-    def __init__(self, cfg: AdaINConfig, device: torch.device, style_batcher: ImageBatcher, seed: int = 0):
+    def __init__(self, cfg: AdaINConfig, device: torch.device, style_batcher: ImageBatcher, seed: int = 0,
+                 world: World = SINGLE):
         cfg.validate()
-        self.cfg, self.device, self.styles = cfg, device, style_batcher
+        self.cfg, self.device, self.styles, self.world = cfg, device, style_batcher, world
         self.encoder = load_style_encoder(cfg.encoder, device, layers=ADAIN_STYLE_LAYERS)
         torch.manual_seed(seed)
         self.decoder = AdaINDecoder(cfg.width).to(device)
+        self.decoder_step = ddp(self.decoder, world, device)  # averages gradients under torchrun
         self.opt = make_adam(self.decoder.parameters(), cfg.lr, 0.9, 0.999, device)
         self.preview_pairs = None  # fixed (content, style) batch, set on the first step
 
@@ -51,7 +54,7 @@ class AdaINTask:
         with torch.no_grad():
             f_s = self.encoder(style)
             t = adain(self.encoder(content)["relu4_1"], f_s["relu4_1"])
-        f_g = self.encoder(self.decoder(t))
+        f_g = self.encoder(self.decoder_step(t))
         loss_c = F.mse_loss(f_g["relu4_1"], t)
         loss_s = 0
         for name in ADAIN_STYLE_LAYERS:

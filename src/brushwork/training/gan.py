@@ -23,6 +23,7 @@ from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
 from brushwork.models.gan import build_gan
 from brushwork.styles import seed_styles
+from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sync_batchnorm
 from brushwork.training.ema import EMA
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
@@ -32,14 +33,15 @@ class GANTask:
 
     kind = "gan"
 
-    def __init__(self, cfg: GANConfig, device: torch.device, seed: int = 0):
+    def __init__(self, cfg: GANConfig, device: torch.device, seed: int = 0, world: World = SINGLE):
         cfg.validate()
-        self.cfg, self.device = cfg, device
-        torch.manual_seed(seed)
+        self.cfg, self.device, self.world, self.seed = cfg, device, world, seed
+        self._step, self._aug_calls = 0, 0
+        torch.manual_seed(seed)  # the same weights and noise stream on every rank
         G, D = build_gan(cfg)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.G = G.to(device, memory_format=fmt)
-        self.D = D.to(device, memory_format=fmt)
+        self.G = sync_batchnorm(G, world, device, cfg.sync_bn).to(device, memory_format=fmt)
+        self.D = sync_batchnorm(D, world, device, cfg.sync_bn).to(device, memory_format=fmt)
         self.ema = EMA(self.G, cfg.ema_halflife_kimg, cfg.ema_rampup) if cfg.ema_halflife_kimg > 0 else None
         self.opt_g = make_adam(self.G.parameters(), cfg.g_lr, cfg.beta1, cfg.beta2, device)
         self.opt_d = make_adam(self.D.parameters(), cfg.d_lr, cfg.beta1, cfg.beta2, device)
@@ -47,8 +49,12 @@ class GANTask:
         self.d_loss_fn = DISCRIMINATOR_LOSSES[cfg.loss]
         self.g_loss_fn = GENERATOR_LOSSES[cfg.loss]
         # Compiled modules share parameters with the originals, so checkpoints are unaffected.
-        self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
-        self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
+        # Under torchrun the modules whose gradients are used are wrapped in DDP (G for its step,
+        # D for its own and R1); D in the G step is the bare module: frozen, nothing to average.
+        compiled = torch.compile if cfg.compile else (lambda m: m)
+        self.G_fwd = compiled(ddp(self.G, world, device))
+        self.D_step = compiled(ddp(self.D, world, device))
+        self.D_fwd = compiled(self.D)
         self.preview_z, self.preview_style = self._preview_inputs()
         self.cond_strength = 1.0  # style conditioning in use (< 1 during a ramp-in)
         self.preview_columns = 8 if cfg.conditional else None
@@ -81,15 +87,27 @@ class GANTask:
         return autocast_context(self.bf16, self.device)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.cfg.diffaugment) if self.cfg.diffaugment else x
+        if not self.cfg.diffaugment:
+            return x
+        if not self.world.distributed:
+            return diff_augment(x, self.cfg.diffaugment)
+        # Under torchrun the global RNG stream is shared by the ranks (it draws the global batch's
+        # latents), so each rank augments from a stream of its own, seeded by (seed, step, rank,
+        # call): images on different ranks get different transforms, and resumes stay exact.
+        self._aug_calls += 1
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(hash((self.seed, self._step, self.world.rank, self._aug_calls)) % 2**63)
+            return diff_augment(x, self.cfg.diffaugment)
 
-    def _d(self, x: torch.Tensor, style: torch.Tensor | None):
-        """(real/fake logits [B], style logits [B, K] or None) of augmented images."""
+    def _d(self, x: torch.Tensor, style: torch.Tensor | None, net: nn.Module | None = None):
+        """(real/fake logits [B], style logits [B, K] or None) of augmented images; ``net`` is
+        the D forward to use (default: the bare D, for the G step)."""
+        net = net or self.D_fwd
         if self.cfg.conditional:
-            return self.D_fwd(self._augment(x), style, self.cond_strength)
+            return net(self._augment(x), style, self.cond_strength)
         if self.cfg.creative:
-            return self.D_fwd(self._augment(x))
-        return self.D_fwd(self._augment(x)), None
+            return net(self._augment(x))
+        return net(self._augment(x)), None
 
     @staticmethod
     def _paired(style: torch.Tensor) -> torch.Tensor:
@@ -114,9 +132,9 @@ class GANTask:
     def _d_logits(self, real, fake, real_style, fake_style):
         """D on reals and fakes: ((logits, style logits) of each)."""
         if self.cfg.d_batchnorm:  # BatchNorm statistics must not mix reals and fakes
-            return self._d(real, real_style), self._d(fake, fake_style)
+            return self._d(real, real_style, self.D_step), self._d(fake, fake_style, self.D_step)
         both = None if real_style is None else torch.cat([real_style, fake_style])
-        logits, style_logits = self._d(torch.cat([real, fake]), both)
+        logits, style_logits = self._d(torch.cat([real, fake]), both, self.D_step)
         n = len(real)
         if style_logits is None:
             return (logits[:n], None), (logits[n:], None)
@@ -134,7 +152,8 @@ class GANTask:
         """One D update and one G update on a batch of reals [B, 3, R, R] in [-1, 1] with their
         style labels [B] (used by conditional and creative runs)."""
         cfg, batch = self.cfg, real.shape[0]
-        z = torch.randn(batch, cfg.z_dim, device=self.device)
+        self._step, self._aug_calls = step, 0
+        z = normal_rows(self.world, (batch, cfg.z_dim), self.device)  # this rank's share
         # Fakes are asked for the styles of this batch's reals: the data's own distribution (or a
         # uniform one with balance_styles, which the batcher then draws), as StyleGAN2-ADA does.
         style = F.one_hot(labels, cfg.num_styles).float() if cfg.styled else None
@@ -174,8 +193,9 @@ class GANTask:
         loss_g.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
-        if self.ema is not None:
-            self.ema.update(self.G, (step + 1) * batch, batch)
+        if self.ema is not None and self.world.main:  # only rank 0 shows or saves it
+            global_batch = batch * self.world.size
+            self.ema.update(self.G, (step + 1) * global_batch, global_batch)
         stats["loss_g"] = loss_g.detach()
         return stats
 
@@ -183,10 +203,13 @@ class GANTask:
         """Lazy R1 (StyleGAN2): every r1_interval steps, penalty scaled by the interval."""
         real = real.detach().requires_grad_(True)
         with self._autocast():
-            logits, _ = self._d(real, style)
+            logits, style_logits = self._d(real, style, self.D_step)
         penalty = r1_penalty(logits.float(), real)
+        loss = penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval
+        if style_logits is not None:  # the style head joins with weight 0: DDP expects every
+            loss = loss + 0 * style_logits.float().sum()  # parameter of D to get a gradient
         self.opt_d.zero_grad(set_to_none=True)
-        (penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval).backward()
+        loss.backward()
         self.opt_d.step()
         return penalty.detach()
 

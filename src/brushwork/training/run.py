@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import run_lock
+from brushwork.training.distributed import World, barrier, close_world, init_world
 from brushwork.training.trainer import Trainer
-from brushwork.utils import atomic_write, resolve_device
+from brushwork.utils import atomic_write
 
 
 def _say(text: str, quiet: bool) -> None:
@@ -71,26 +73,26 @@ def check_styles(ds: ArtDataset, mode: str, quiet: bool) -> int:
     return len(names)
 
 
-def _make_task(run_cfg: RunConfig, ds, device):
+def _make_task(run_cfg: RunConfig, ds, device, world: World):
     """(task, training images) for the run's model family."""
     seed = run_cfg.train.seed
     if run_cfg.kind == "gan":
         from brushwork.training.gan import GANTask
 
-        return GANTask(run_cfg.model, device, seed=seed), ds
+        return GANTask(run_cfg.model, device, seed=seed, world=world), ds
     if run_cfg.kind == "vae":
         from brushwork.training.vae import VAETask
 
         train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
-        return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images), train
+        return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images, world=world), train
     if run_cfg.kind == "adain":
         from brushwork.training.adain import AdaINTask
 
         cfg, tc = run_cfg.model, run_cfg.train
         styles = load_dataset(cfg.style_data, cfg.resolution, tc.crop, tc.cache_dir, progress=False)
         style_batcher = ImageBatcher(styles, tc.batch_size, cfg.resolution, device, tc.flip,
-                                     seed + 1, tc.data_on_device)
-        task = AdaINTask(cfg, device, style_batcher, seed=seed)
+                                     seed + 1, tc.data_on_device, world=world)
+        task = AdaINTask(cfg, device, style_batcher, seed=seed, world=world)
         if cfg.encoder_hash and cfg.encoder_hash != task.encoder.identity:
             raise BrushworkError(f"this run's decoder was trained with VGG19 encoder {cfg.encoder_hash}, "
                                  f"but {cfg.encoder!r} is {task.encoder.identity}")
@@ -99,10 +101,13 @@ def _make_task(run_cfg: RunConfig, ds, device):
     raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
 
 
-def _evaluator(run_cfg: RunConfig, ds, task, device):
-    """--eval-every: score samples against the training images at intervals (GANs and VAEs)."""
+def _evaluator(run_cfg: RunConfig, ds, task, device, world: World):
+    """--eval-every: score samples against the training images at intervals (GANs and VAEs);
+    rank 0 evaluates, the others log nothing of it (but keep the same schedule)."""
     if not run_cfg.train.eval_every or run_cfg.kind not in ("gan", "vae"):
         return None
+    if not world.main:
+        return lambda: {}
     from brushwork.evaluation import SampleEvaluator
     from brushwork.metrics.evaluate import parse_metrics
 
@@ -116,40 +121,66 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
               time_limit: float | None = None) -> Trainer:
     """Train (or continue) a run of any family; returns the finished Trainer. ``time_limit``
     (seconds) ends training early and cleanly, as Ctrl-C does. The run directory is locked for
-    the whole time: a second process training in it is refused."""
-    with run_lock(run_dir):
-        return _train_locked(run_cfg, Path(run_dir), resume, quiet, time_limit)
+    the whole time: a second process training in it is refused.
+
+    Under torchrun every process calls this; rank 0 holds the lock, builds the dataset cache
+    first and writes the run directory (see ``training/distributed.py``)."""
+    world, device = init_world(run_cfg.train.device)
+    try:
+        with run_lock(run_dir) if world.main else contextlib.nullcontext():
+            return _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main, time_limit,
+                                 world, device)
+    finally:
+        close_world(world)
+
+
+def _load_data(run_cfg: RunConfig, quiet: bool, world: World) -> ArtDataset:
+    """The training images; under torchrun rank 0 decodes and caches them first."""
+    model_cfg, train_cfg = run_cfg.model, run_cfg.train
+
+    def load() -> ArtDataset:
+        return load_dataset(train_cfg.data, model_cfg.resolution, train_cfg.crop, train_cfg.cache_dir,
+                            progress=not quiet)
+
+    ds = load() if world.main else None
+    barrier(world)
+    return ds if ds is not None else load()
 
 
 def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
-                  time_limit: float | None) -> Trainer:
-    check_run_dir(run_dir, resume)
+                  time_limit: float | None, world: World, device: torch.device) -> Trainer:
+    if world.main:
+        check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
     model_cfg.validate()
     train_cfg.validate()
-    device = resolve_device(train_cfg.device)
-    ds = load_dataset(train_cfg.data, model_cfg.resolution, train_cfg.crop, train_cfg.cache_dir,
-                      progress=not quiet)
+    ds = _load_data(run_cfg, quiet, world)
     if ds.skipped:
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
     if run_cfg.kind == "gan" and run_cfg.model.styled:
         model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
-    task, train_images = _make_task(run_cfg, ds, device)
-    atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
+    task, train_images = _make_task(run_cfg, ds, device, world)
+    if world.main:
+        atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
     batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,
                            train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
-                           model_cfg.channels_last, getattr(model_cfg, "balance_styles", False))
+                           model_cfg.channels_last, getattr(model_cfg, "balance_styles", False), world)
     trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
-                      progress=not quiet, evaluator=_evaluator(run_cfg, ds, task, device))
+                      progress=not quiet, evaluator=_evaluator(run_cfg, ds, task, device, world),
+                      world=world)
+    barrier(world)  # rank 0 has checked the run directory and written config.json
     start = trainer.resume() if resume else 0
     params = sum(count_parameters(m) for m in task.modules().values())
     _say(f"{run_cfg.kind}: {len(train_images)} training images "
          f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {model_cfg.resolution}px | "
          f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
+         + (f" | {world.size} processes x batch {train_cfg.batch_size} = global batch "
+            f"{world.size * train_cfg.batch_size}" if world.distributed else "")
          + (f" | resuming at step {start}" if start else ""), quiet)
     trainer.fit(time_limit)
+    barrier(world)  # every rank leaves once rank 0 has written the last checkpoint
     return trainer
 

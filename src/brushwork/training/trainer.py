@@ -26,8 +26,12 @@ from brushwork.data.dataset import ImageBatcher
 from brushwork.errors import TrainingDiverged
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import append_jsonl
+from brushwork.training.distributed import SINGLE, World, agree, mean_over_ranks, peer_lost
 from brushwork.imaging import save_grid
 from brushwork.utils import atomic_write, reuse_freed_memory
+
+
+STOP_CHECK_EVERY = 10  # steps between the ranks' agreements on stopping (each one syncs the host)
 
 
 class MetricsLog:
@@ -72,8 +76,8 @@ class MetricsLog:
 
 class Trainer:
     def __init__(self, task, batcher: ImageBatcher, run_dir: Path, train_cfg, info: dict | None = None,
-                 progress: bool = True, evaluator=None):
-        self.task, self.batcher, self.cfg = task, batcher, train_cfg
+                 progress: bool = True, evaluator=None, world: World = SINGLE):
+        self.task, self.batcher, self.cfg, self.world = task, batcher, train_cfg, world
         self.run_dir = Path(run_dir)
         self.info = info or {}
         self.progress = progress
@@ -91,7 +95,10 @@ class Trainer:
             state.update({f"task/{k}": v for k, v in self.task.extra_state().items()})
         return state
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only; every rank holds the same weights)."""
+        if not self.world.main:
+            return None
         path = ckpt.checkpoint_path(self.run_dir, self.step)
         ckpt.save_checkpoint(path, self.step, self.task.modules(), self.task.optimizers(),
                              self._rng_state(), self.info)
@@ -120,18 +127,21 @@ class Trainer:
             raise KeyboardInterrupt
         self.stop_requested = True
 
-    def _log(self, log: MetricsLog, sums: dict, count: int, seconds: float, bar) -> None:
+    def _log(self, log: MetricsLog | None, sums: dict, count: int, seconds: float, bar) -> None:
         row = {"step": self.step}
-        for key, total in sums.items():
-            value = float(total) / count
+        means = mean_over_ranks(self.world, {key: float(total) / count for key, total in sums.items()})
+        for key, value in means.items():
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"{key} became {value} near step {self.step}; stopped without saving. "
                     f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; "
                     f"try a lower learning rate or another preset")
             row[key] = round(value, 5)
-        row["img_per_s"] = round(count * self.cfg.batch_size / max(seconds, 1e-9), 1)
-        row["images_seen"] = self.step * self.cfg.batch_size
+        global_batch = self.cfg.batch_size * self.world.size
+        row["img_per_s"] = round(count * global_batch / max(seconds, 1e-9), 1)
+        row["images_seen"] = self.step * global_batch
+        if log is None:  # not rank 0: the row is written there
+            return
         if hasattr(self.task, "validate"):  # held-out metrics, for tasks that have them
             row.update(self.task.validate())
         if self.evaluator is not None and getattr(self.cfg, "eval_every", 0) and \
@@ -141,7 +151,9 @@ class Trainer:
         shown = {k: row[k] for k in row if k.startswith(("loss", "val_bits"))}
         bar.set_postfix(shown | {"img/s": row["img_per_s"]})
 
-    def _preview(self, log: MetricsLog) -> None:
+    def _preview(self, log: MetricsLog | None) -> None:
+        if log is None:
+            return
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         save_grid(self.task.preview(), path, getattr(self.task, "preview_columns", None))
         log.image("samples", path, self.step)
@@ -157,45 +169,66 @@ class Trainer:
     def _fit(self, time_limit: float | None) -> int:
         cfg = self.cfg
         deadline = time.perf_counter() + time_limit if time_limit else None
-        log = MetricsLog(self.run_dir, self.step)
+        log = MetricsLog(self.run_dir, self.step) if self.world.main else None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        sums: dict[str, torch.Tensor] = {}
-        count, tick = 0, time.perf_counter()
         bar = tqdm(total=None if deadline else cfg.steps, initial=self.step, desc="training", unit="step",
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         try:
-            while self.step < cfg.steps and not self.stop_requested:
-                real, labels = self.batcher.next()
-                stats = self.task.train_step(real, self.step, labels)
-                for key, value in stats.items():  # summed on the device: no host sync per step
-                    sums[key] = sums[key] + value if key in sums else value.clone()
-                self.step += 1
-                count += 1
-                bar.update(1)
-                eval_due = bool(self.evaluator) and cfg.eval_every and self.step % cfg.eval_every == 0
-                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps or eval_due
-                if logged:
-                    self._log(log, sums, count, time.perf_counter() - tick, bar)
-                    sums, count = {}, 0
-                if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
-                    self._preview(log)
-                if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
-                    self.save()
-                if logged:  # img/s counts training steps only, not logging, grids or saving
-                    tick = time.perf_counter()
-                if deadline and time.perf_counter() > deadline:
-                    break
-            if count and sums:  # stopped between log intervals: check before saving
-                self._log(log, sums, count, time.perf_counter() - tick, bar)
-            if self.step % cfg.sample_every and self.step != cfg.steps:
-                self._preview(log)  # the grid of the final weights
-            self.save()
-            if self.stop_requested:
-                bar.write(f"interrupted: saved checkpoint at step {self.step}; "
-                          f"continue with --resume", file=sys.stderr)
+            return self._loop(log, bar, deadline)
+        except RuntimeError as exc:  # a collective failed: another rank died
+            lost = peer_lost(exc, self.world)
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             bar.close()
-            log.close()
+            if log is not None:
+                log.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _stopping(self, deadline: float | None) -> bool:
+        """Stop now? (Ctrl-C, SIGTERM or the time limit.) Under torchrun all ranks agree, every
+        STOP_CHECK_EVERY steps, so that none waits in a collective for one that has left."""
+        late = bool(deadline) and time.perf_counter() > deadline
+        if not self.world.distributed:
+            return self.stop_requested or late
+        if self.step % STOP_CHECK_EVERY:
+            return False
+        self.stop_requested, late = agree(self.world, self.stop_requested, late)
+        return self.stop_requested or late
+
+    def _loop(self, log: MetricsLog | None, bar, deadline: float | None) -> int:
+        cfg = self.cfg
+        sums: dict[str, torch.Tensor] = {}
+        count, tick = 0, time.perf_counter()
+        while self.step < cfg.steps:
+            real, labels = self.batcher.next()
+            stats = self.task.train_step(real, self.step, labels)
+            for key, value in stats.items():  # summed on the device: no host sync per step
+                sums[key] = sums[key] + value if key in sums else value.clone()
+            self.step += 1
+            count += 1
+            bar.update(1)
+            eval_due = bool(self.evaluator) and cfg.eval_every and self.step % cfg.eval_every == 0
+            logged = self.step % cfg.log_every == 0 or self.step == cfg.steps or eval_due
+            if logged:
+                self._log(log, sums, count, time.perf_counter() - tick, bar)
+                sums, count = {}, 0
+            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                self._preview(log)
+            if self.step % cfg.ckpt_every == 0 and self.step != cfg.steps:
+                self.save()
+            if logged:  # img/s counts training steps only, not logging, grids or saving
+                tick = time.perf_counter()
+            if self._stopping(deadline):
+                break
+        if count and sums:  # stopped between log intervals: check before saving
+            self._log(log, sums, count, time.perf_counter() - tick, bar)
+        if self.step % cfg.sample_every and self.step != cfg.steps:
+            self._preview(log)  # the grid of the final weights
+        self.save()
+        if self.stop_requested and self.world.main:
+            bar.write(f"interrupted: saved checkpoint at step {self.step}; "
+                      f"continue with --resume", file=sys.stderr)
         return self.step

@@ -24,6 +24,7 @@ from brushwork.imaging import psnr as image_psnr
 from brushwork.imaging import unit_from_uint8
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
+from brushwork.training.distributed import SINGLE, World, ddp, sync_batchnorm
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
 PREVIEW_IMAGES = 8  # validation images shown (with reconstructions) in every sample grid
@@ -62,12 +63,13 @@ class VAETask:
     preview_columns = PREVIEW_IMAGES
 
     def __init__(self, cfg: VAEConfig, device: torch.device, seed: int = 0,
-                 val_images: torch.Tensor | None = None):
+                 val_images: torch.Tensor | None = None, world: World = SINGLE):
         cfg.validate()
-        self.cfg, self.device = cfg, device
+        self.cfg, self.device, self.world = cfg, device, world
         torch.manual_seed(seed)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.vae = VAE(cfg).to(device, memory_format=fmt)
+        self.vae = sync_batchnorm(VAE(cfg), world, device, cfg.sync_bn).to(device, memory_format=fmt)
+        self.vae_step = ddp(self.vae, world, device)  # averages gradients under torchrun
         self.opt = make_adam(self.vae.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.val_images = val_images  # uint8 [N, 3, R, R], never trained on
@@ -90,7 +92,7 @@ class VAETask:
 
     def train_step(self, real: torch.Tensor, step: int, labels=None) -> dict[str, torch.Tensor]:
         with autocast_context(self.bf16, self.device):
-            x_hat, mu, logvar = self.vae(real)
+            x_hat, mu, logvar = self.vae_step(real)
         recon = reconstruction_loss(x_hat.float(), real, self.cfg.recon)
         kl = kl_divergence(mu.float(), logvar.float())
         loss = recon + self.beta_at(step) * kl
