@@ -293,10 +293,10 @@ def cmd_serve(args) -> int:
     from brushwork.ui.serve import ServeOptions, launch, parse_auth
     from brushwork.ui.studio import StudioSettings
 
-    try:
-        import gradio  # noqa: F401  (only the studio needs it)
-    except ImportError:
-        raise BrushworkError("the studio needs Gradio: pip install 'brushwork[studio]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:  # only the studio needs it
+        raise BrushworkError("the studio needs Gradio: pip install 'brushwork[studio]'")
     settings = StudioSettings(runs=Path(args.runs), data=Path(args.data), outputs=Path(args.outputs),
                               device=args.device, features=args.features,
                               max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
