@@ -15,7 +15,8 @@ from brushwork.errors import BrushworkError, WeightsUnavailable
 def _add_common_train_args(p) -> None:
     p.add_argument("--data", default="builtin:abstract", help="image folder, or builtin:abstract")
     p.add_argument("--out", required=True, help="run directory (config, checkpoints, samples, logs)")
-    p.add_argument("--res", type=int, default=64, help="square training resolution (32..256)")
+    p.add_argument("--res", type=int, default=64,
+                   help="square training resolution (32..256; the fastgan preset 32..1024)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, help="total optimisation steps")
     p.add_argument("--log-every", type=int)
@@ -38,12 +39,21 @@ def _add_common_train_args(p) -> None:
 def _add_train_parsers(sub) -> None:
     p = sub.add_parser("gan", help="train a GAN on a folder of artworks (subfolders = styles)")
     _add_common_train_args(p)
-    p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern"])
+    p.add_argument("--preset", default="modern", choices=["seed", "dcgan", "modern", "fastgan"],
+                   help="modern (default), dcgan (textbook), seed (the original design), fastgan "
+                        "(Liu et al. 2021: 128-1024 px from a few hundred works)")
     p.add_argument("--conditional", action="store_true",
                    help="one model for all style subfolders; sample with --style NAME")
     p.add_argument("--creative", action="store_true",
                    help="CAN: reward works that no learned style explains (needs two or more styles)")
     p.add_argument("--creativity", type=float, help="weight of the style-ambiguity loss (default 1.0)")
+    p.add_argument("--augment", choices=["fixed", "ada"], default="fixed",
+                   help="fixed: the preset's DiffAugment on every image; ada: applied with a "
+                        "probability that adapts to D's overfitting (StyleGAN2-ADA)")
+    p.add_argument("--init-from", metavar="RUN", help="fine-tune: start from this GAN run's weights "
+                   "(same preset and --res); images record its model hash")
+    p.add_argument("--freeze-d", type=int, metavar="N", help="with --init-from: keep D's first N "
+                   "convolutions fixed (FreezeD)")
     p.add_argument("--balance-styles", action="store_true",
                    help="draw styles uniformly (default: as often as the data has them)")
     p.set_defaults(family="gan")
@@ -79,7 +89,8 @@ def _model_config(args):
 
     if args.family == "gan":
         cfg = dataclasses.replace(gan_preset(args.preset, args.res), conditional=args.conditional,
-                                  creative=args.creative, balance_styles=args.balance_styles)
+                                  creative=args.creative, balance_styles=args.balance_styles,
+                                  ada=args.augment == "ada", freeze_d=args.freeze_d or 0)
         if args.creativity is not None:
             if not args.creative:
                 raise BrushworkError("--creativity goes with --creative")
@@ -115,6 +126,10 @@ def cmd_train(args) -> int:
         train = dataclasses.replace(TrainConfig(data=args.data), **_train_overrides(args))
         if not args.data.startswith("builtin:"):
             train.data = str(Path(args.data).expanduser().resolve())
+        if getattr(args, "init_from", None):
+            train.init_from = str(Path(args.init_from).expanduser().resolve())
+        elif getattr(args, "freeze_d", None):
+            raise BrushworkError("--freeze-d goes with --init-from (fine-tuning a trained run)")
         run_cfg = RunConfig(kind=args.family, model=_model_config(args), train=train,
                             version=__version__)
     trainer = train_run(run_cfg, run_dir, resume=args.resume, quiet=args.quiet)
@@ -183,13 +198,35 @@ def _prior_scale(args) -> float:
 
 
 def _load_vae(args):
-    from brushwork.generate import load_model
-
-    model = load_model(args.run, args.device, record_paths=args.record_paths)
+    model = _load_any(args)
     if model.kind != "vae":
         raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a VAE run "
-                             "(brushwork train vae)")
+                             "(brushwork train vae; GAN runs: brushwork project RUN IMAGE)")
     return model
+
+
+def _load_any(args):
+    from brushwork.generate import load_model
+
+    return load_model(args.run, args.device, record_paths=args.record_paths)
+
+
+def _projection_options(args):
+    from brushwork.reproduce import ProjectionOptions
+
+    return ProjectionOptions(steps=args.steps, distance=args.distance, features=args.features,
+                             style=args.style)
+
+
+def cmd_project(args) -> int:
+    from brushwork.reproduce import project_file
+
+    model = _load_any(args)
+    paths, value, kind = project_file(model, args.image, Path(args.out), _projection_options(args))
+    print(f"projected {args.image}: {kind} distance {value:.5f}")
+    for name, path in paths.items():
+        print(f"{name:>10}: {path}")
+    return 0
 
 
 def cmd_reconstruct(args) -> int:
@@ -202,8 +239,14 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_variations(args) -> int:
-    from brushwork.reproduce import variations
+    from brushwork.reproduce import gan_variations, variations
 
+    model = _load_any(args)
+    if model.kind == "gan":  # projected, then children of the projection
+        paths = gan_variations(model, args.image, args.n, args.temperature, Path(args.out), args.seed,
+                               _projection_options(args))
+        print(f"wrote {len(paths)} variation(s) of the projection of {args.image}")
+        return 0
     paths = variations(_load_vae(args), args.image, args.n, args.temperature, Path(args.out),
                        first_seed=args.seed, metadata=not args.no_metadata)
     print(f"wrote {len(paths) - 1} variation(s) and {paths[-1]}")
@@ -211,9 +254,16 @@ def cmd_variations(args) -> int:
 
 
 def cmd_blend(args) -> int:
-    from brushwork.reproduce import blend
+    from brushwork.reproduce import blend, gan_blend
 
-    print(f"wrote {blend(_load_vae(args), args.image_a, args.image_b, args.frames, Path(args.out), args.fps, metadata=not args.no_metadata)}")
+    model = _load_any(args)
+    if model.kind == "gan":
+        out = gan_blend(model, args.image_a, args.image_b, args.frames, Path(args.out), args.fps,
+                        _projection_options(args))
+    else:
+        out = blend(model, args.image_a, args.image_b, args.frames, Path(args.out), args.fps,
+                    metadata=not args.no_metadata)
+    print(f"wrote {out}")
     return 0
 
 
@@ -398,15 +448,27 @@ def _add_reproduction_parsers(sub) -> None:
     _add_output_args(p)
     p.set_defaults(func=cmd_reconstruct)
 
-    p = sub.add_parser("variations", help="variations of one artwork (VAE posterior samples)")
+    p = sub.add_parser("project", help="find the latent of a GAN run whose image best matches an "
+                       "artwork (writes it, its latent, the target and a progress GIF)")
+    p.add_argument("run")
+    p.add_argument("image")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_projection_args(p, steps=1000)
+    _add_output_args(p)
+    p.set_defaults(func=cmd_project, weights_option="--features PATH")
+
+    p = sub.add_parser("variations", help="variations of one artwork (VAE posterior samples; GAN "
+                       "runs: children of its projection)")
     p.add_argument("run")
     p.add_argument("image")
     p.add_argument("--n", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.5, help="0 = the reconstruction itself")
+    p.add_argument("--temperature", type=float, default=0.5, help="0 = the reconstruction itself "
+                   "(GAN runs: the children's distance from the projection, 0-1)")
     p.add_argument("--seed", type=int, default=0, help="first seed of the variations")
     p.add_argument("--out", required=True, help="output folder")
+    _add_projection_args(p, steps=500)
     _add_output_args(p)
-    p.set_defaults(func=cmd_variations)
+    p.set_defaults(func=cmd_variations, weights_option="--features PATH")
 
     p = sub.add_parser("blend", help="crossbreed two artworks: a latent-space blend (VAE)")
     p.add_argument("run")
@@ -415,8 +477,20 @@ def _add_reproduction_parsers(sub) -> None:
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--fps", type=float, default=12.0)
     p.add_argument("--out", required=True, help="blend.gif, blend.mp4 or blend.png (a strip)")
+    _add_projection_args(p, steps=500)
     _add_output_args(p)
-    p.set_defaults(func=cmd_blend)
+    p.set_defaults(func=cmd_blend, weights_option="--features PATH")
+
+
+def _add_projection_args(p, steps: int) -> None:
+    """How artworks are projected into GAN runs (project; variations and blend on GAN runs)."""
+    p.add_argument("--steps", type=int, default=steps, help=f"GAN projection: optimisation steps "
+                   f"(default {steps})")
+    p.add_argument("--distance", choices=["auto", "vgg", "pixel"], default="auto",
+                   help="GAN projection: VGG19 perceptual distance, pixel L2, or auto (vgg when "
+                        "ImageNet weights are available)")
+    p.add_argument("--features", default="imagenet", help="VGG19 weights: imagenet, random or a file")
+    p.add_argument("--style", help="GAN projection into a style-conditional run: the style")
 
 
 def _add_style_parsers(sub) -> None:

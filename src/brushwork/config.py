@@ -16,9 +16,10 @@ from typing import Any
 from brushwork.errors import BrushworkError
 
 
-def check_resolution(res: int) -> None:
-    if res < 32 or res > 256 or res & (res - 1):
-        raise BrushworkError(f"resolution must be a power of two from 32 to 256, got {res}")
+def check_resolution(res: int, highest: int = 256, who: str = "") -> None:
+    if res < 32 or res > highest or res & (res - 1):
+        raise BrushworkError(f"resolution must be a power of two from 32 to {highest}"
+                             f"{' for ' + who if who else ''}, got {res}")
 
 
 @dataclass
@@ -26,8 +27,9 @@ class GANConfig:
     """Architecture and optimisation of a GAN. Presets below fill it in."""
 
     preset: str = "modern"  # name of the preset this config started from (informational)
-    architecture: str = "dcgan"  # "seed" (the project's original Keras design) or "dcgan" (Radford et al.)
-    resolution: int = 64  # square output size in pixels, a power of two in 32..256
+    architecture: str = "dcgan"  # "seed" (the project's original Keras design), "dcgan" (Radford
+    # et al.) or "fastgan" (Liu et al. 2021: skip-layer excitation, self-supervised D)
+    resolution: int = 64  # square output size in pixels, a power of two in 32..256 (fastgan: ..1024)
     z_dim: int = 100  # latent size; 100 in both the seed design and DCGAN
     g_width: int = 64  # generator channels at the highest resolution (DCGAN's ngf)
     d_width: int = 64  # discriminator channels at the highest resolution (DCGAN's ndf)
@@ -41,6 +43,11 @@ class GANConfig:
     ema_halflife_kimg: float = 0.0  # EMA of G: weight halves every this many thousand images; 0 = no EMA
     ema_rampup: float = 0.05  # early on, half-life is at most this fraction of images seen (StyleGAN2-ADA)
     diffaugment: str = ""  # comma list of "color", "translation", "cutout" (Zhao et al. 2020); "" = none
+    ada: bool = False  # adaptive augmentation (Karras et al. 2020): apply those ops with a probability
+    # p that rises while D overfits the reals and falls when it does not (--augment ada)
+    ada_target: float = 0.6  # ADA's target for E[sign(D(real))] (the paper's 0.6)
+    ada_interval: int = 4  # steps between adjustments of p
+    ada_kimg: float = 500.0  # p can move from 0 to 1 in this many thousand images (the paper's 500)
     r1_gamma: float = 0.0  # R1 gradient penalty weight on reals (Mescheder et al. 2018); 0 = off
     r1_interval: int = 16  # lazy regularisation: apply R1 every this many steps, scaled up to match
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and on CPUs with native bf16)
@@ -57,11 +64,27 @@ class GANConfig:
     mode_seeking: float = 0.0  # weight of the mode-seeking term for conditional G (Mao et al. 2019); 0 = off
     cond_rampup_kimg: float = 0.0  # conditioning fades in over this many thousand images (0 = at once);
     # small data collapses within each style when conditioned from the start (Shahbazi et al. 2023)
+    freeze_d: int = 0  # fine-tuning: keep D's first N convolutions fixed (FreezeD, Mo et al. 2020)
+    # -- fastgan: D reconstructs real images from its own features --------------------------------
+    d_recon: str = "auto"  # that loss: "vgg" (perceptual, ImageNet VGG19), "pixel" (L1), "auto" (vgg
+    # when the ImageNet weights are on disk, else pixel), "off"
+    d_recon_weight: float = 1.0  # its weight in D's loss (the paper: 1)
 
     def validate(self) -> None:
-        check_resolution(self.resolution)
-        if self.architecture not in ("seed", "dcgan"):
-            raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed or dcgan)")
+        if self.architecture not in ("seed", "dcgan", "fastgan"):
+            raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed, dcgan or fastgan)")
+        fastgan = self.architecture == "fastgan"
+        check_resolution(self.resolution, 1024 if fastgan else 256,
+                         "the fastgan preset" if fastgan else "this preset (fastgan goes to 1024)")
+        if fastgan and self.styled:
+            raise BrushworkError("the fastgan preset has no conditional or creative mode yet; use "
+                                 "--preset modern for --conditional or --creative")
+        if self.ada and not self.diffaugment:
+            raise BrushworkError("--augment ada needs augmentation ops (--set diffaugment=color,translation)")
+        if self.ada_interval < 1 or self.ada_kimg <= 0:
+            raise BrushworkError("ada_interval must be >= 1 and ada_kimg > 0")
+        if self.d_recon not in ("auto", "vgg", "pixel", "off"):
+            raise BrushworkError(f"d_recon must be auto, vgg, pixel or off, got {self.d_recon!r}")
         if self.loss not in ("bce", "hinge"):
             raise BrushworkError(f"unknown GAN loss {self.loss!r} (choose bce or hinge)")
         if self.mixed_precision not in ("auto", "bf16", "no"):
@@ -103,7 +126,15 @@ def gan_preset(name: str, resolution: int = 64) -> GANConfig:
                          d_batchnorm=False, spectral_norm=True, loss="hinge", g_lr=2e-4, d_lr=4e-4,
                          beta1=0.0, beta2=0.99, ema_halflife_kimg=10.0,
                          diffaugment="color,translation,cutout")
-    raise BrushworkError(f"unknown preset {name!r} (choose seed, dcgan or modern)")
+    if name == "fastgan":
+        # FastGAN (Liu et al. 2021) as published: z 256, BatchNorm + GLU generator with skip-layer
+        # excitation, spectral-norm D with reconstruction decoders, hinge loss, Adam 2e-4
+        # (0.5, 0.999), EMA of G (the paper's 0.999 per step at batch 8: half-life ~5.5k images),
+        # DiffAugment colour + translation (no cutout, nothing that would leak into samples).
+        return GANConfig(preset="fastgan", architecture="fastgan", resolution=resolution, z_dim=256,
+                         d_batchnorm=True, spectral_norm=True, loss="hinge", g_lr=2e-4, d_lr=2e-4,
+                         beta1=0.5, beta2=0.999, ema_halflife_kimg=5.5, diffaugment="color,translation")
+    raise BrushworkError(f"unknown preset {name!r} (choose seed, dcgan, modern or fastgan)")
 
 
 @dataclass
@@ -184,6 +215,8 @@ class TrainConfig:
     eval_every: int = 0  # steps between quality evaluations (metrics.jsonl, TensorBoard); 0 = off
     eval_n: int = 1000  # generated and real images per evaluation
     eval_metrics: str = "swd"  # comma list of swd, fid, kid, pr (FID/KID/PR need Inception weights)
+    init_from: str = ""  # fine-tuning: the run whose weights this run started from (--init-from)
+    init_from_hash: str = ""  # that run's model hash, recorded in every image this run makes
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.steps < 0:

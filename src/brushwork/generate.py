@@ -131,19 +131,13 @@ class TrainedModel:
         """The provenance record of an image this model made: run name and model hash, never a
         local path unless ``record_paths`` asks for it."""
         where = {"run": str(self.run_dir.resolve())} if self.record_paths else {}
+        parent = self.config.train.init_from_hash
+        if parent:  # fine-tuned from another run: its lineage
+            where["parent_model_hash"] = parent
+            where["parent_run"] = Path(self.config.train.init_from).name
         return make_record(kind=self.kind, model_name=self.name, model_hash=self.model_hash,
                            steps=self.step, **where, config_hash=config_hash(self.config.model),
                            latent_method=LATENT_METHOD, **fields)
-
-
-SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/")  # what sampling reads of a checkpoint
-
-
-def _sampling_weights(kind: str, tensors: dict) -> dict:
-    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE."""
-    if kind == "gan":
-        return ckpt.module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
-    return ckpt.module_state(tensors, "vae")
 
 
 def _build_sampling_network(cfg: RunConfig, weights: dict) -> nn.Module:
@@ -170,8 +164,8 @@ def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | Non
     path = checkpoint or ckpt.latest_checkpoint(run_dir)
     if path is None:
         raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
-    tensors, meta = ckpt.read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
-    weights = _sampling_weights(cfg.kind, tensors)
+    tensors, meta = ckpt.read_checkpoint(path, prefixes=ckpt.SAMPLING_PREFIXES)
+    weights = ckpt.sampling_weights(cfg.kind, tensors)
     network = _build_sampling_network(cfg, weights)
     dev = resolve_device(device)
     return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir,
@@ -187,8 +181,7 @@ def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
     if kind not in ("gan", "vae"):
         return None
     for _, path in reversed(ckpt.list_checkpoints(run_dir)):
-        tensors, _ = ckpt.read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
-        if tensors_hash(_sampling_weights(kind, tensors)) == model_hash:
+        if ckpt.model_hash(kind, path) == model_hash:
             return path
     return None
 

@@ -86,7 +86,7 @@ def walk_latents(keys: torch.Tensor, frames: int, loop: bool = False) -> torch.T
 # ---- lineage: latents made from other latents (children and crossbreeds, as Artbreeder does) --
 # A *recipe* is plain JSON that rebuilds a latent exactly, so an image's record carries its
 # whole lineage:  {"seed": 7}  |  {"child": RECIPE, "seed": 3, "strength": 0.3}
-#                 |  {"cross": [RECIPE_A, RECIPE_B], "t": 0.5}
+#                 |  {"cross": [RECIPE_A, RECIPE_B], "t": 0.5}  |  {"z": [...]} (a projected artwork)
 
 
 def child_recipe(parent: dict, seed: int, strength: float) -> dict:
@@ -104,8 +104,11 @@ def cross_recipe(a: dict, b: dict, t: float = 0.5) -> dict:
 
 
 def root_seed(recipe: dict) -> int:
-    """The first seed a recipe grows from (a child's parent's, a crossbreed's first parent's)."""
+    """The first seed a recipe grows from (a child's parent's, a crossbreed's first parent's;
+    0 for a projected latent)."""
     while "seed" not in recipe or "child" in recipe:
+        if "z" in recipe:
+            return 0
         recipe = recipe["child"] if "child" in recipe else recipe["cross"][0]
     return int(recipe["seed"])
 
@@ -121,6 +124,11 @@ def latent_from_recipe(recipe: dict, z_dim: int) -> torch.Tensor:
         if "cross" in recipe:
             a, b = (latent_from_recipe(r, z_dim) for r in recipe["cross"])
             return slerp(a, b, float(recipe["t"]))
+        if "z" in recipe:
+            z = torch.tensor([float(v) for v in recipe["z"]], dtype=torch.float32)
+            if z.shape != (z_dim,):
+                raise ValueError
+            return z
         return latent_for_seed(int(recipe["seed"]), z_dim)
     except (KeyError, TypeError, ValueError):
         raise BrushworkError(f"not a latent recipe: {str(recipe)[:120]}") from None

@@ -1,4 +1,5 @@
-"""Reproduce and vary real artworks with a trained VAE: reconstruct, variations, blends.
+"""Reproduce and vary real artworks: with a VAE (encode: reconstruct, variations, blends) or a
+GAN (project into its latent space, then children and crossbreeds of the projection).
 
 Any image the data pipeline accepts (format, mode, orientation) is centre-cropped and resized to
 the model's resolution, encoded to its posterior q(z|x) = N(mu, sigma^2), and decoded.
@@ -101,5 +102,67 @@ def blend(model: TrainedModel, path_a: str | Path, path_b: str | Path, frames: i
     record = model.record(operation="blend", frames=frames, source_sha256=[a.sha256, b.sha256],
                           source_names=[a.path.name, b.path.name]) if metadata else None
     if out.suffix.lower() == ".png":  # a contact strip of every frame
+        return save_png(grid_image(images, columns=frames), out, record)
+    return write_frames(images, out, fps, record)
+
+
+# ---- GAN runs: projection, then the latent moves of ``generate`` ---------------------------------
+@dataclass
+class ProjectionOptions:
+    """How an artwork is projected into a GAN (see ``brushwork.projection``)."""
+
+    steps: int = 500
+    distance: str = "auto"  # "auto", "vgg" or "pixel"
+    features: str = "imagenet"  # VGG19 weights for the vgg distance
+    style: str | None = None  # conditional runs: the style to project into
+    progress: object = None  # progress(step, steps, distance)
+
+
+def project_file(model: TrainedModel, path: str | Path, out_dir: Path,
+                 options: ProjectionOptions) -> tuple[dict[str, Path], float, str]:
+    """Project one artwork: (written files, distance reached, which distance)."""
+    from brushwork.projection import project, write_projection
+
+    src = load_source(path, model.config.model.resolution)
+    result = project(model, src.pixels, options.steps, options.distance, options.features,
+                     options.style, frame_every=max(1, options.steps // 48), progress=options.progress)
+    return write_projection(model, src, result, out_dir, options.style), result.distance, result.kind
+
+
+def _projected_recipe(model: TrainedModel, path, options: ProjectionOptions) -> dict:
+    from brushwork.projection import project
+
+    src = load_source(path, model.config.model.resolution)
+    result = project(model, src.pixels, options.steps, options.distance, options.features,
+                     options.style, progress=options.progress)
+    return {"z": [float(v) for v in result.z]}
+
+
+def gan_variations(model: TrainedModel, path: str | Path, n: int, strength: float, out_dir: Path,
+                   first_seed: int = 0, options: ProjectionOptions | None = None) -> list[Path]:
+    """Children of an artwork's projection (its latent nudged towards new seeds by ``strength``)."""
+    from brushwork.generate import write_offspring
+
+    options = options or ProjectionOptions()
+    recipe = _projected_recipe(model, path, options)
+    return write_offspring(model, [recipe], out_dir, n, strength, first_seed, 1.0, options.style)
+
+
+def gan_blend(model: TrainedModel, path_a, path_b, frames: int, out: Path, fps: float = 12.0,
+              options: ProjectionOptions | None = None) -> Path:
+    """Crossbreeds of two artworks' projections, from A to B (GIF/MP4, or a PNG strip)."""
+    from brushwork.latents import cross_recipe, latents_for_recipes
+
+    if frames < 2:
+        raise BrushworkError("--frames must be at least 2")
+    ensure_output_file(out)
+    options = options or ProjectionOptions()
+    a, b = (_projected_recipe(model, p, options) for p in (path_a, path_b))
+    recipes = [cross_recipe(a, b, t) for t in torch.linspace(0, 1, frames).tolist()]
+    style = None if options.style is None else [options.style] * frames
+    images = model.generate(latents_for_recipes(recipes, model.z_dim), style)
+    record = model.record(operation="blend", frames=frames, latent=recipes[frames // 2],
+                          source_sha256=[sha256_file(path_a), sha256_file(path_b)])
+    if out.suffix.lower() == ".png":
         return save_png(grid_image(images, columns=frames), out, record)
     return write_frames(images, out, fps, record)

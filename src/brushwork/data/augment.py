@@ -68,9 +68,15 @@ def parse_policy(policy: str) -> list[str]:
     return names
 
 
-def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """Apply the comma-separated ``policy`` to a batch [B, C, H, W]; differentiable in x."""
+def diff_augment(x: torch.Tensor, policy: str, p: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the comma-separated ``policy`` to a batch [B, C, H, W]; differentiable in x.
+    ``p`` (a 0-d tensor, adaptive augmentation): each op is applied to each image with
+    probability p instead of always."""
     for name in parse_policy(policy):
         for op in AUGMENTATIONS[name]:
-            x = op(x)
+            if p is None:
+                x = op(x)
+            else:
+                skip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= p
+                x = torch.where(skip, x, op(x))
     return x

@@ -1,4 +1,4 @@
-"""GAN generators and discriminators for square images of 32..256 px.
+"""GAN generators and discriminators for square images of 32..256 px (FastGAN: models/fastgan.py).
 
 Two architecture families, both readable top to bottom:
 
@@ -204,6 +204,10 @@ def build_gan(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
     cfg.validate()
     if cfg.styled and cfg.num_styles < 2:
         raise ValueError(f"a conditional or creative GAN needs num_styles >= 2, got {cfg.num_styles}")
+    if cfg.architecture == "fastgan":
+        from brushwork.models.fastgan import FastGANDiscriminator, FastGANGenerator
+
+        return FastGANGenerator(cfg), FastGANDiscriminator(cfg)
     G_cls, D_cls = (SeedGenerator, SeedDiscriminator) if cfg.architecture == "seed" else \
         (DCGANGenerator, DCGANDiscriminator)
     G = ConditionalGenerator(cfg, G_cls) if cfg.conditional else G_cls(cfg)

@@ -110,6 +110,24 @@ def read_checkpoint(path: Path, prefixes: tuple[str, ...] = ()) -> tuple[dict[st
         raise BrushworkError(f"cannot read checkpoint {path}: {exc}") from None
 
 
+SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/")  # what sampling reads of a checkpoint
+
+
+def sampling_weights(kind: str, tensors: dict) -> dict:
+    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE."""
+    if kind == "gan":
+        return module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
+    return module_state(tensors, "vae")
+
+
+def model_hash(kind: str, path: Path) -> str:
+    """The model hash images record: sha256 of a checkpoint's sampling weights."""
+    from brushwork.utils import tensors_hash
+
+    tensors, _ = read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
+    return tensors_hash(sampling_weights(kind, tensors))
+
+
 def module_state(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
     prefix = f"model/{name}/"
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -134,6 +134,13 @@ def _lost_message(rank: int, text: str) -> PeerLost:
                     "--resume to continue")
 
 
+def sum_over_ranks(world: World, t: torch.Tensor) -> torch.Tensor:
+    """The tensor summed over the ranks (in place; itself in a single process)."""
+    if world.distributed:
+        _collective(dist.all_reduce, t)
+    return t
+
+
 def mean_over_ranks(world: World, values: dict[str, float]) -> dict[str, float]:
     """Each value averaged over the ranks (same keys, same order on every rank)."""
     if not world.distributed or not values:

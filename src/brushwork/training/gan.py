@@ -23,9 +23,44 @@ from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
 from brushwork.models.gan import build_gan
 from brushwork.styles import seed_styles
-from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sync_batchnorm
+from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sum_over_ranks, sync_batchnorm
 from brushwork.training.ema import EMA
+from brushwork.training.finetune import freeze_first_layers
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
+
+
+class AdaptiveAugment:
+    """ADA (Karras et al. 2020): the probability p of each augmentation follows D's overfitting.
+    Every ``ada_interval`` steps, r = E[sign(D(real))] over those steps (all ranks) and
+    p += sign(r - target) x images / (ada_kimg x 1000), never below 0. p is part of every
+    checkpoint, so a resumed run continues with exactly the p it stopped at."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device, world: World):
+        self.cfg, self.world = cfg, world
+        self.p = torch.zeros((), device=device)
+        self.signs = torch.zeros(2, device=device)  # [sum of sign(D(real)), how many]
+
+    def observe(self, real_logits: torch.Tensor) -> None:
+        self.signs += torch.stack([real_logits.detach().float().sign().sum(),
+                                   torch.tensor(float(real_logits.numel()), device=self.signs.device)])
+
+    def update(self, step: int, batch: int) -> None:
+        """After step ``step`` (0-based) of per-rank batch ``batch``; no host sync on one process."""
+        if (step + 1) % self.cfg.ada_interval:
+            return
+        total = sum_over_ranks(self.world, self.signs.clone())
+        overfit = total[0] / total[1].clamp_min(1)
+        images = batch * self.world.size * self.cfg.ada_interval
+        self.p.add_(torch.sign(overfit - self.cfg.ada_target) * images / (self.cfg.ada_kimg * 1000)).clamp_(min=0)
+        self.signs.zero_()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"ada/p": self.p.clone(), "ada/signs": self.signs.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "ada/p" in state:
+            self.p.copy_(state["ada/p"])
+            self.signs.copy_(state["ada/signs"])
 
 
 class GANTask:
@@ -42,6 +77,8 @@ class GANTask:
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = sync_batchnorm(G, world, device, cfg.sync_bn).to(device, memory_format=fmt)
         self.D = sync_batchnorm(D, world, device, cfg.sync_bn).to(device, memory_format=fmt)
+        freeze_first_layers(self.D, cfg.freeze_d)  # before DDP, which averages what is trainable
+        self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.ema = EMA(self.G, cfg.ema_halflife_kimg, cfg.ema_rampup) if cfg.ema_halflife_kimg > 0 else None
         self.opt_g = make_adam(self.G.parameters(), cfg.g_lr, cfg.beta1, cfg.beta2, device)
         self.opt_d = make_adam(self.D.parameters(), cfg.d_lr, cfg.beta1, cfg.beta2, device)
@@ -58,6 +95,9 @@ class GANTask:
         self.preview_z, self.preview_style = self._preview_inputs()
         self.cond_strength = 1.0  # style conditioning in use (< 1 during a ramp-in)
         self.preview_columns = 8 if cfg.conditional else None
+        self.ada = AdaptiveAugment(cfg, device, world) if cfg.ada else None
+        self.multi_scale = cfg.architecture == "fastgan"  # G makes (image, 128 px image); D reconstructs
+        self.recon_kind, self.recon_vgg = self._reconstruction_loss_kind()
 
     def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Seeds 0..63; conditional runs: seeds 0..7 in a row per style (at most 8 styles)."""
@@ -77,6 +117,13 @@ class GANTask:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_g, "D": self.opt_d}
 
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return self.ada.state_dict() if self.ada is not None else {}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.ada is not None:
+            self.ada.load_state_dict(state)
+
     @property
     def sampler(self) -> nn.Module:
         """The generator used for every image shown to people: EMA when enabled."""
@@ -86,18 +133,49 @@ class GANTask:
     def _autocast(self):
         return autocast_context(self.bf16, self.device)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def _reconstruction_loss_kind(self) -> tuple[str, nn.Module | None]:
+        """FastGAN: how D's reconstructions of reals are scored ("vgg", "pixel" or "off")."""
+        kind = self.cfg.d_recon if self.multi_scale else "off"
+        if kind == "auto":
+            from brushwork.models.vgg import imagenet_weights_cached
+
+            kind = "vgg" if imagenet_weights_cached() else "pixel"
+        if kind != "vgg":
+            return kind, None
+        from brushwork.models.vgg import VGGFeatures
+
+        vgg = VGGFeatures(weights="imagenet")  # relu1_2, relu2_2, relu3_4, relu4_2
+        return kind, vgg.to(self.device).eval().requires_grad_(False)
+
+    def reconstruction_loss(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Sum over D's decoders of the distance between decoded and real images [B, 3, T, T]:
+        mean |VGG feature differences| (perceptual, the paper uses LPIPS) or mean |pixel
+        differences|."""
+        total = 0
+        for decoded, target in pairs:
+            decoded, target = decoded.float(), target.float()
+            if self.recon_vgg is None:
+                total = total + (decoded - target).abs().mean()
+                continue
+            fa, fb = self.recon_vgg(decoded), self.recon_vgg(target)
+            total = total + sum((fa[k] - fb[k]).abs().mean() for k in fa)
+        return total
+
+    def _augment(self, x):
+        if isinstance(x, tuple):  # FastGAN's (image, 128 px image)
+            return tuple(None if part is None else self._augment(part) for part in x)
         if not self.cfg.diffaugment:
             return x
+        p = self.ada.p if self.ada is not None else None
         if not self.world.distributed:
-            return diff_augment(x, self.cfg.diffaugment)
+            return diff_augment(x, self.cfg.diffaugment, p)
         # Under torchrun the global RNG stream is shared by the ranks (it draws the global batch's
         # latents), so each rank augments from a stream of its own, seeded by (seed, step, rank,
         # call): images on different ranks get different transforms, and resumes stay exact.
         self._aug_calls += 1
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(hash((self.seed, self._step, self.world.rank, self._aug_calls)) % 2**63)
-            return diff_augment(x, self.cfg.diffaugment)
+            return diff_augment(x, self.cfg.diffaugment, p)
 
     def _d(self, x: torch.Tensor, style: torch.Tensor | None, net: nn.Module | None = None):
         """(real/fake logits [B], style logits [B, K] or None) of augmented images; ``net`` is
@@ -130,7 +208,14 @@ class GANTask:
         return 1.0 if ramp <= 0 else min(1.0, step * batch / ramp)
 
     def _d_logits(self, real, fake, real_style, fake_style):
-        """D on reals and fakes: ((logits, style logits) of each)."""
+        """D on reals and fakes: ((logits, style logits) of each, D's own extra loss on the
+        reals or None)."""
+        if self.multi_scale and self.recon_kind != "off":  # FastGAN: D also decodes the reals
+            logits, pairs = self.D_step(self._augment(real), reconstruct=True)
+            return (logits, None), self._d(fake, fake_style, self.D_step), self.reconstruction_loss(pairs)
+        return (*self._d_pair(real, fake, real_style, fake_style), None)
+
+    def _d_pair(self, real, fake, real_style, fake_style):
         if self.cfg.d_batchnorm:  # BatchNorm statistics must not mix reals and fakes
             return self._d(real, real_style, self.D_step), self._d(fake, fake_style, self.D_step)
         both = None if real_style is None else torch.cat([real_style, fake_style])
@@ -160,10 +245,12 @@ class GANTask:
         fake_style = self._paired(style) if cfg.conditional and cfg.mode_seeking else style
         self.cond_strength = self._conditioning(step, batch)
         with self._autocast():
-            fake = self.G_fwd(z, fake_style, self.cond_strength) if cfg.conditional else self.G_fwd(z)
-            (real_logits, real_styles), (fake_logits, _) = self._d_logits(real, fake.detach(), style,
-                                                                          fake_style)
+            fake = self._generate(z, fake_style)
+            (real_logits, real_styles), (fake_logits, _), extra = self._d_logits(real, _detach(fake),
+                                                                                 style, fake_style)
             loss_d = self.d_loss_fn(real_logits.float(), fake_logits.float())
+            if extra is not None:
+                loss_d = loss_d + cfg.d_recon_weight * extra
             if real_styles is not None:  # CAN: D also learns to name the styles of real works
                 loss_style = F.cross_entropy(real_styles.float(), labels)
                 loss_d = loss_d + loss_style
@@ -174,6 +261,12 @@ class GANTask:
                  "d_fake": fake_logits.detach().float().mean()}
         if real_styles is not None:
             stats["loss_style"] = loss_style.detach()
+        if extra is not None:
+            stats["d_recon"] = extra.detach()
+        if self.ada is not None:
+            self.ada.observe(real_logits)
+            self.ada.update(step, batch)
+            stats["ada_p"] = self.ada.p.clone()
         if cfg.conditional and cfg.cond_rampup_kimg > 0:
             stats["conditioning"] = torch.tensor(self.cond_strength, device=self.device)
         if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
@@ -192,12 +285,19 @@ class GANTask:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        self.D.requires_grad_(True)
+        for p in self.d_trainable:  # not the layers --freeze-d keeps fixed
+            p.requires_grad_(True)
         if self.ema is not None and self.world.main:  # only rank 0 shows or saves it
             global_batch = batch * self.world.size
             self.ema.update(self.G, (step + 1) * global_batch, global_batch)
         stats["loss_g"] = loss_g.detach()
         return stats
+
+    def _generate(self, z: torch.Tensor, style: torch.Tensor | None):
+        """G's training output: images [B, 3, R, R] (FastGAN: with its 128 px images, a tuple)."""
+        if self.cfg.conditional:
+            return self.G_fwd(z, style, self.cond_strength)
+        return self.G_fwd(z, True) if self.multi_scale else self.G_fwd(z)
 
     def _r1_step(self, real: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         """Lazy R1 (StyleGAN2): every r1_interval steps, penalty scaled by the interval."""
@@ -235,3 +335,10 @@ class GANTask:
         """The sample grid: the same images ``brushwork sample --seeds`` makes (conditional runs:
         a row per style)."""
         return self.sample(self.preview_z, self.preview_style)
+
+
+def _detach(images):
+    """Fakes cut from G's graph (a tensor, or FastGAN's tuple)."""
+    if isinstance(images, tuple):
+        return tuple(None if x is None else x.detach() for x in images)
+    return images.detach()

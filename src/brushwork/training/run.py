@@ -45,6 +45,8 @@ def next_step_hint(kind: str, run_dir: Path) -> str:
     return hints[kind]
 
 
+RECON_NAMES = {"vgg": "perceptual (ImageNet VGG19)", "pixel": "pixel L1 (no ImageNet VGG19 weights on disk)",
+               "off": "off"}
 FEW_IMAGES_PER_STYLE = 200  # conditional GANs collapse faster below a few hundred per style
 
 
@@ -173,10 +175,21 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
                       world=world)
     barrier(world)  # rank 0 has checked the run directory and written config.json
     start = trainer.resume() if resume else 0
+    if start == 0 and train_cfg.init_from:
+        from brushwork.training.finetune import load_parent
+
+        train_cfg.init_from_hash = load_parent(task.modules(), run_cfg)
+        _say(f"starting from {train_cfg.init_from} (model {train_cfg.init_from_hash[:10]})"
+             + (f", D's first {model_cfg.freeze_d} convolutions frozen" if model_cfg.freeze_d else ""),
+             quiet)
+        if world.main:
+            atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
     params = sum(count_parameters(m) for m in task.modules().values())
     _say(f"{run_cfg.kind}: {len(train_images)} training images "
          f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {model_cfg.resolution}px | "
          f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
+         + (f" | D reconstruction loss: {RECON_NAMES[task.recon_kind]}" if getattr(task, "multi_scale", False)
+            else "")
          + (f" | {world.size} processes x batch {train_cfg.batch_size} = global batch "
             f"{world.size * train_cfg.batch_size}" if world.distributed else "")
          + (f" | resuming at step {start}" if start else ""), quiet)
