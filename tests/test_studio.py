@@ -88,14 +88,21 @@ def test_explore_walk_children_crossbreeds_and_regeneration(studio):
         studio.interpolate("gan", "1,2", 100000)
 
 
-def test_reproduce_with_a_vae_and_a_clear_refusal_for_gans(studio, folders):
+def test_reproduce_with_a_vae_and_by_projection_with_a_gan(studio, folders):
     photo = _upload(studio, folders["images"] / "photo0.png")
-    made, value = studio.reconstruct("vae", photo)
-    assert np.isfinite(value) and made.record["operation"] == "reconstruct"
+    made, line = studio.reconstruct("vae", photo)
+    assert line.startswith("reconstruction: PSNR") and made.record["operation"] == "reconstruct"
     assert len(studio.variations("vae", photo, 3, 0.5)) == 3
-    blend = studio.blend("vae", photo, _upload(studio, folders["images"] / "photo1.png"), 4)
-    assert Image.open(blend).n_frames == 4
-    with pytest.raises(BrushworkError, match="needs a VAE run"):
+    other = _upload(studio, folders["images"] / "photo1.png")
+    assert Image.open(studio.blend("vae", photo, other, 4)).n_frames == 4
+    studio.settings.projection_steps = 10
+    style = studio.describe_run("gan")["styles"][0]  # a conditional run: projected into a style
+    made, line = studio.reconstruct("gan", photo, style)
+    assert line.startswith("projection: vgg distance") and "z" in made.record["latent"]  # random VGG19
+    kids = studio.variations("gan", photo, 2, 0.3, style=style)
+    assert len(kids) == 2 and "z" in kids[0].record["latent"]["child"]
+    assert Image.open(studio.blend("gan", photo, other, 3, style)).n_frames >= 2
+    with pytest.raises(BrushworkError, match="give the style"):
         studio.reconstruct("gan", photo)
 
 

@@ -240,9 +240,9 @@ def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_
     _upload(page, "#artwork-b", big)
     page.wait_for_selector("text=/exceeds|too large|maximum/i")
     _shot(page, "refused-upload")
-    _upload(page, "#artwork-a", server["images"] / "photo1.png")  # a user mistake: a GAN run
-    page.click("#reconstruct")
-    _until(page, "document.body.innerText.includes('needs a VAE run')")
+    _upload(page, "#artwork-a", server["images"] / "photo1.png")  # a user mistake: one artwork
+    page.click("#blend")
+    _until(page, "document.body.innerText.includes('no second image')")
     assert "Traceback" not in server["log"].read_text()  # a user's mistake is no server error
     for name in ("explore", "reproduce"):
         _tab(page, name.capitalize())

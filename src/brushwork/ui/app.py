@@ -75,7 +75,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         with gr.Tabs() as tabs:
             generate = _generate_tab(studio, run, heavy, light)
             _explore_tab(studio, run, generate, heavy)
-            _reproduce_tab(studio, run, heavy)
+            _reproduce_tab(studio, run, generate, heavy)
             _style_tab(studio, heavy, light)
             _originality_tab(studio, run, generate, heavy)
             job = _train_tab(studio, light)
@@ -138,8 +138,8 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
     @_page
     def make(name, first, n, psi, style_name, mix_text):
         first, n = int(first or 0), int(n)
-        chosen = None if style_name in (None, "", "(seed's own)") else style_name
-        items = studio.generate(name, f"{first}-{first + n - 1}", psi, chosen, mix_text or None)
+        items = studio.generate(name, f"{first}-{first + n - 1}", psi, _style_choice(style_name),
+                                mix_text or None)
         return _gallery(items), [str(m.path) for m in items]
 
     @_page
@@ -205,9 +205,14 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
     generate["to_b"].click(_page(_chosen), generate["selected"], parent_b, queue=False)
 
 
-def _reproduce_tab(studio: Studio, run, heavy) -> None:
+def _style_choice(style):
+    return None if style in (None, "", "(seed's own)") else style
+
+
+def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
     with gr.Tab("Reproduce", id="reproduce"):
-        gr.Markdown("Encode an artwork with a VAE run: reconstruct it, vary it, or blend two.")
+        gr.Markdown("Reconstruct an artwork, vary it, or blend two: a VAE run encodes them, a GAN "
+                    "run finds them by projection (conditional runs use the style chosen in Generate).")
         with gr.Row():
             image_a = gr.File(label="Artwork", file_types=IMAGE_TYPES, elem_id="artwork-a")
             image_b = gr.File(label="Second artwork (blend)", file_types=IMAGE_TYPES, elem_id="artwork-b")
@@ -223,15 +228,16 @@ def _reproduce_tab(studio: Studio, run, heavy) -> None:
         blended = gr.Image(label="Blend", type="filepath", interactive=False)
 
     @_page
-    def reconstruct(name, image):
-        item, value = studio.reconstruct(name, image)
-        return _gallery([item]), f"PSNR {value:.2f} dB"
+    def reconstruct(name, image, style):
+        item, line = studio.reconstruct(name, image, _style_choice(style))
+        return _gallery([item]), line
 
-    recon.click(reconstruct, [run, image_a], [results, message], **heavy)
-    vary.click(_page(lambda name, image, k, t: _gallery(studio.variations(name, image, k, t))),
-               [run, image_a, n, temperature], results, **heavy)
-    blend.click(_page(lambda name, a, b, f: str(studio.blend(name, a, b, f))),
-                [run, image_a, image_b, frames], blended, **heavy)
+    style = generate["style"]
+    recon.click(reconstruct, [run, image_a, style], [results, message], **heavy)
+    vary.click(_page(lambda name, image, k, t, s: _gallery(studio.variations(name, image, k, t, 0, _style_choice(s)))),
+               [run, image_a, n, temperature, style], results, **heavy)
+    blend.click(_page(lambda name, a, b, f, s: str(studio.blend(name, a, b, f, _style_choice(s)))),
+                [run, image_a, image_b, frames, style], blended, **heavy)
 
 
 def _style_tab(studio: Studio, heavy, light) -> None:

@@ -57,6 +57,7 @@ class StudioSettings:
     max_frames: int = 240  # frames per walk or blend
     max_style_size: int = 1024  # longest side of a stylised image
     max_training_jobs: int = 1  # training jobs running at once
+    projection_steps: int = 300  # Reproduce with a GAN run: steps of the projection
 
     def __post_init__(self):
         self.runs, self.data, self.outputs = (Path(p).expanduser().resolve()
@@ -251,34 +252,46 @@ class Studio:
             raise BrushworkError(f"ask for 2 to {self.settings.max_frames} frames, not {frames}")
         return frames
 
-    # ---- Reproduce ----------------------------------------------------------------------------
-    def _encoder_model(self, run: str) -> TrainedModel:
+    # ---- Reproduce (VAE runs encode; GAN runs project) -----------------------------------------
+    def _projection(self, style: str | None = None):
+        from brushwork.reproduce import ProjectionOptions
+
+        return ProjectionOptions(steps=self.settings.projection_steps, features=self.settings.features,
+                                 style=style or None)
+
+    def reconstruct(self, run: str, image, style: str | None = None) -> tuple[Made, str]:
+        """(the reconstruction or projection, a line saying how close it came)."""
+        from brushwork.reproduce import project_file, reconstruct
+
+        model, source = self.model(run), self.upload(image)
+        if model.kind == "gan":
+            paths, value, kind = project_file(model, source, self.output_folder("project"),
+                                              self._projection(style))
+            return made(paths["projected"], "projection"), f"projection: {kind} distance {value:.4f}"
+        (path, value), = reconstruct(model, [source], self.output_folder("reconstruct"))
+        return made(path, "reconstruction"), f"reconstruction: PSNR {value:.2f} dB"
+
+    def variations(self, run: str, image, n: int, temperature: float, first_seed: int = 0,
+                   style: str | None = None) -> list[Made]:
+        """VAE: posterior samples; GAN: children of the projection (temperature = strength)."""
+        from brushwork.reproduce import gan_variations, variations
+
+        model, source, n = self.model(run), self.upload(image), self._count(n)
+        out = self.output_folder("variations")
+        if model.kind == "gan":
+            return [made(p) for p in gan_variations(model, source, n, float(temperature), out,
+                                                    int(first_seed), self._projection(style))]
+        return [made(p) for p in variations(model, source, n, float(temperature), out, int(first_seed))[:-1]]
+
+    def blend(self, run: str, image_a, image_b, frames: int, style: str | None = None) -> Path:
+        from brushwork.reproduce import blend, gan_blend
+
         model = self.model(run)
-        if model.kind != "vae":
-            raise BrushworkError(f"{run} is a GAN run: reproducing artworks needs a VAE run "
-                                 "(GAN runs have no encoder, and projection is not available yet)")
-        return model
-
-    def reconstruct(self, run: str, image) -> tuple[Made, float]:
-        from brushwork.reproduce import reconstruct
-
-        (path, value), = reconstruct(self._encoder_model(run), [self.upload(image)],
-                                     self.output_folder("reconstruct"))
-        return made(path, f"reconstruction, PSNR {value:.2f} dB"), value
-
-    def variations(self, run: str, image, n: int, temperature: float, first_seed: int = 0) -> list[Made]:
-        from brushwork.reproduce import variations
-
-        paths = variations(self._encoder_model(run), self.upload(image), self._count(n),
-                           float(temperature), self.output_folder("variations"), int(first_seed))
-        return [made(p) for p in paths[:-1]]
-
-    def blend(self, run: str, image_a, image_b, frames: int) -> Path:
-        from brushwork.reproduce import blend
-
-        model = self._encoder_model(run)
         a, b = self.upload(image_a, "first image"), self.upload(image_b, "second image")
-        return blend(model, a, b, self._frames(frames), self.output_folder("blend") / "blend.gif")
+        out = self.output_folder("blend") / "blend.gif"
+        if model.kind == "gan":
+            return gan_blend(model, a, b, self._frames(frames), out, options=self._projection(style))
+        return blend(model, a, b, self._frames(frames), out)
 
     # ---- Style transfer -----------------------------------------------------------------------
     def adain_runs(self) -> list[str]:

@@ -1,0 +1,147 @@
+"""Fidelity at 128 px: `fastgan` against `modern` on the 1,000 romanticism paintings at 128 px.
+
+A tenth of the paintings is held out and never trained on. Each preset trains for the same wall
+time (``--seconds``, training only) or until ``--kimg`` thousand images, whichever comes first;
+every ``--eval-every`` seconds of training its EMA generator makes as many images as there are
+held-out paintings and SWD is measured against them. The floor beside the curves is the SWD
+between as many *training* paintings and the held-out ones: no model can be expected to beat it.
+Reported: each curve (seconds, images shown, SWD), the SWD at equal seconds (the end) and at
+equal images (the fewest either reached), the seconds `fastgan` needs to reach `modern`'s final
+SWD, sample grids and a plot.
+
+    python benchmarks/fidelity.py --device cuda --seconds 1800              # the real comparison
+    python benchmarks/fidelity.py --device cpu --seconds 240 --width 16     # a short CPU run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from common import SHARED, add_run_args  # noqa: E402  (puts src/ on the path)
+
+from brushwork.config import gan_preset  # noqa: E402
+from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
+from brushwork.imaging import save_figure, save_grid  # noqa: E402
+from brushwork.latents import latents_for_seeds  # noqa: E402
+from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.training.gan import GANTask  # noqa: E402
+from brushwork.utils import resolve_device  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _evaluate(task: GANTask, heldout: torch.Tensor, device) -> float:
+    z = latents_for_seeds(list(range(len(heldout))), task.cfg.z_dim)
+    fakes = torch.cat([task.sample(chunk) for chunk in z.split(64)]).cpu()
+    return swd(fakes, heldout, device=device)
+
+
+def run_preset(preset: str, train, heldout: torch.Tensor, args, device, out: Path) -> dict:
+    cfg = gan_preset(preset, 128)
+    if args.width:
+        cfg.g_width = cfg.d_width = args.width
+    task = GANTask(cfg, device, seed=args.seed)
+    batcher = ImageBatcher(train, args.batch, 128, device, seed=args.seed, channels_last=cfg.channels_last)
+    curve, step, seconds, next_eval = [], 0, 0.0, 0.0
+    while seconds < args.seconds and step * args.batch < args.kimg * 1000:
+        if seconds >= next_eval:
+            curve.append({"seconds": round(seconds, 1), "kimg": step * args.batch / 1000,
+                          "swd": _evaluate(task, heldout, device)})
+            print(json.dumps({preset: curve[-1]}), flush=True)
+            next_eval += args.eval_every
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(args.steps_per_chunk):
+            real, labels = batcher.next()
+            task.train_step(real, step, labels)
+            step += 1
+        _sync(device)
+        seconds += time.perf_counter() - t0
+    curve.append({"seconds": round(seconds, 1), "kimg": step * args.batch / 1000,
+                  "swd": _evaluate(task, heldout, device)})
+    save_grid(task.preview()[:64], out / f"{preset}_grid.png")
+    return {"params_G": sum(p.numel() for p in task.G.parameters()),
+            "params_D": sum(p.numel() for p in task.D.parameters()),
+            "d_reconstruction": getattr(task, "recon_kind", "off"), "img_per_s": round(step * args.batch / seconds, 1),
+            "curve": curve}
+
+
+def _at_kimg(curve: list[dict], kimg: float) -> float:
+    """The SWD of the last evaluation at or before ``kimg``."""
+    return [c["swd"] for c in curve if c["kimg"] <= kimg + 1e-9][-1]
+
+
+def _seconds_to_reach(curve: list[dict], target: float) -> float | None:
+    reached = [c["seconds"] for c in curve if c["swd"] <= target]
+    return reached[0] if reached else None
+
+
+def _plot(result: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for preset, run in result["presets"].items():
+        ax.plot([c["seconds"] for c in run["curve"]], [c["swd"] for c in run["curve"]], marker="o", label=preset)
+    ax.axhline(result["swd_floor"], color="k", linestyle="--", label="floor (real vs held-out)")
+    ax.set_xlabel(f"training seconds ({result['device']})")
+    ax.set_ylabel("SWD vs held-out paintings")
+    ax.set_title("romanticism, 128 px", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "swd_vs_seconds.png")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(SHARED / "wikiart128" / "romanticism"))
+    ap.add_argument("--seconds", type=float, default=1800, help="training seconds per preset")
+    ap.add_argument("--kimg", type=float, default=1e9, help="or at most this many thousand images")
+    ap.add_argument("--eval-every", type=float, default=120, help="training seconds between SWD points")
+    ap.add_argument("--steps-per-chunk", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--width", type=int, default=0, help="g_width = d_width (0: each preset's own)")
+    ap.add_argument("--presets", default="modern,fastgan")
+    add_run_args(ap, "benchmarks/results/fidelity")
+    args = ap.parse_args(argv)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"fidelity: {args.data} not found (see shared/data/SOURCES.md)")
+    full = load_dataset(args.data, 128, progress=not args.quiet)
+    train, held = full.split(0.1, seed=args.seed)
+    floor = swd(train.images[: len(held)], held.images, device=device)
+    result = {"device": str(device), "data": f"{args.data} ({len(train)} train / {len(held)} held out)",
+              "batch": args.batch, "seconds": args.seconds, "width": args.width or "preset",
+              "swd_floor": floor, "presets": {}}
+    for preset in args.presets.split(","):
+        result["presets"][preset] = run_preset(preset, train, held.images, args, device, out)
+    runs = result["presets"]
+    if {"modern", "fastgan"} <= set(runs):
+        fewest = min(run["curve"][-1]["kimg"] for run in runs.values())
+        modern_final = runs["modern"]["curve"][-1]["swd"]
+        result["comparison"] = {
+            "equal_seconds_swd": {p: r["curve"][-1]["swd"] for p, r in runs.items()},
+            "equal_images_kimg": fewest,
+            "equal_images_swd": {p: _at_kimg(r["curve"], fewest) for p, r in runs.items()},
+            "fastgan_seconds_to_modern_final": _seconds_to_reach(runs["fastgan"]["curve"], modern_final),
+            "closer_to_floor_ratio": round((modern_final - floor) / max(runs["fastgan"]["curve"][-1]["swd"] - floor, 1e-9), 3)}
+    save_grid(held.images[:64].float() / 127.5 - 1, out / "heldout_real_grid.png")
+    _plot(result, out)
+    (out / "fidelity.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "presets"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
