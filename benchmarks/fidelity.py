@@ -41,7 +41,7 @@ def _sync(device: torch.device) -> None:
 def _evaluate(task: GANTask, heldout: torch.Tensor, device) -> float:
     z = latents_for_seeds(list(range(len(heldout))), task.cfg.z_dim)
     fakes = torch.cat([task.sample(chunk) for chunk in z.split(64)]).cpu()
-    return swd(fakes, heldout, device=device)
+    return swd(fakes, heldout, device=device)["mean"]
 
 
 def run_preset(preset: str, train, heldout: torch.Tensor, args, device, out: Path) -> dict:
@@ -121,7 +121,7 @@ def main(argv=None):
         raise SystemExit(f"fidelity: {args.data} not found (see shared/data/SOURCES.md)")
     full = load_dataset(args.data, 128, progress=not args.quiet)
     train, held = full.split(0.1, seed=args.seed)
-    floor = swd(train.images[: len(held)], held.images, device=device)
+    floor = swd(train.images[: len(held)], held.images, device=device)["mean"]
     result = {"device": str(device), "data": f"{args.data} ({len(train)} train / {len(held)} held out)",
               "batch": args.batch, "seconds": args.seconds, "width": args.width or "preset",
               "swd_floor": floor, "presets": {}}

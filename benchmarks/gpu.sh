@@ -4,7 +4,7 @@
 #   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
 # .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
 # romanticism,impressionism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
-# hokusai_great_wave,munch_the_scream}.jpg.
+# hokusai_great_wave,munch_the_scream}.jpg, and wikiart128/romanticism (the fidelity part).
 # PARTS picks sections.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
 
-PARTS=${PARTS:-"tests throughput quality vae style creative"}
+PARTS=${PARTS:-"tests throughput quality vae style creative fidelity"}
 if [[ $PARTS == *tests* ]]; then
 echo "== GPU tests"
 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
@@ -59,4 +59,9 @@ if [[ $PARTS == *creative* ]]; then
 echo "== imitation vs innovation: unconditional, conditional, creative at equal images"
 python3 benchmarks/creative.py --device cuda --data "$DATA" --res 64 --width 64 --batch 128 \
     --kimg "${CREATIVE_KIMG:-500}" --originality-features random --out "$OUT/creative" --quiet 2>&1 | tail -60
+fi
+if [[ $PARTS == *fidelity* ]]; then
+echo "== fidelity: fastgan vs modern at 128 px, equal seconds (SWD vs held-out paintings)"
+python3 benchmarks/fidelity.py --device cuda --data "${DATA128:-.gpudata/wikiart128/romanticism}" \
+    --seconds "${FIDELITY_SECONDS:-90}" --eval-every 15 --batch 16 --out "$OUT/fidelity" --quiet 2>&1 | tail -30
 fi

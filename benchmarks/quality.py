@@ -6,6 +6,7 @@ held-out split that training never saw. The floor printed beside them is the SWD
 disjoint sets of *real* paintings of the same size: no model can be expected to beat it.
 
     python benchmarks/quality.py --kimg 200 --device cpu          # a small check
+    python benchmarks/quality.py --res 32 --kimg 20 --n-eval 800 --presets "dcgan|modern|modern:ada=true"
     python benchmarks/quality.py --kimg 3000 --device cuda        # the real comparison
 """
 
@@ -20,7 +21,7 @@ import torch
 # common puts src/ on the path
 from common import add_data_args, add_run_args, load_styles, train_gan  # noqa: E402
 
-from brushwork.config import gan_preset  # noqa: E402
+from brushwork.config import apply_overrides, gan_preset  # noqa: E402
 from brushwork.data.dataset import ArtDataset  # noqa: E402
 from brushwork.latents import latents_for_seeds  # noqa: E402
 from brushwork.imaging import save_grid  # noqa: E402
@@ -28,12 +29,18 @@ from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
 
 
+def preset_config(spec: str, res: int):
+    """'modern' or 'modern:key=value;key=value' (a preset with --set style overrides)."""
+    name, _, sets = spec.partition(":")
+    return apply_overrides(gan_preset(name, res), [s for s in sets.split(";") if s])
+
+
 def train_preset(preset: str, data: ArtDataset, args, device, out: Path) -> dict:
-    cfg = gan_preset(preset, args.res)
+    cfg = preset_config(preset, args.res)
     task, steps, seconds = train_gan(cfg, data, args.kimg, args.batch, device, args.seed, args.quiet)
     z = latents_for_seeds(list(range(args.n_eval)), cfg.z_dim)
     fakes = torch.cat([task.sample(chunk) for chunk in z.split(256)]).cpu()
-    save_grid(fakes[:64], out / f"{preset}_grid.png")
+    save_grid(fakes[:64], out / f"{preset.replace(':', '_').replace(';', '_')}_grid.png")
     return {"steps": steps, "kimg": args.kimg, "train_seconds": round(seconds, 1),
             "img_per_s": round(steps * args.batch / seconds, 1), "fakes": fakes}
 
@@ -44,7 +51,8 @@ def main(argv=None):
     ap.add_argument("--kimg", type=float, default=200, help="thousands of images shown per preset")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n-eval", type=int, default=2000, help="held-out reals = generated images")
-    ap.add_argument("--presets", default="dcgan,modern")
+    ap.add_argument("--presets", default="dcgan|modern", help="'|'-separated presets, each optionally "
+                    "with overrides: 'modern:ema_halflife_kimg=2;d_lr=2e-4'")
     add_run_args(ap, "benchmarks/results/quality")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -59,7 +67,7 @@ def main(argv=None):
     result = {"device": str(device), "data": f"{args.styles} ({len(full)} paintings, "
               f"{len(train_data)} train / {len(heldout)} held out)", "res": args.res,
               "batch": args.batch, "swd_floor_real_vs_heldout": floor, "presets": {}}
-    for preset in args.presets.split(","):
+    for preset in args.presets.split("|"):
         run = train_preset(preset, train_data, args, device, out)
         run["swd_vs_heldout"] = swd(run.pop("fakes"), heldout, device=device)
         result["presets"][preset] = run

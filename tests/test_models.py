@@ -51,3 +51,32 @@ def test_bad_resolution_is_refused(res):
 def test_unknown_preset():
     with pytest.raises(BrushworkError, match="unknown preset"):
         gan_preset("stylegan9")
+
+
+def test_modern_generator_starts_as_a_resize_convolution():
+    """A transposed conv initialised by init_as_resize computes nearest-2x + 3x3 conv exactly,
+    so the fresh generator paints no checkerboard."""
+    import torch.nn as nn
+
+    from brushwork.models.gan import init_as_resize
+
+    torch.manual_seed(0)
+    t = nn.ConvTranspose2d(5, 7, 4, 2, 1, bias=False)
+    init_as_resize(t)
+    # recover the 3x3 kernel: taps 3 and 0 of each axis are k[-1] and k[1]; tap 1 - tap 0 = k[0]
+    w = t.weight
+    k = torch.stack([w[:, :, 3], w[:, :, 1] - w[:, :, 0], w[:, :, 0]], dim=2)
+    k = torch.stack([k[..., 3], k[..., 1] - k[..., 0], k[..., 0]], dim=3)
+    conv = nn.Conv2d(5, 7, 3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(k.transpose(0, 1))
+    x = torch.randn(2, 5, 6, 6)
+    expected = conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    assert torch.allclose(t(x), expected, atol=1e-5)
+    G, _ = build_gan(gan_preset("modern", 32))
+    assert gan_preset("modern", 32).g_upsample == "transpose-as-resize"
+    w = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)][1].weight
+    # taps are sums of 3x3 taps: tap1 - tap0 = k[0] = tap2 - tap3 along each axis (not so for DCGAN's init)
+    assert torch.allclose(w[:, :, 1] - w[:, :, 0], w[:, :, 2] - w[:, :, 3], atol=1e-7)
+    w = [m for m in build_gan(gan_preset("dcgan", 32))[0].modules() if isinstance(m, nn.ConvTranspose2d)][1].weight
+    assert not torch.allclose(w[:, :, 1] - w[:, :, 0], w[:, :, 2] - w[:, :, 3], atol=1e-7)

@@ -118,23 +118,26 @@ class ProjectionOptions:
     progress: object = None  # progress(step, steps, distance)
 
 
+def _project(model: TrainedModel, path, options: ProjectionOptions, frame_every: int = 0):
+    """(the source artwork, its projection into the GAN run)."""
+    from brushwork.projection import project
+
+    src = load_source(path, model.config.model.resolution)
+    return src, project(model, src.pixels, options.steps, options.distance, options.features,
+                        options.style, frame_every=frame_every, progress=options.progress)
+
+
 def project_file(model: TrainedModel, path: str | Path, out_dir: Path,
                  options: ProjectionOptions) -> tuple[dict[str, Path], float, str]:
     """Project one artwork: (written files, distance reached, which distance)."""
-    from brushwork.projection import project, write_projection
+    from brushwork.projection import write_projection
 
-    src = load_source(path, model.config.model.resolution)
-    result = project(model, src.pixels, options.steps, options.distance, options.features,
-                     options.style, frame_every=max(1, options.steps // 48), progress=options.progress)
+    src, result = _project(model, path, options, frame_every=max(1, options.steps // 48))
     return write_projection(model, src, result, out_dir, options.style), result.distance, result.kind
 
 
 def _projected_recipe(model: TrainedModel, path, options: ProjectionOptions) -> dict:
-    from brushwork.projection import project
-
-    src = load_source(path, model.config.model.resolution)
-    result = project(model, src.pixels, options.steps, options.distance, options.features,
-                     options.style, progress=options.progress)
+    _, result = _project(model, path, options)
     return {"z": [float(v) for v in result.z]}
 
 

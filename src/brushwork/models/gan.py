@@ -52,6 +52,31 @@ def init_keras_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+# A nearest-2x upsample followed by a 3x3 conv (padding 1) is exactly a 4x4 stride-2 transposed
+# conv (padding 1) whose taps are sums of the 3x3 taps, per axis: tap t of the transposed kernel
+# = RESIZE_TAPS[t] . (k[-1], k[0], k[1]). So a transposed conv can *start* as a resize conv.
+RESIZE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def init_as_resize(module: nn.Module, std: float = 0.02) -> None:
+    """Initialise every 4x4 stride-2 transposed conv as a resize conv with N(0, std) 3x3 taps:
+    no checkerboard at the start, the full transposed conv's freedom afterwards."""
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (4, 4) and m.stride == (2, 2):
+            k = torch.randn(*m.weight.shape[:2], 3, 3) * std  # [in, out, 3, 3]
+            with torch.no_grad():
+                m.weight.copy_(torch.einsum("ya,ioab,xb->ioyx", RESIZE_TAPS, k, RESIZE_TAPS))
+
+
+def _upsample(c_in: int, c_out: int, how: str) -> nn.Module:
+    """A 2x upsampling layer: DCGAN's 4x4 stride-2 transposed conv, or "resize" (nearest 2x then
+    a 3x3 conv; Odena et al. 2016), which cannot make the checkerboard patterns transposed convs
+    paint while their kernels are young."""
+    if how == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg: GANConfig, in_dim: int | None = None):
         super().__init__()
@@ -61,12 +86,14 @@ class DCGANGenerator(nn.Module):
                   nn.BatchNorm2d(ch(4)), nn.ReLU(True)]
         size = 4
         while size < res // 2:  # each block doubles the map: 4 -> 8 -> ... -> R/2
-            layers += [nn.ConvTranspose2d(ch(size), ch(2 * size), 4, 2, 1, bias=False),
+            layers += [_upsample(ch(size), ch(2 * size), cfg.g_upsample),
                        nn.BatchNorm2d(ch(2 * size)), nn.ReLU(True)]
             size *= 2
-        layers += [nn.ConvTranspose2d(ch(size), 3, 4, 2, 1, bias=False), nn.Tanh()]  # [B, 3, R, R]
+        layers += [_upsample(ch(size), 3, cfg.g_upsample), nn.Tanh()]  # [B, 3, R, R]
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
+        if cfg.g_upsample == "transpose-as-resize":
+            init_as_resize(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # z [B, Z] -> image [B, 3, R, R] in [-1, 1]
         return self.net(z[:, :, None, None])
