@@ -45,8 +45,8 @@ def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
 
 def _assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    worst = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert worst < TOLERANCE, f"largest difference {worst}"
+    worst, key = max(((a[k] - b[k]).abs().max().item(), k) for k in a)
+    assert worst < TOLERANCE, f"largest difference {worst} in {key}"
 
 
 def test_batches_are_rows_of_the_global_batch():

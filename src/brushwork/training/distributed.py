@@ -176,18 +176,19 @@ class _SumOverRanks(torch.autograd.Function):
 class CrossProcessBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are those of the whole global batch, on any device
     and backend (torch.nn.SyncBatchNorm runs on GPUs only). Same parameters and buffers as
-    BatchNorm2d, so checkpoints load into either. Variance is E[x^2] - E[x]^2 in float32, one
-    all-reduce per layer (differentiable, so gradients see the global statistics too)."""
+    BatchNorm2d, so checkpoints load into either. Two all-reduces per layer (the mean, then the
+    squared deviations from it), differentiable, so gradients see the global statistics too."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         c, xf = x.shape[1], x.float()
         count = torch.full((1,), x.numel() / c, device=x.device)
-        stats = _SumOverRanks.apply(torch.cat([xf.sum((0, 2, 3)), xf.square().sum((0, 2, 3)), count]))
-        n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean.square()).clamp_min(0)
+        sums = _SumOverRanks.apply(torch.cat([xf.sum((0, 2, 3)), count]))
+        n = sums[-1]
+        mean = sums[:c] / n
+        # two passes, as BatchNorm itself: E[x^2] - E[x]^2 loses digits when |mean| >> std
+        var = _SumOverRanks.apply((xf - mean[:, None, None]).square().sum((0, 2, 3))) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
