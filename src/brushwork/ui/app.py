@@ -14,7 +14,7 @@ import logging
 import gradio as gr
 
 from brushwork.errors import BrushworkError
-from brushwork.ui.studio import Studio, loss_rows
+from brushwork.ui.studio import Studio, loss_rows, made
 
 log = logging.getLogger("brushwork.studio")
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
@@ -145,10 +145,7 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
     @_page
     def select(items, event: gr.SelectData):
         path = items[event.index]
-        record = studio.readable(path)
-        from brushwork.ui.studio import made
-
-        return path, path, made(record).parameters
+        return path, path, made(studio.readable(path)).parameters
 
     go.click(make, [run, seed, count, scale, style, mix], [gallery, paths], **heavy)
     random_seed.click(studio.random_seed, None, seed, **light)
@@ -297,8 +294,6 @@ def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
     @_page
     def run_check(path, name, folder):
         text, near = studio.originality(path, None if folder else name, folder or None)
-        from brushwork.ui.studio import made
-
         query = made(studio.readable(path), "checked image")
         return text, [(str(query.path), query.caption)] + [
             (n.image, f"{n.label}: {n.name} ({n.score:.4f})") for n in near]

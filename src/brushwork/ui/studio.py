@@ -14,6 +14,7 @@ through ``Studio.upload`` (size, pixel count and the training data's safe decode
 from __future__ import annotations
 
 import json
+import math
 import queue
 import re
 import secrets
@@ -24,7 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-import torch
 from PIL import Image
 
 from brushwork.data.images import UnreadableImage, load_rgb
@@ -434,8 +434,6 @@ class Studio:
             raise BrushworkError("name the run first")
         if (self.settings.runs / name / "config.json").exists():
             raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
-        if family not in ("gan", "vae"):
-            raise BrushworkError(f"the studio trains gan or vae runs, not {family!r}")
         extra = ["--res", str(int(resolution)), "--batch-size", str(int(batch_size)),
                  *STUDIO_TRAIN_SCHEDULE, *_model_settings(model_settings)]
         if family == "gan":
@@ -541,6 +539,6 @@ def loss_rows(status: JobStatus) -> list[dict]:
     for row in status.rows:
         for key, value in row.items():
             if key.startswith("loss"):
-                if isinstance(value, (int, float)) and torch.isfinite(torch.tensor(float(value))):
+                if isinstance(value, (int, float)) and math.isfinite(value):
                     rows.append({"step": row.get("step", 0), "term": key, "value": float(value)})
     return rows
