@@ -69,6 +69,83 @@ def train_gan(cfg, data, kimg: float, batch: int, device, seed: int = 0, quiet: 
         return task, steps, time.perf_counter() - t0
 
 
+def sample_swd(task, heldout, device, chunk: int = 64) -> dict:
+    """SWD (dict with "mean" and per-level values) between as many samples of the task's sampling
+    generator (seeds 0..N-1) as there are held-out images [N, 3, R, R] uint8, and those images."""
+    import torch
+
+    from brushwork.latents import latents_for_seeds
+    from brushwork.metrics.swd import swd
+
+    z = latents_for_seeds(list(range(len(heldout))), task.cfg.z_dim)
+    fakes = torch.cat([task.sample(part) for part in z.split(chunk)]).cpu()
+    return swd(fakes, heldout, device=device)
+
+
+def train_with_curve(task, batcher, heldout, device, seconds: float, kimg: float = 1e9,
+                     eval_every: float = 60, steps_per_chunk: int = 10, label: str = "") -> tuple[list, int, float]:
+    """Train ``task`` for ``seconds`` of training time (or ``kimg`` thousand images); at the start,
+    every ``eval_every`` training seconds and at the end, record SWD against ``heldout`` (the time
+    spent evaluating is not counted). Returns (curve of {seconds, kimg, swd}, steps, seconds)."""
+    import time
+
+    def sync():
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(device)
+
+    curve, step, trained, next_eval = [], 0, 0.0, 0.0
+    batch = batcher.batch_size
+
+    def record():
+        curve.append({"seconds": round(trained, 1), "kimg": step * batch / 1000,
+                      "swd": sample_swd(task, heldout, device)["mean"]})
+        print(json.dumps({label: curve[-1]}), flush=True)
+
+    while trained < seconds and step * batch < kimg * 1000:
+        if trained >= next_eval:
+            record()
+            next_eval += eval_every
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps_per_chunk):
+            real, labels = batcher.next()
+            task.train_step(real, step, labels)
+            step += 1
+        sync()
+        trained += time.perf_counter() - t0
+    record()
+    return curve, step, trained
+
+
+def seconds_to_reach(curve: list[dict], target: float) -> float | None:
+    """Training seconds of the first evaluation at or below ``target`` SWD (None: never)."""
+    reached = [c["seconds"] for c in curve if c["swd"] <= target]
+    return reached[0] if reached else None
+
+
+def plot_curves(curves: dict[str, list[dict]], floor: float, xlabel: str, title: str, path: Path) -> None:
+    """SWD against training seconds, one line per preset, the floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from brushwork.imaging import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for name, curve in curves.items():
+        ax.plot([c["seconds"] for c in curve], [c["swd"] for c in curve], marker="o", markersize=3, label=name)
+    ax.axhline(floor, color="k", linestyle="--", label="floor (real vs held-out)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("SWD vs held-out paintings")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def loader_stepper(loader, fn, device):
     """A step function: the next batch from a DataLoader (cycling), moved to device, into fn."""
     state = {"it": iter(loader)}

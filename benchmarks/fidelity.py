@@ -17,31 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from common import SHARED, add_run_args  # noqa: E402  (puts src/ on the path)
+from common import SHARED, add_run_args, plot_curves, seconds_to_reach, train_with_curve  # noqa: E402
 
 from brushwork.config import gan_preset  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
-from brushwork.imaging import save_figure, save_grid  # noqa: E402
-from brushwork.latents import latents_for_seeds  # noqa: E402
+from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _evaluate(task: GANTask, heldout: torch.Tensor, device) -> float:
-    z = latents_for_seeds(list(range(len(heldout))), task.cfg.z_dim)
-    fakes = torch.cat([task.sample(chunk) for chunk in z.split(64)]).cpu()
-    return swd(fakes, heldout, device=device)["mean"]
 
 
 def run_preset(preset: str, train, heldout: torch.Tensor, args, device, out: Path) -> dict:
@@ -50,56 +37,18 @@ def run_preset(preset: str, train, heldout: torch.Tensor, args, device, out: Pat
         cfg.g_width = cfg.d_width = args.width
     task = GANTask(cfg, device, seed=args.seed)
     batcher = ImageBatcher(train, args.batch, 128, device, seed=args.seed, channels_last=cfg.channels_last)
-    curve, step, seconds, next_eval = [], 0, 0.0, 0.0
-    while seconds < args.seconds and step * args.batch < args.kimg * 1000:
-        if seconds >= next_eval:
-            curve.append({"seconds": round(seconds, 1), "kimg": step * args.batch / 1000,
-                          "swd": _evaluate(task, heldout, device)})
-            print(json.dumps({preset: curve[-1]}), flush=True)
-            next_eval += args.eval_every
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(args.steps_per_chunk):
-            real, labels = batcher.next()
-            task.train_step(real, step, labels)
-            step += 1
-        _sync(device)
-        seconds += time.perf_counter() - t0
-    curve.append({"seconds": round(seconds, 1), "kimg": step * args.batch / 1000,
-                  "swd": _evaluate(task, heldout, device)})
+    curve, steps, seconds = train_with_curve(task, batcher, heldout, device, args.seconds, args.kimg,
+                                             args.eval_every, args.steps_per_chunk, label=preset)
     save_grid(task.preview()[:64], out / f"{preset}_grid.png")
     return {"params_G": sum(p.numel() for p in task.G.parameters()),
             "params_D": sum(p.numel() for p in task.D.parameters()),
-            "d_reconstruction": getattr(task, "recon_kind", "off"), "img_per_s": round(step * args.batch / seconds, 1),
+            "d_reconstruction": getattr(task, "recon_kind", "off"), "img_per_s": round(steps * args.batch / seconds, 1),
             "curve": curve}
 
 
 def _at_kimg(curve: list[dict], kimg: float) -> float:
     """The SWD of the last evaluation at or before ``kimg``."""
     return [c["swd"] for c in curve if c["kimg"] <= kimg + 1e-9][-1]
-
-
-def _seconds_to_reach(curve: list[dict], target: float) -> float | None:
-    reached = [c["seconds"] for c in curve if c["swd"] <= target]
-    return reached[0] if reached else None
-
-
-def _plot(result: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
-    for preset, run in result["presets"].items():
-        ax.plot([c["seconds"] for c in run["curve"]], [c["swd"] for c in run["curve"]], marker="o", label=preset)
-    ax.axhline(result["swd_floor"], color="k", linestyle="--", label="floor (real vs held-out)")
-    ax.set_xlabel(f"training seconds ({result['device']})")
-    ax.set_ylabel("SWD vs held-out paintings")
-    ax.set_title("romanticism, 128 px", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, out / "swd_vs_seconds.png")
 
 
 def main(argv=None):
@@ -135,10 +84,11 @@ def main(argv=None):
             "equal_seconds_swd": {p: r["curve"][-1]["swd"] for p, r in runs.items()},
             "equal_images_kimg": fewest,
             "equal_images_swd": {p: _at_kimg(r["curve"], fewest) for p, r in runs.items()},
-            "fastgan_seconds_to_modern_final": _seconds_to_reach(runs["fastgan"]["curve"], modern_final),
+            "fastgan_seconds_to_modern_final": seconds_to_reach(runs["fastgan"]["curve"], modern_final),
             "closer_to_floor_ratio": round((modern_final - floor) / max(runs["fastgan"]["curve"][-1]["swd"] - floor, 1e-9), 3)}
     save_grid(held.images[:64].float() / 127.5 - 1, out / "heldout_real_grid.png")
-    _plot(result, out)
+    plot_curves({p: r["curve"] for p, r in runs.items()}, floor, f"training seconds ({device})",
+                "romanticism, 128 px", out / "swd_vs_seconds.png")
     (out / "fidelity.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "presets"}, indent=2))
 

@@ -142,6 +142,25 @@ def brushwork_variant(preset, res, batch, width, device, overrides=None, data="b
     return step
 
 
+def flops_per_image(res: int, batch: int, width: int, device) -> float:
+    """FLOPs of one brushwork `dcgan` step per image (D step + G step, forward and backward),
+    counted by PyTorch's FLOP counter on one eager step (convolutions and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = brushwork_variant("dcgan", res, batch, width, device, {"mixed_precision": "no"})
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / batch
+
+
+def bf16_peak_tflops(device, n: int = 8192, repeats: int = 50) -> float:
+    """The device's bf16 matmul rate (n x n x n products, TFLOP/s): the roof to compare with."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    seconds = time_steps(lambda: a @ b, device, 3) and time_steps(lambda: a @ b, device, repeats)
+    return round(2 * n ** 3 * repeats / seconds / 1e12, 1)
+
+
 def textbook_variant(res, batch, width, device, precision, channels_last=False):
     loop = TextbookLoop(res, batch, device, width, precision, channels_last)
     real = torch.rand(batch, 3, res, res, device=device) * 2 - 1  # data fed from memory
@@ -208,6 +227,9 @@ def main(argv=None):
     ap.add_argument("--data", default=str(SHARED / "wikiart64"))
     ap.add_argument("--no-loader", action="store_true", help="skip the data-loader measurement")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd modules")
+    ap.add_argument("--cuda-graph", action="store_true", help="also time steps replayed as CUDA graphs")
+    ap.add_argument("--tflops", action="store_true", help="report TFLOP/s of the dcgan variants "
+                    "(and, on CUDA, against the measured bf16 matmul peak)")
     ap.add_argument("--json", help="append the result as one JSON line to this file")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -242,6 +264,12 @@ def main(argv=None):
             ours["brushwork_dcgan_compiled"] = compiled
         except Exception as exc:  # noqa: BLE001
             print(f"compiled variant skipped: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
+    if args.cuda_graph:
+        for preset in ("dcgan", "modern"):
+            ours[f"brushwork_{preset}_graph"] = brushwork_variant(preset, res, b, w, device, {"cuda_graph": True})
+        if args.compile:
+            ours["brushwork_dcgan_graph_compiled"] = brushwork_variant(
+                "dcgan", res, b, w, device, {"cuda_graph": True, "compile": True, "channels_last": False})
     with_data = Path(args.data).is_dir() and not args.no_loader
     if with_data:  # end to end: both sides read the same paintings through their own pipelines
         ours["brushwork_dcgan_end_to_end"] = brushwork_variant("dcgan", res, b, w, device,
@@ -256,6 +284,12 @@ def main(argv=None):
               "img_per_s": rates, "baseline": best_name,
               "ratio_vs_best_textbook": {k: round(rates[k] / rates[best_name], 2) for k in ours
                                          if "end_to_end" not in k}}
+    if args.tflops:
+        per_image = flops_per_image(res, b, w, device)
+        result["gflop_per_image"] = round(per_image / 1e9, 3)
+        result["tflops"] = {k: round(rates[k] * per_image / 1e12, 2) for k in rates if "dcgan" in k}
+        if device.type == "cuda":
+            result["bf16_peak_tflops"] = bf16_peak_tflops(device)
     if with_data:
         result["end_to_end_ratio"] = round(rates["brushwork_dcgan_end_to_end"]
                                            / rates["textbook_fp32_end_to_end"], 2)

@@ -166,3 +166,22 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert "interrupted: saved checkpoint" in err and "Traceback" not in err
     step = ckpt.list_checkpoints(run)[-1][0]
     assert 3 <= step < 100000
+
+
+def test_cuda_graph_request_on_the_cpu_says_why_and_trains_eagerly(tmp_path, capsys):
+    cfg = tiny_run_config("modern", steps=4)
+    cfg.model.cuda_graph = True
+    trainer = train_run(cfg, tmp_path / "r")
+    assert trainer.task.graphs is None and trainer.step == 4
+    assert "CUDA graphs off: CUDA graphs need a CUDA device" in capsys.readouterr().err
+
+
+def test_resume_keeps_this_optimizers_implementation_flags(tmp_path):
+    """A checkpoint's optimiser state, not how it ran: capturable/fused/foreach stay as built."""
+    train_run(tiny_run_config("modern", steps=3), tmp_path / "r", quiet=True)
+    task = GANTask(tiny_run_config("modern").model, torch.device("cpu"))
+    for group in task.opt_g.param_groups:
+        group["foreach"], group["fused"] = True, None  # as a machine without the fused kernel builds it
+    ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "r"), task.modules(), task.optimizers())
+    assert all(g["foreach"] is True and g["fused"] is None for g in task.opt_g.param_groups)
+    assert task.opt_g.state  # the moments themselves were restored

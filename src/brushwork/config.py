@@ -57,6 +57,8 @@ class GANConfig:
     sync_bn: bool = True  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
     channels_last: bool = True  # NHWC memory layout; faster convolutions on GPUs and oneDNN CPUs
     compile: bool = False  # torch.compile the G and D modules (not the whole step); GPU only pays off
+    cuda_graph: bool = False  # replay each whole step as a CUDA graph (one CUDA process; not fastgan):
+    # removes the launch overhead that bounds small batches on large GPUs
     # -- styles (first-level subfolders of the data) ------------------------------------------
     conditional: bool = False  # one G for all styles: style embedding joined to z, projection D
     creative: bool = False  # CAN (Elgammal et al. 2017): D gets a style head, G a style-ambiguity loss

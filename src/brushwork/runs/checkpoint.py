@@ -57,7 +57,12 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, met
     meta[f"optim/{name}"] = {"param_groups": sd["param_groups"], "plain_state": plain_state}
 
 
-def _unflatten_optimizer(name: str, tensors: dict, meta: dict) -> dict:
+# How an optimiser runs on this machine, not part of its state: a checkpoint keeps the optimiser's
+# own choice (e.g. a capturable Adam for CUDA graphs resuming a run saved without them).
+IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _unflatten_optimizer(name: str, tensors: dict, meta: dict, live: torch.optim.Optimizer) -> dict:
     info = meta[f"optim/{name}"]
     state: dict[int, dict] = {int(pid): dict(v) for pid, v in info["plain_state"].items()}
     prefix = f"optim/{name}/"
@@ -68,6 +73,8 @@ def _unflatten_optimizer(name: str, tensors: dict, meta: dict) -> dict:
     # JSON turned tuples such as Adam's betas into lists; restore them.
     groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
               for g in info["param_groups"]]
+    for group, current in zip(groups, live.param_groups):
+        group.update({k: current[k] for k in IMPLEMENTATION_FLAGS if k in current})
     return {"state": state, "param_groups": groups}
 
 
@@ -140,7 +147,7 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
     for name, module in modules.items():
         module.load_state_dict(module_state(tensors, name))
     for name, opt in optimizers.items():
-        opt.load_state_dict(_unflatten_optimizer(name, tensors, meta))
+        opt.load_state_dict(_unflatten_optimizer(name, tensors, meta, opt))
         _match_param_layout(opt)
     state = {k[len("state/"):]: v for k, v in tensors.items() if k.startswith("state/")}
     return int(meta["step"]), state, meta.get("info", {})

@@ -17,6 +17,7 @@ class EMA:
     def __init__(self, model: nn.Module, halflife_kimg: float, rampup: float = 0.05):
         self.halflife_kimg, self.rampup = halflife_kimg, rampup
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.weight = torch.zeros((), device=next(self.model.parameters()).device)  # 1 - beta
 
     def decay(self, images_seen: int, batch_size: int) -> float:
         """Per-step decay beta; early in training the half-life ramps up with images seen."""
@@ -27,8 +28,20 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, images_seen: int, batch_size: int) -> None:
-        beta = self.decay(images_seen, batch_size)
+        self.set_progress(images_seen, batch_size)
+        self.apply(model)
+
+    def set_progress(self, images_seen: int, batch_size: int) -> None:
+        """Store this step's weight 1 - beta on the model's device (one small copy, no sync)."""
+        self.weight.fill_(1.0 - self.decay(images_seen, batch_size))
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> None:
+        """ema += weight x (model - ema). Device work only, with the weight read from a tensor, so
+        a captured CUDA graph replays it with each step's own decay."""
         ema_params = list(self.model.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1.0 - beta)
+        step = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
+        torch._foreach_mul_(step, self.weight)
+        torch._foreach_add_(ema_params, step)
         for ema_buf, buf in zip(self.model.buffers(), model.buffers()):
             ema_buf.copy_(buf)  # BatchNorm running statistics are copied, not averaged

@@ -23,6 +23,7 @@ from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
 from brushwork.models.gan import build_gan
 from brushwork.styles import seed_styles
+from brushwork.training.cuda_graph import StepGraphs, graph_blocker
 from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sum_over_ranks, sync_batchnorm
 from brushwork.training.ema import EMA
 from brushwork.training.finetune import freeze_first_layers
@@ -41,8 +42,8 @@ class AdaptiveAugment:
         self.signs = torch.zeros(2, device=device)  # [sum of sign(D(real)), how many]
 
     def observe(self, real_logits: torch.Tensor) -> None:
-        self.signs += torch.stack([real_logits.detach().float().sign().sum(),
-                                   torch.tensor(float(real_logits.numel()), device=self.signs.device)])
+        count = torch.full((), float(real_logits.numel()), device=self.signs.device)  # no host copy:
+        self.signs += torch.stack([real_logits.detach().float().sign().sum(), count])  # graph-safe
 
     def update(self, step: int, batch: int) -> None:
         """After step ``step`` (0-based) of per-rank batch ``batch``; no host sync on one process."""
@@ -80,8 +81,11 @@ class GANTask:
         freeze_first_layers(self.D, cfg.freeze_d)  # before DDP, which averages what is trainable
         self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.ema = EMA(self.G, cfg.ema_halflife_kimg, cfg.ema_rampup) if cfg.ema_halflife_kimg > 0 else None
-        self.opt_g = make_adam(self.G.parameters(), cfg.g_lr, cfg.beta1, cfg.beta2, device)
-        self.opt_d = make_adam(self.D.parameters(), cfg.d_lr, cfg.beta1, cfg.beta2, device)
+        self.multi_scale = cfg.architecture == "fastgan"  # G makes (image, 128 px image); D reconstructs
+        self.graph_blocker = graph_blocker(self) if cfg.cuda_graph else None
+        graphed = cfg.cuda_graph and self.graph_blocker is None
+        self.opt_g = make_adam(self.G.parameters(), cfg.g_lr, cfg.beta1, cfg.beta2, device, capturable=graphed)
+        self.opt_d = make_adam(self.D.parameters(), cfg.d_lr, cfg.beta1, cfg.beta2, device, capturable=graphed)
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.d_loss_fn = DISCRIMINATOR_LOSSES[cfg.loss]
         self.g_loss_fn = GENERATOR_LOSSES[cfg.loss]
@@ -96,7 +100,7 @@ class GANTask:
         self.cond_strength = 1.0  # style conditioning in use (< 1 during a ramp-in)
         self.preview_columns = 8 if cfg.conditional else None
         self.ada = AdaptiveAugment(cfg, device, world) if cfg.ada else None
-        self.multi_scale = cfg.architecture == "fastgan"  # G makes (image, 128 px image); D reconstructs
+        self.graphs = StepGraphs(self) if graphed else None
         self.recon_kind, self.recon_vgg = self._reconstruction_loss_kind()
 
     def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -131,7 +135,8 @@ class GANTask:
 
     # -- one iteration ------------------------------------------------------------------------
     def _autocast(self):
-        return autocast_context(self.bf16, self.device)
+        # No cache of bf16 weight copies under graph capture: it would outlive the capture.
+        return autocast_context(self.bf16, self.device, cache=self.graphs is None)
 
     def _reconstruction_loss_kind(self) -> tuple[str, nn.Module | None]:
         """FastGAN: how D's reconstructions of reals are scored ("vgg", "pixel" or "off")."""
@@ -235,22 +240,53 @@ class GANTask:
 
     def train_step(self, real: torch.Tensor, step: int, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One D update and one G update on a batch of reals [B, 3, R, R] in [-1, 1] with their
-        style labels [B] (used by conditional and creative runs)."""
+        style labels [B] (used by conditional and creative runs). What depends on the step number
+        is settled here on the host; the device work (``update``) is the same every step, so a
+        CUDA graph can replay it."""
         cfg, batch = self.cfg, real.shape[0]
         self._step, self._aug_calls = step, 0
+        self.cond_strength = self._conditioning(step, batch)
+        r1_due = cfg.r1_gamma > 0 and step % cfg.r1_interval == 0
+        if self.ema is not None and self.world.main:  # only rank 0 shows or saves it
+            global_batch = batch * self.world.size
+            self.ema.set_progress((step + 1) * global_batch, global_batch)
+        if self.graphs is not None:
+            stats = self.graphs.run(real, labels, r1_due)
+        else:
+            stats = self.update(real, labels, r1_due)
+        if self.ada is not None:  # p moves after the step, as StyleGAN2-ADA adjusts it
+            self.ada.update(step, batch)
+            stats["ada_p"] = self.ada.p.clone()
+        if cfg.conditional and cfg.cond_rampup_kimg > 0:
+            stats["conditioning"] = torch.tensor(self.cond_strength, device=self.device)
+        return stats
+
+    def update(self, real: torch.Tensor, labels: torch.Tensor | None, r1_due: bool) -> dict[str, torch.Tensor]:
+        """The step's device work: D update (and R1 when due), G update, EMA; returns its stats."""
+        cfg, batch = self.cfg, real.shape[0]
         z = normal_rows(self.world, (batch, cfg.z_dim), self.device)  # this rank's share
         # Fakes are asked for the styles of this batch's reals: the data's own distribution (or a
         # uniform one with balance_styles, which the batcher then draws), as StyleGAN2-ADA does.
         style = F.one_hot(labels, cfg.num_styles).float() if cfg.styled else None
         fake_style = self._paired(style) if cfg.conditional and cfg.mode_seeking else style
-        self.cond_strength = self._conditioning(step, batch)
+        fake, stats = self._discriminator_step(real, z, labels, style, fake_style)
+        if r1_due:
+            stats["r1"] = self._r1_step(real, style)
+        stats.update(self._generator_step(z, fake, fake_style))
+        if self.ema is not None and self.world.main:
+            self.ema.apply(self.G)
+        return stats
+
+    def _discriminator_step(self, real, z, labels, style, fake_style):
+        """D's update on reals and G's fakes of z; returns (the fakes, still attached to G's
+        graph, for G's step; stats)."""
         with self._autocast():
             fake = self._generate(z, fake_style)
             (real_logits, real_styles), (fake_logits, _), extra = self._d_logits(real, _detach(fake),
                                                                                  style, fake_style)
             loss_d = self.d_loss_fn(real_logits.float(), fake_logits.float())
             if extra is not None:
-                loss_d = loss_d + cfg.d_recon_weight * extra
+                loss_d = loss_d + self.cfg.d_recon_weight * extra
             if real_styles is not None:  # CAN: D also learns to name the styles of real works
                 loss_style = F.cross_entropy(real_styles.float(), labels)
                 loss_d = loss_d + loss_style
@@ -265,13 +301,10 @@ class GANTask:
             stats["d_recon"] = extra.detach()
         if self.ada is not None:
             self.ada.observe(real_logits)
-            self.ada.update(step, batch)
-            stats["ada_p"] = self.ada.p.clone()
-        if cfg.conditional and cfg.cond_rampup_kimg > 0:
-            stats["conditioning"] = torch.tensor(self.cond_strength, device=self.device)
-        if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
-            stats["r1"] = self._r1_step(real, style)
+        return fake, stats
 
+    def _generator_step(self, z, fake, fake_style) -> dict[str, torch.Tensor]:
+        cfg, stats = self.cfg, {}
         self.D.requires_grad_(False)  # only input gradients are needed through D now
         with self._autocast():
             fake_logits, fake_styles = self._d(fake, fake_style)
@@ -287,9 +320,6 @@ class GANTask:
         self.opt_g.step()
         for p in self.d_trainable:  # not the layers --freeze-d keeps fixed
             p.requires_grad_(True)
-        if self.ema is not None and self.world.main:  # only rank 0 shows or saves it
-            global_batch = batch * self.world.size
-            self.ema.update(self.G, (step + 1) * global_batch, global_batch)
         stats["loss_g"] = loss_g.detach()
         return stats
 

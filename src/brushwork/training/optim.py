@@ -33,14 +33,18 @@ def use_bf16(cfg_value: str, device: torch.device) -> bool:
     return False
 
 
-def autocast_context(bf16: bool, device: torch.device):
+def autocast_context(bf16: bool, device: torch.device, cache: bool = True):
     """bf16 autocast when enabled, else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
-def make_adam(params, lr: float, beta1: float, beta2: float, device: torch.device) -> torch.optim.Adam:
+def make_adam(params, lr: float, beta1: float, beta2: float, device: torch.device,
+              capturable: bool = False) -> torch.optim.Adam:
+    """``capturable``: safe to record in a CUDA graph (step counts stay on the device)."""
     # The fused kernel does the whole update in one launch per device (CUDA and CPU alike).
     try:
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=True, capturable=capturable)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), foreach=True, capturable=capturable)

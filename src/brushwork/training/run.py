@@ -190,6 +190,8 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
          f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
          + (f" | D reconstruction loss: {RECON_NAMES[task.recon_kind]}" if getattr(task, "multi_scale", False)
             else "")
+         + (f" | CUDA graphs off: {task.graph_blocker}" if getattr(task, "graph_blocker", None)
+            else " | CUDA graphs" if getattr(task, "graphs", None) else "")
          + (f" | {world.size} processes x batch {train_cfg.batch_size} = global batch "
             f"{world.size * train_cfg.batch_size}" if world.distributed else "")
          + (f" | resuming at step {start}" if start else ""), quiet)
