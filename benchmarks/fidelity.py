@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -51,6 +55,56 @@ def _at_kimg(curve: list[dict], kimg: float) -> float:
     return [c["swd"] for c in curve if c["kimg"] <= kimg + 1e-9][-1]
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_one(res: int, batch: int, device, steps: int = 3) -> dict:
+    """Peak memory and speed of `fastgan` training steps at paper widths, bf16 where the device
+    has it. CUDA: peak allocated; CPU: peak resident growth from before the models were built
+    (weights, gradients, Adam moments, EMA and activations alike)."""
+    import resource
+
+    before = _rss_bytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    task = GANTask(gan_preset("fastgan", res), device)
+    real = (torch.rand(batch, 3, res, res, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    row = {"res": res, "batch": batch, "device": str(device), "bf16": task.bf16}
+    try:
+        task.train_step(real, 0)  # the first step allocates optimiser state and autotunes
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for step in range(1, steps + 1):
+            task.train_step(real, step)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        row["img_per_s"] = round(steps * batch / (time.perf_counter() - t0), 2)
+    except torch.OutOfMemoryError:
+        row["out_of_memory"] = True
+    if device.type == "cuda":
+        row["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    else:  # ru_maxrss is in KiB on Linux
+        row["peak_gib"] = round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**30, 2)
+    return row
+
+
+def memory_table(configs: str, device, json_path: str | None) -> None:
+    """Each RESxBATCH in its own process (peaks do not carry over); one JSON line each."""
+    for spec in configs.split(","):
+        res, batch = spec.split("x")
+        done = subprocess.run([sys.executable, __file__, "--memory-one", res, batch, "--device", str(device)],
+                              capture_output=True, text=True)
+        line = done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
+            {"res": int(res), "batch": int(batch), "error": done.stderr.strip().splitlines()[-1:]})
+        print(line, flush=True)
+        if json_path:
+            with open(json_path, "a") as f:
+                f.write(line + "\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(SHARED / "wikiart128" / "romanticism"))
@@ -61,9 +115,20 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--width", type=int, default=0, help="g_width = d_width (0: each preset's own)")
     ap.add_argument("--presets", default="modern,fastgan")
+    ap.add_argument("--memory", action="store_true", help="instead: fastgan's peak memory and img/s per "
+                    "resolution and batch (--memory-configs)")
+    ap.add_argument("--memory-configs", default="256x32,512x16,512x32,1024x8,1024x16")
+    ap.add_argument("--memory-one", nargs=2, type=int, metavar=("RES", "BATCH"), help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="--memory: append each row to this file")
     add_run_args(ap, "benchmarks/results/fidelity")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
+    if args.memory_one:
+        print(json.dumps(memory_one(*args.memory_one, device)))
+        return
+    if args.memory:
+        memory_table(args.memory_configs, device, args.json)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not Path(args.data).is_dir():

@@ -1,67 +1,134 @@
 #!/usr/bin/env bash
 # Every GPU measurement in one script, for a lent GPU machine (the image has torch, numpy,
-# pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT.
-#   DATA=.gpudata/wikiart64 OUT=/tmp/out bash benchmarks/gpu.sh
+# pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT:
+# each part's own files, timing.jsonl (seconds per part, skipped parts) and report.json (all of it).
+#   OUT=/tmp/out bash benchmarks/gpu.sh
 # .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
 # romanticism,impressionism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
-# hokusai_great_wave,munch_the_scream}.jpg, and wikiart128/romanticism (the fidelity part).
-# PARTS picks sections.
+# hokusai_great_wave,munch_the_scream}.jpg, and wikiart128/romanticism (fidelity and projection).
+#
+# The whole default run fits one 10-minute call: parts run in order of priority, each with the
+# seconds it is expected to take; a part that would overrun BUDGET (seconds, default 560) is
+# skipped and listed in timing.jsonl. PARTS picks sections.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu}
-DATA=${DATA:-../shared/data/wikiart64}
-QUALITY_KIMG=${QUALITY_KIMG:-1000}
+DATA=${DATA:-.gpudata/wikiart64}
+DATA128=${DATA128:-.gpudata/wikiart128/romanticism}
+BUDGET=${BUDGET:-560}
 mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
+PARTS=${PARTS:-"tests throughput ttq fidelity projection memory style creative vae quality"}
+START=$SECONDS
 
-PARTS=${PARTS:-"tests throughput quality vae style creative fidelity"}
-if [[ $PARTS == *tests* ]]; then
-echo "== GPU tests"
-python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
+# part NAME EXPECTED_SECONDS COMMAND...: run COMMAND when PARTS names it and it fits the budget.
+part() {
+    local name=$1 expected=$2
+    shift 2
+    [[ " $PARTS " == *" $name "* ]] || return 0
+    local used=$((SECONDS - START))
+    if (( used + expected > BUDGET )); then
+        echo "{\"part\": \"$name\", \"skipped\": \"needs ~${expected}s, ${used}s of ${BUDGET}s used\"}" >> "$OUT/timing.jsonl"
+        echo "== $name skipped (budget)"
+        return 0
+    fi
+    echo "== $name"
+    local t0=$SECONDS
+    "$@"
+    local rc=$?
+    echo "{\"part\": \"$name\", \"seconds\": $((SECONDS - t0)), \"exit\": $rc}" >> "$OUT/timing.jsonl"
+}
 
-fi
-if [[ $PARTS == *throughput* ]]; then
-echo "== training throughput"
-T="$OUT/throughput.jsonl"
-python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 128 --seconds 3 --rounds 3 --data "$DATA" --json "$T" > /dev/null
-python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 1024 --seconds 3 --rounds 3 --no-loader --compile --json "$T" > /dev/null
-python3 benchmarks/train_throughput.py --device cuda --res 128 --batch 128 --seconds 3 --rounds 3 --no-loader --json "$T" > /dev/null
-python3 benchmarks/train_throughput.py --device cuda --res 128 --batch 1024 --seconds 3 --rounds 3 --no-loader --json "$T" > /dev/null
-python3 -c "
+tests() {
+    python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -15 | tee "$OUT/gpu_tests.txt"
+}
+
+throughput() {  # issue 13: eager vs CUDA graphs vs textbook, TFLOP/s against the bf16 peak
+    local T="$OUT/throughput.jsonl"
+    python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 128 --seconds 2 --rounds 3 \
+        --data "$DATA" --cuda-graph --tflops --json "$T" > /dev/null
+    python3 benchmarks/train_throughput.py --device cuda --res 64 --batch 1024 --seconds 2 --rounds 3 \
+        --no-loader --cuda-graph --compile --tflops --json "$T" > /dev/null
+    python3 benchmarks/train_throughput.py --device cuda --res 128 --batch 128 --seconds 2 --rounds 3 \
+        --no-loader --cuda-graph --json "$T" > /dev/null
+    python3 -c "
 import json
 for line in open('$T'):
     r = json.loads(line)
-    print(r['res'], r['batch'], r['img_per_s'], r['ratio_vs_best_textbook'], r.get('end_to_end_ratio'))
+    print(r['res'], r['batch'], r['img_per_s'], r['ratio_vs_best_textbook'], r.get('tflops'), r.get('bf16_peak_tflops'))
 "
+}
 
-fi
-if [[ $PARTS == *quality* ]]; then
-echo "== quality (dcgan vs modern at equal images)"
-python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "$QUALITY_KIMG" --batch 128 \
-    --out "$OUT/quality" --quiet 2>&1 | tail -40
-fi
-if [[ $PARTS == *vae* ]]; then
-echo "== VAE vs textbook VAE loop"
-python3 benchmarks/vae.py --device cuda --data "$DATA" --kimg "${VAE_KIMG:-100}" --batch 128 --width 64 \
-    --seconds 3 --json "$OUT/vae.jsonl"
-fi
-if [[ $PARTS == *style* ]]; then
-echo "== style transfer: Gatys and AdaIN vs the tutorial loop, 512 px"
-for pair in tubingen:vangogh_starry_night golden_gate:hokusai_great_wave sailboat:munch_the_scream; do
-    python3 benchmarks/style.py --device cuda --size 512 --steps 300 --encoder random \
-        --content ".gpudata/photos/${pair%%:*}.jpg" --style ".gpudata/paintings/${pair##*:}.jpg" \
-        --out "$OUT/style-${pair%%:*}" --json "$OUT/style.jsonl"
-done
-fi
-if [[ $PARTS == *creative* ]]; then
-echo "== imitation vs innovation: unconditional, conditional, creative at equal images"
-python3 benchmarks/creative.py --device cuda --data "$DATA" --res 64 --width 64 --batch 128 \
-    --kimg "${CREATIVE_KIMG:-500}" --originality-features random --out "$OUT/creative" --quiet 2>&1 | tail -60
-fi
-if [[ $PARTS == *fidelity* ]]; then
-echo "== fidelity: fastgan vs modern at 128 px, equal seconds (SWD vs held-out paintings)"
-python3 benchmarks/fidelity.py --device cuda --data "${DATA128:-.gpudata/wikiart128/romanticism}" \
-    --seconds "${FIDELITY_SECONDS:-90}" --eval-every 15 --batch 16 --out "$OUT/fidelity" --quiet 2>&1 | tail -30
-fi
+ttq() {  # issue 13: SWD vs training seconds, dcgan and modern (eval time not counted)
+    python3 benchmarks/quality.py --device cuda --data "$DATA" --seconds "${TTQ_SECONDS:-45}" \
+        --eval-every "${TTQ_EVERY:-5}" --batch 128 --n-eval 2000 --out "$OUT/time-to-quality" --quiet 2>&1 | tail -12
+}
+
+fidelity() {  # issue 14: fastgan vs modern at 128 px, equal seconds
+    python3 benchmarks/fidelity.py --device cuda --data "$DATA128" --seconds "${FIDELITY_SECONDS:-75}" \
+        --eval-every 15 --batch 16 --out "$OUT/fidelity" --quiet 2>&1 | tail -30
+}
+
+projection() {  # issue 14: projecting held-out paintings into fastgan and modern, VAE beside
+    python3 benchmarks/projection.py --device cuda --data "$DATA128" --res 128 --seconds "${PROJECTION_SECONDS:-40}" \
+        --n 8 --steps 300 --out "$OUT/projection" --quiet 2>&1 | tail -40
+}
+
+memory() {  # issue 14: fastgan's peak GPU memory and speed per resolution and batch
+    python3 benchmarks/fidelity.py --memory --device cuda --json "$OUT/memory.jsonl" 2>&1 | tail -12
+}
+
+style() {
+    for pair in tubingen:vangogh_starry_night golden_gate:hokusai_great_wave sailboat:munch_the_scream; do
+        python3 benchmarks/style.py --device cuda --size 512 --steps 300 --encoder random \
+            --content ".gpudata/photos/${pair%%:*}.jpg" --style ".gpudata/paintings/${pair##*:}.jpg" \
+            --out "$OUT/style-${pair%%:*}" --json "$OUT/style.jsonl"
+    done
+}
+
+creative() {
+    python3 benchmarks/creative.py --device cuda --data "$DATA" --res 64 --width 64 --batch 128 \
+        --kimg "${CREATIVE_KIMG:-500}" --originality-features random --out "$OUT/creative" --quiet 2>&1 | tail -60
+}
+
+vae() {
+    python3 benchmarks/vae.py --device cuda --data "$DATA" --kimg "${VAE_KIMG:-100}" --batch 128 --width 64 \
+        --seconds 3 --json "$OUT/vae.jsonl"
+}
+
+quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
+    python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "${QUALITY_KIMG:-800}" --batch 128 \
+        --out "$OUT/quality" --quiet 2>&1 | tail -40
+}
+
+part tests 60 tests
+part throughput 150 throughput
+part ttq 150 ttq
+part fidelity 200 fidelity
+part projection 240 projection
+part memory 60 memory
+part style 90 style
+part creative 150 creative
+part vae 90 vae
+part quality 200 quality
+
+python3 - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+report = {"gpu": (out / "gpu.txt").read_text() if (out / "gpu.txt").exists() else ""}
+for path in sorted(out.rglob("*.json*")):
+    if path.name == "report.json":
+        continue
+    text = path.read_text()
+    key = str(path.relative_to(out))
+    try:
+        report[key] = json.loads(text) if path.suffix == ".json" else [json.loads(l) for l in text.splitlines() if l.strip()]
+    except json.JSONDecodeError as exc:
+        report[key] = f"unreadable: {exc}"
+(out / "report.json").write_text(json.dumps(report, indent=1))
+print("report:", out / "report.json")
+EOF
