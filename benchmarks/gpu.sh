@@ -3,7 +3,7 @@
 # pillow, pytest, tensorboard; nothing is installed). Runs from source and writes JSON under $OUT:
 # each part's own files, timing.jsonl (seconds per part, skipped parts) and report.json (all of it).
 #   OUT=/tmp/out bash benchmarks/gpu.sh
-# .gpudata/ (git-ignored, carried to the GPU machine) holds copies of ../shared/data/wikiart64/{baroque,
+# .gpudata/ (git-ignored, carried to the GPU machine; made by benchmarks/gpudata.sh) holds copies of ../shared/data/wikiart64/{baroque,
 # romanticism,impressionism}, photos/{tubingen,golden_gate,sailboat}.jpg and paintings/{vangogh_starry_night,
 # hokusai_great_wave,munch_the_scream}.jpg, and wikiart128/romanticism (fidelity and projection).
 #

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Copy what benchmarks/gpu.sh reads from ../shared/data into .gpudata/ (git-ignored; ~57 MB, under
+# the 64 MiB a GPU machine's working tree may carry). Run once before `run --carry .gpudata`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=${SHARED_DATA:-../shared/data}
+[[ -d $SRC/wikiart64 ]] || { echo "gpudata: $SRC/wikiart64 not found (see shared/data/SOURCES.md)" >&2; exit 1; }
+mkdir -p .gpudata/wikiart64 .gpudata/wikiart128 .gpudata/photos .gpudata/paintings
+for style in baroque romanticism impressionism; do cp -r "$SRC/wikiart64/$style" .gpudata/wikiart64/; done
+cp -r "$SRC/wikiart128/romanticism" .gpudata/wikiart128/
+cp "$SRC"/photos/{tubingen,golden_gate,sailboat}.jpg .gpudata/photos/
+cp "$SRC"/paintings/{vangogh_starry_night,hokusai_great_wave,munch_the_scream}.jpg .gpudata/paintings/
+du -sh .gpudata
