@@ -91,11 +91,12 @@ def memory_one(res: int, batch: int, device, steps: int = 3) -> dict:
     return row
 
 
-def memory_table(configs: str, device, json_path: str | None) -> None:
+def memory_table(configs: str, device, json_path: str | None, steps: int) -> None:
     """Each RESxBATCH in its own process (peaks do not carry over); one JSON line each."""
     for spec in configs.split(","):
         res, batch = spec.split("x")
-        done = subprocess.run([sys.executable, __file__, "--memory-one", res, batch, "--device", str(device)],
+        done = subprocess.run([sys.executable, __file__, "--memory-one", res, batch, "--device", str(device),
+                               "--memory-steps", str(steps)],
                               capture_output=True, text=True)
         line = done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
             {"res": int(res), "batch": int(batch), "error": done.stderr.strip().splitlines()[-1:]})
@@ -118,16 +119,17 @@ def main(argv=None):
     ap.add_argument("--memory", action="store_true", help="instead: fastgan's peak memory and img/s per "
                     "resolution and batch (--memory-configs)")
     ap.add_argument("--memory-configs", default="256x32,512x16,512x32,1024x8,1024x16")
+    ap.add_argument("--memory-steps", type=int, default=3, help="--memory: timed steps after the first")
     ap.add_argument("--memory-one", nargs=2, type=int, metavar=("RES", "BATCH"), help=argparse.SUPPRESS)
     ap.add_argument("--json", help="--memory: append each row to this file")
     add_run_args(ap, "benchmarks/results/fidelity")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     if args.memory_one:
-        print(json.dumps(memory_one(*args.memory_one, device)))
+        print(json.dumps(memory_one(*args.memory_one, device, args.memory_steps)))
         return
     if args.memory:
-        memory_table(args.memory_configs, device, args.json)
+        memory_table(args.memory_configs, device, args.json, args.memory_steps)
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from brushwork.config import gan_preset
+from brushwork.config import apply_overrides, gan_preset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import build_gan, count_parameters
 
@@ -73,10 +73,31 @@ def test_modern_generator_starts_as_a_resize_convolution():
     x = torch.randn(2, 5, 6, 6)
     expected = conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
     assert torch.allclose(t(x), expected, atol=1e-5)
-    G, _ = build_gan(gan_preset("modern", 32))
-    assert gan_preset("modern", 32).g_upsample == "transpose-as-resize"
+    G, _ = build_gan(apply_overrides(gan_preset("modern", 32), ["g_upsample=transpose-as-resize"]))
     w = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)][1].weight
     # taps are sums of 3x3 taps: tap1 - tap0 = k[0] = tap2 - tap3 along each axis (not so for DCGAN's init)
     assert torch.allclose(w[:, :, 1] - w[:, :, 0], w[:, :, 2] - w[:, :, 3], atol=1e-7)
     w = [m for m in build_gan(gan_preset("dcgan", 32))[0].modules() if isinstance(m, nn.ConvTranspose2d)][1].weight
     assert not torch.allclose(w[:, :, 1] - w[:, :, 0], w[:, :, 2] - w[:, :, 3], atol=1e-7)
+
+
+def test_growing_upsample_is_a_resize_conv_until_its_gate_opens():
+    import torch.nn as nn
+
+    from brushwork.models.gan import GrowingUpsample, set_growth
+
+    torch.manual_seed(0)
+    layer = GrowingUpsample(5, 7)
+    conv = nn.Conv2d(5, 7, 3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(layer.v.transpose(0, 1))
+        layer.u.normal_()  # a free part that has learned something
+    x = torch.randn(2, 5, 6, 6)
+    resized = conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    assert torch.allclose(layer(x), resized, atol=1e-5)  # gate 0: exactly the resize conv
+    set_growth(layer, 1.0)
+    free = nn.functional.conv_transpose2d(x, layer.u, stride=2, padding=1)
+    assert torch.allclose(layer(x), resized + free, atol=1e-5)  # gate 1: plus the whole free kernel
+    G, _ = build_gan(gan_preset("modern", 32))  # the preset's generator grows this way
+    grown = [m for m in G.modules() if isinstance(m, GrowingUpsample)]
+    assert len(grown) == 3 and all(float(m.gate) == 0 for m in grown)

@@ -185,3 +185,19 @@ def test_resume_keeps_this_optimizers_implementation_flags(tmp_path):
     ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "r"), task.modules(), task.optimizers())
     assert all(g["foreach"] is True and g["fused"] is None for g in task.opt_g.param_groups)
     assert task.opt_g.state  # the moments themselves were restored
+
+
+def test_growing_upsampling_opens_with_images_seen_and_samples_follow():
+    from brushwork.models.gan import GrowingUpsample
+
+    cfg = tiny_run_config("modern").model
+    cfg.g_grow_start_kimg, cfg.g_grow_kimg = 0.016, 0.032  # closed for 16 images, open by 48
+    task = GANTask(cfg, torch.device("cpu"))
+    real = torch.rand(8, 3, 32, 32) * 2 - 1
+    gates = []
+    for step in range(7):  # the gate of step s follows the s x 8 images seen before it
+        task.train_step(real, step)
+        gates.append([float(m.gate) for m in task.G.modules() if isinstance(m, GrowingUpsample)])
+    assert [g[0] for g in gates] == pytest.approx([0, 0, 0, 0.25, 0.5, 0.75, 1.0])
+    ema_gates = [float(m.gate) for m in task.sampler.modules() if isinstance(m, GrowingUpsample)]
+    assert ema_gates == gates[-1]  # the sampling generator paints with the same kernels

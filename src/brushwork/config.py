@@ -34,7 +34,10 @@ class GANConfig:
     g_width: int = 64  # generator channels at the highest resolution (DCGAN's ngf)
     g_upsample: str = "transpose"  # dcgan G's 2x layers: "transpose" (4x4 stride-2 transposed conv,
     # DCGAN), "resize" (nearest 2x + 3x3 conv: no checkerboard artefacts early in training) or
-    # "transpose-as-resize" (transposed convs initialised to equal a resize conv)
+    # "transpose-as-resize" (transposed convs initialised to equal a resize conv) or "grow" (resize
+    # convs that become transposed convs between g_grow_start_kimg and + g_grow_kimg images)
+    g_grow_start_kimg: float = 20.0  # "grow": thousands of images trained as pure resize convs
+    g_grow_kimg: float = 20.0  # "grow": thousands of images over which the transposed part fades in
     d_width: int = 64  # discriminator channels at the highest resolution (DCGAN's ndf)
     d_batchnorm: bool = True  # BatchNorm in D (DCGAN); off when spectral norm is used
     spectral_norm: bool = False  # spectral-normalise every D layer (Miyato et al. 2018)
@@ -88,8 +91,8 @@ class GANConfig:
             raise BrushworkError("--augment ada needs augmentation ops (--set diffaugment=color,translation)")
         if self.ada_interval < 1 or self.ada_kimg <= 0:
             raise BrushworkError("ada_interval must be >= 1 and ada_kimg > 0")
-        if self.g_upsample not in ("transpose", "resize", "transpose-as-resize"):
-            raise BrushworkError(f"g_upsample must be transpose, resize or transpose-as-resize, got "
+        if self.g_upsample not in ("transpose", "resize", "transpose-as-resize", "grow"):
+            raise BrushworkError(f"g_upsample must be transpose, resize, transpose-as-resize or grow, got "
                                  f"{self.g_upsample!r}")
         if self.d_recon not in ("auto", "vgg", "pixel", "off"):
             raise BrushworkError(f"d_recon must be auto, vgg, pixel or off, got {self.d_recon!r}")
@@ -130,13 +133,16 @@ def gan_preset(name: str, resolution: int = 64) -> GANConfig:
         # Small-data art recipe: SN discriminator + hinge loss, EMA generator for sampling,
         # DiffAugment on reals and fakes, bf16 where the hardware has it. D learns faster than G
         # (TTUR, Heusel et al. 2017) which SN discriminators tolerate well.
-        # G's transposed convs start as resize convs (no checkerboard while their kernels are
-        # young): measured at 32 px, SWD after 20k images 75.9 vs 107.9 with DCGAN's init, and
-        # after 100k 40.4 vs 42.9 (benchmarks/RESULTS.md, "Early training").
+        # G's 2x layers train as resize convs for the first 20k images (no checkerboard while
+        # their kernels are young), then grow into transposed convs over the next 20k; DiffAugment
+        # colour + translation (cutout slowed early training and did not help by 100k images).
+        # Measured at 32 px (benchmarks/RESULTS.md, "Early training"), SWD after 20k images 0.53x
+        # the textbook DCGAN's on two seeds, after 100k 34.0 / 29.6 vs 40.4 / 42.8 for the
+        # previous recipe (transposed convs initialised as resize convs, with cutout).
         return GANConfig(preset="modern", architecture="dcgan", resolution=resolution,
                          d_batchnorm=False, spectral_norm=True, loss="hinge", g_lr=2e-4, d_lr=4e-4,
                          beta1=0.0, beta2=0.99, ema_halflife_kimg=10.0,
-                         diffaugment="color,translation,cutout", g_upsample="transpose-as-resize")
+                         diffaugment="color,translation", g_upsample="grow")
     if name == "fastgan":
         # FastGAN (Liu et al. 2021) as published: z 256, BatchNorm + GLU generator with skip-layer
         # excitation, spectral-norm D with reconstruction decoders, hinge loss, Adam 2e-4

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from brushwork.config import GANConfig
@@ -68,12 +69,40 @@ def init_as_resize(module: nn.Module, std: float = 0.02) -> None:
                 m.weight.copy_(torch.einsum("ya,ioab,xb->ioyx", RESIZE_TAPS, k, RESIZE_TAPS))
 
 
+class GrowingUpsample(nn.Module):
+    """A 2x upsampling layer that trains as a resize conv first and grows into a transposed conv:
+    its 4x4 stride-2 kernel is the resize-conv kernel of 3x3 taps ``v`` plus ``gate`` x a free
+    4x4 kernel ``u`` (zero at the start). While the gate is 0 the layer *is* a resize conv (same
+    gradients for ``v``, so the same early training); the training task opens the gate from 0 to
+    1 (``g_grow_kimg``), handing the transposed conv's freedom over gradually."""
+
+    def __init__(self, c_in: int, c_out: int, std: float = 0.02):
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(c_in, c_out, 3, 3) * std)  # [in, out, 3, 3]
+        self.u = nn.Parameter(torch.zeros(c_in, c_out, 4, 4))  # [in, out, 4, 4]
+        self.register_buffer("gate", torch.zeros(()))
+        self.register_buffer("taps", RESIZE_TAPS.clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in, S, S] -> [B, out, 2S, 2S]
+        kernel = torch.einsum("ya,ioab,xb->ioyx", self.taps, self.v, self.taps) + self.gate * self.u
+        return F.conv_transpose2d(x, kernel.to(x.dtype), stride=2, padding=1)
+
+
+def set_growth(module: nn.Module, gate: float) -> None:
+    """Set every GrowingUpsample's gate (0: resize convs, 1: full transposed convs)."""
+    for m in module.modules():
+        if isinstance(m, GrowingUpsample):
+            m.gate.fill_(gate)
+
+
 def _upsample(c_in: int, c_out: int, how: str) -> nn.Module:
-    """A 2x upsampling layer: DCGAN's 4x4 stride-2 transposed conv, or "resize" (nearest 2x then
+    """A 2x upsampling layer: DCGAN's 4x4 stride-2 transposed conv, "resize" (nearest 2x then
     a 3x3 conv; Odena et al. 2016), which cannot make the checkerboard patterns transposed convs
-    paint while their kernels are young."""
+    paint while their kernels are young, or "grow" (a resize conv becoming a transposed conv)."""
     if how == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+    if how == "grow":
+        return GrowingUpsample(c_in, c_out)
     return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
 
 

@@ -21,7 +21,7 @@ from brushwork.config import GANConfig
 from brushwork.data.augment import diff_augment
 from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
-from brushwork.models.gan import build_gan
+from brushwork.models.gan import build_gan, set_growth
 from brushwork.styles import seed_styles
 from brushwork.training.cuda_graph import StepGraphs, graph_blocker
 from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sum_over_ranks, sync_batchnorm
@@ -207,6 +207,11 @@ class GANTask:
         latents = (z[:h] - z[h:2 * h]).abs().mean(dim=1)
         return 1 / ((images / latents).mean() + 1e-5)
 
+    def _growth(self, images: int) -> float:
+        """The gate of G's growing upsampling layers after ``images`` images (0 -> 1)."""
+        start, ramp = self.cfg.g_grow_start_kimg * 1000, self.cfg.g_grow_kimg * 1000
+        return min(1.0, max(0.0, (images - start) / ramp)) if ramp > 0 else float(images >= start)
+
     def _conditioning(self, step: int, batch: int) -> float:
         """How much of the style conditioning is on at this step (ramp-in over cond_rampup_kimg)."""
         ramp = self.cfg.cond_rampup_kimg * 1000
@@ -247,8 +252,10 @@ class GANTask:
         self._step, self._aug_calls = step, 0
         self.cond_strength = self._conditioning(step, batch)
         r1_due = cfg.r1_gamma > 0 and step % cfg.r1_interval == 0
+        global_batch = batch * self.world.size
+        if cfg.g_upsample == "grow":
+            set_growth(self.G, self._growth(step * global_batch))
         if self.ema is not None and self.world.main:  # only rank 0 shows or saves it
-            global_batch = batch * self.world.size
             self.ema.set_progress((step + 1) * global_batch, global_batch)
         if self.graphs is not None:
             stats = self.graphs.run(real, labels, r1_due)
