@@ -201,3 +201,16 @@ def test_growing_upsampling_opens_with_images_seen_and_samples_follow():
     assert [g[0] for g in gates] == pytest.approx([0, 0, 0, 0.25, 0.5, 0.75, 1.0])
     ema_gates = [float(m.gate) for m in task.sampler.modules() if isinstance(m, GrowingUpsample)]
     assert ema_gates == gates[-1]  # the sampling generator paints with the same kernels
+
+
+def test_resuming_with_other_model_settings_is_one_line_and_keeps_the_run(tmp_path):
+    from brushwork.errors import BrushworkError
+
+    train_run(tiny_run_config("modern", steps=3), tmp_path / "r", quiet=True)
+    saved = (tmp_path / "r" / "config.json").read_text()
+    other = tiny_run_config("modern", steps=6)
+    other.model.g_upsample = "transpose"  # e.g. the preset changed between versions
+    with pytest.raises(BrushworkError, match=r"other model settings \(g_upsample: 'grow' -> 'transpose'\)"):
+        train_run(other, tmp_path / "r", resume=True, quiet=True)
+    assert (tmp_path / "r" / "config.json").read_text() == saved  # not rewritten
+    train_run(tiny_run_config("modern", steps=6), tmp_path / "r", resume=True, quiet=True)  # its own: fine

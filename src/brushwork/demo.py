@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from brushwork.config import RunConfig, TrainConfig, gan_preset
+from brushwork.config import RunConfig, TrainConfig, config_hash, gan_preset
 from brushwork.data.dataset import load_dataset
 from brushwork.evaluation import style_metrics
 from brushwork.generate import load_model
@@ -51,6 +51,9 @@ def demo_config(device: torch.device, steps: int, mode: str) -> RunConfig:
     # A minutes-long schedule: 2.5x the preset's learning rates (measured on CPU when the preset
     # still used cutout, 60 s each: SWD 68 with faster rates and no cutout vs 229 without either).
     model.g_lr, model.d_lr = 5e-4, 1e-3
+    # Transposed convs initialised as resize convs, not the preset's growing resize convs: with
+    # these rates, 83.2% of samples judged as the style asked for vs 78.0% (one seed each).
+    model.g_upsample = "transpose-as-resize"
     model.conditional, model.creative = mode == "conditional", mode == "creative"
     model.mode_seeking = MODE_SEEKING if model.conditional else 0.0
     train = TrainConfig(data=DATA, batch_size=64, steps=steps, log_every=25,
@@ -81,11 +84,15 @@ def plot_losses(metrics: Path, out: Path) -> Path | None:
     return save_figure(fig, out)
 
 
-def _train(cfg: RunConfig, run_dir: Path, label: str) -> None:
+def _train(cfg: RunConfig, run_dir: Path, label: str) -> Path:
+    """Train (or continue) one demo model. Its folder is named after the model settings, so a
+    demo folder made by another brushwork version keeps its old runs and trains a new one."""
+    run_dir = run_dir.with_name(f"{run_dir.name}-{config_hash(cfg.model)[:8]}")
     if latest_checkpoint(run_dir) is not None:  # a previous demo: continue rather than refuse
         print(f"continuing the {label} model in {run_dir}", file=sys.stderr)
     print(f"training the {label} model ({cfg.train.steps} steps)", file=sys.stderr)
     train_run(cfg, run_dir, resume=True)
+    return run_dir
 
 
 def _mix_row(model, seeds: list[int]) -> torch.Tensor:
@@ -128,11 +135,11 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     out = ensure_dir(out)
     steps = steps or CONDITIONAL_STEPS
     cond_cfg = demo_config(dev, steps, "conditional")
-    _train(cond_cfg, out / "run", "1/2 style-conditional")
-    _train(demo_config(dev, max(1, int(steps * CREATIVE_SHARE)), "creative"), out / "creative",
-           "2/2 creative")
+    cond_dir = _train(cond_cfg, out / "run", "1/2 style-conditional")
+    creative_dir = _train(demo_config(dev, max(1, int(steps * CREATIVE_SHARE)), "creative"),
+                          out / "creative", "2/2 creative")
 
-    cond, creative = load_model(out / "run", str(dev)), load_model(out / "creative", str(dev))
+    cond, creative = load_model(cond_dir, str(dev)), load_model(creative_dir, str(dev))
     names, seeds = cond.style_names, list(range(COLUMNS))
     rows = [cond.generate_seeds(seeds, style=name) for name in names]
     save_grid(torch.cat(rows), out / "styles.png", COLUMNS)
@@ -145,7 +152,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     print("measuring the innovation figures", file=sys.stderr)
     features = "imagenet" if imagenet_weights_cached() else None  # memorisation needs VGG19 weights
     figures = [style_metrics(m, real, EVAL_SAMPLES, dev, features) for m in (cond, creative)]
-    plot = plot_losses(out / "run" / "metrics.jsonl", out / "losses.png")
+    plot = plot_losses(cond_dir / "metrics.jsonl", out / "losses.png")
     shown = f"{cond.step:,} steps, {cond.step * cond_cfg.train.batch_size:,} images shown"
     sections = [
         ("New works, a row per style", f"Seeds 0-7 asked for each style in turn ({', '.join(names)}; "

@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 
 from brushwork import __version__
-from brushwork.config import RunConfig
+from brushwork.config import RunConfig, to_dict
 from brushwork.data.dataset import ArtDataset, ImageBatcher, empty_style_folders, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
 from brushwork.runs.checkpoint import latest_checkpoint
-from brushwork.runs.directory import run_lock
+from brushwork.runs.directory import read_run_config, run_lock
 from brushwork.training.distributed import World, barrier, close_world, init_world
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write
@@ -30,6 +30,19 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if latest_checkpoint(run_dir) is not None and not resume:
         raise BrushworkError(f"{run_dir} already holds a training run; add --resume to continue "
                              f"it, or choose another --out")
+
+
+def check_same_model(run_dir: Path, run_cfg: RunConfig) -> None:
+    """A resumed run must be built as its checkpoints were: refuse other model settings in one
+    line (before config.json is rewritten) instead of failing to load the weights."""
+    if not (run_dir / "config.json").is_file() or latest_checkpoint(run_dir) is None:
+        return
+    saved = to_dict(read_run_config(run_dir).model)
+    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in to_dict(run_cfg.model).items() if saved.get(k) != v]
+    if changed:
+        raise BrushworkError(f"{run_dir} was trained with other model settings ({'; '.join(changed[:4])}); "
+                             f"resume it with its own (brushwork train --out {run_dir} --resume reads them "
+                             f"from its config.json) or train into a new --out")
 
 
 def next_step_hint(kind: str, run_dir: Path) -> str:
@@ -163,6 +176,8 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     run_cfg.version = run_cfg.version or __version__
     if run_cfg.kind == "gan" and run_cfg.model.styled:
         model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
+    if world.main and resume:
+        check_same_model(run_dir, run_cfg)
     task, train_images = _make_task(run_cfg, ds, device, world)
     if world.main:
         atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
