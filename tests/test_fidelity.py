@@ -182,3 +182,12 @@ def test_project_command_writes_its_files_and_regenerates(gan_run, tmp_path):
     assert main(["blend", str(gan_run), str(target), str(tmp_path / "t" / "seed0009.png"), "--frames", "3", "--steps",
                  "10", "--out", str(tmp_path / "b.gif"), "--device", "cpu"]) == 0
     assert Image.open(tmp_path / "b.gif").n_frames == 3
+
+
+def test_fastgan_defaults_to_the_paper_s_batch_unless_asked(tmp_path):
+    common = ["train", "gan", "--preset", "fastgan", "--res", "32", "--data", "builtin:abstract:8", "--steps",
+              "1", "--set", "g_width=4", "--set", "d_width=4", "--device", "cpu", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--batch-size", "4"]) == 0
+    batch = [json.loads((tmp_path / r / "config.json").read_text())["train"]["batch_size"] for r in "ab"]
+    assert batch == [8, 4]
