@@ -62,17 +62,17 @@ for line in open('$T'):
 }
 
 ttq() {  # issue 13: SWD vs training seconds, dcgan and modern (eval time not counted)
-    python3 benchmarks/quality.py --device cuda --data "$DATA" --seconds "${TTQ_SECONDS:-45}" \
+    python3 benchmarks/quality.py --device cuda --data "$DATA" --seconds "${TTQ_SECONDS:-30}" \
         --eval-every "${TTQ_EVERY:-5}" --batch 128 --n-eval 2000 --out "$OUT/time-to-quality" --quiet 2>&1 | tail -12
 }
 
 fidelity() {  # issue 14: fastgan vs modern at 128 px, equal seconds
-    python3 benchmarks/fidelity.py --device cuda --data "$DATA128" --seconds "${FIDELITY_SECONDS:-75}" \
+    python3 benchmarks/fidelity.py --device cuda --data "$DATA128" --seconds "${FIDELITY_SECONDS:-50}" \
         --eval-every 15 --batch 16 --out "$OUT/fidelity" --quiet 2>&1 | tail -30
 }
 
 projection() {  # issue 14: projecting held-out paintings into fastgan and modern, VAE beside
-    python3 benchmarks/projection.py --device cuda --data "$DATA128" --res 128 --seconds "${PROJECTION_SECONDS:-40}" \
+    python3 benchmarks/projection.py --device cuda --data "$DATA128" --res 128 --seconds "${PROJECTION_SECONDS:-25}" \
         --n 8 --steps 300 --out "$OUT/projection" --quiet 2>&1 | tail -40
 }
 
@@ -105,10 +105,10 @@ quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
 
 part tests 60 tests
 part throughput 150 throughput
-part ttq 150 ttq
-part fidelity 200 fidelity
-part projection 240 projection
-part memory 60 memory
+part ttq 100 ttq
+part fidelity 140 fidelity
+part projection 130 projection
+part memory 90 memory
 part style 90 style
 part creative 150 creative
 part vae 90 vae
