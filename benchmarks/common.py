@@ -89,10 +89,10 @@ def train_with_curve(task, batcher, heldout, device, seconds: float, kimg: float
     spent evaluating is not counted). Returns (curve of {seconds, kimg, swd}, steps, seconds)."""
     import time
 
+    import torch
+
     def sync():
         if device.type == "cuda":
-            import torch
-
             torch.cuda.synchronize(device)
 
     curve, step, trained, next_eval = [], 0, 0.0, 0.0

@@ -84,11 +84,6 @@ def _train_overrides(args) -> dict:
     return out
 
 
-# The FastGAN paper's batch at every resolution; a step's memory grows with batch x resolution
-# (benchmarks/RESULTS.md, "fastgan memory"), and 64 images at 1024 px would not fit 24 GB.
-FASTGAN_BATCH = 8
-
-
 def _model_config(args):
     from brushwork.config import VAEConfig, apply_overrides, gan_preset
 
@@ -135,6 +130,8 @@ def cmd_train(args) -> int:
             train.init_from = str(Path(args.init_from).expanduser().resolve())
         elif getattr(args, "freeze_d", None):
             raise BrushworkError("--freeze-d goes with --init-from (fine-tuning a trained run)")
+        from brushwork.config import FASTGAN_BATCH
+
         model = _model_config(args)
         if args.batch_size is None and getattr(model, "architecture", "") == "fastgan":
             train.batch_size = FASTGAN_BATCH

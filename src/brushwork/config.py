@@ -117,6 +117,12 @@ class GANConfig:
         return self.conditional or self.creative
 
 
+# The fastgan preset's batch unless --batch-size is given: the FastGAN paper's at every resolution.
+# Memory grows with batch x resolution (benchmarks/RESULTS.md, "fastgan memory"): the general
+# default of 64 would not fit 1024 px on a 24 GB GPU.
+FASTGAN_BATCH = 8
+
+
 def gan_preset(name: str, resolution: int = 64) -> GANConfig:
     """The three supported starting points; see README for what each is for."""
     if name == "seed":

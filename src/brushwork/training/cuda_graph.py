@@ -41,6 +41,7 @@ class StepGraphs:
         self.static_real: torch.Tensor | None = None
         self.static_labels: torch.Tensor | None = None
         self.eager_steps = 0
+        self.side = torch.cuda.Stream(task.device)  # where eager warm-up steps run
 
     def run(self, real: torch.Tensor, labels: torch.Tensor | None, r1_due: bool) -> dict[str, torch.Tensor]:
         if self.eager_steps < self.warmup or self.task.cond_strength < 1.0:
@@ -59,11 +60,10 @@ class StepGraphs:
 
     def _eager(self, real, labels, r1_due) -> dict[str, torch.Tensor]:
         """One eager step on a side stream (what capture expects warm-up to look like)."""
-        side = torch.cuda.Stream(self.task.device)
-        side.wait_stream(torch.cuda.current_stream(self.task.device))
-        with torch.cuda.stream(side):
+        self.side.wait_stream(torch.cuda.current_stream(self.task.device))
+        with torch.cuda.stream(self.side):
             stats = self.task.update(real, labels, r1_due)
-        torch.cuda.current_stream(self.task.device).wait_stream(side)
+        torch.cuda.current_stream(self.task.device).wait_stream(self.side)
         return stats
 
     def _capture(self, real, labels, r1_due) -> None:

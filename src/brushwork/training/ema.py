@@ -26,11 +26,6 @@ class EMA:
             halflife = min(halflife, images_seen * self.rampup)
         return 0.5 ** (batch_size / max(halflife, 1e-8))
 
-    @torch.no_grad()
-    def update(self, model: nn.Module, images_seen: int, batch_size: int) -> None:
-        self.set_progress(images_seen, batch_size)
-        self.apply(model)
-
     def set_progress(self, images_seen: int, batch_size: int) -> None:
         """Store this step's weight 1 - beta on the model's device (one small copy, no sync)."""
         self.weight.fill_(1.0 - self.decay(images_seen, batch_size))
