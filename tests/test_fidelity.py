@@ -62,6 +62,18 @@ def test_fastgan_trains_a_step_at_256_px_and_samples_deterministically(tmp_path)
     assert a.shape == (2, 3, 256, 256) and torch.equal(a, b)  # noise injection is fixed when sampling
 
 
+def test_fastgan_without_the_reconstruction_loss_has_no_decoders_and_trains():
+    cfg = gan_preset("fastgan", 32)
+    cfg.g_width = cfg.d_width = 8
+    with_decoders = count_parameters(build_gan(cfg)[1])
+    cfg.d_recon, cfg.mixed_precision = "off", "no"
+    task = GANTask(cfg, torch.device("cpu"))
+    assert count_parameters(task.D) < with_decoders
+    assert not any("decode" in name for name, _ in task.D.named_parameters())  # nothing left untrained
+    stats = task.train_step(torch.rand(4, 3, 32, 32) * 2 - 1, 0)
+    assert "d_recon" not in stats and torch.isfinite(stats["loss_d"])
+
+
 def _ada_task(real_sign: float) -> GANTask:
     cfg = gan_preset("modern", 32)
     cfg.g_width = cfg.d_width = 8

@@ -61,14 +61,28 @@ class NoiseInjection(nn.Module):
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
+        # (rank, world size): under torchrun every process draws the noise of the whole global
+        # batch from the shared generator and keeps its own rows (as for the latents), so ranks
+        # do not repeat each other's noise and N x B trains like 1 x N*B.
+        self.share = (0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            rank, size = self.share
+            b = x.shape[0]
+            noise = torch.randn(b * size, 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            noise = noise[rank * b:(rank + 1) * b]
         else:
             g = torch.Generator().manual_seed(x.shape[2])  # the same map for this size, anywhere
             noise = torch.randn(1, 1, x.shape[2], x.shape[3], generator=g).to(x.device, x.dtype)
         return x + self.weight.to(x.dtype) * noise
+
+
+def share_noise(module: nn.Module, rank: int, world_size: int) -> None:
+    """Tell every NoiseInjection which rows of the global batch this process trains on."""
+    for m in module.modules():
+        if isinstance(m, NoiseInjection):
+            m.share = (rank, world_size)
 
 
 def _up_block(c_in: int, c_out: int, comp: bool) -> nn.Sequential:
@@ -196,9 +210,11 @@ class FastGANDiscriminator(nn.Module):
                                        DownBlock(ch(64), ch(32), sn), DownBlock(ch(32), ch(16), sn),
                                        DownBlock(ch(16), ch(8), sn))  # [B, ch(8), 8, 8]
             self.small_logits = sn(nn.Conv2d(ch(8), 1, 4, 1, 0))
-            self.decode_small = Decoder(ch(8), w, self.recon_size)
-        self.decode_whole = Decoder(ch(8), w, self.recon_size)
-        self.decode_part = Decoder(ch(16), w, self.recon_size) if 16 in channels else None
+        self.decode_small = self.decode_whole = self.decode_part = None
+        if cfg.d_recon != "off":  # the decoders (none without the reconstruction loss)
+            self.decode_small = Decoder(ch(8), w, self.recon_size) if self.small is not None else None
+            self.decode_whole = Decoder(ch(8), w, self.recon_size)
+            self.decode_part = Decoder(ch(16), w, self.recon_size) if 16 in channels else None
         self.apply(init_weights)
 
     def forward(self, images, reconstruct: bool = False):
@@ -212,6 +228,7 @@ class FastGANDiscriminator(nn.Module):
             maps[s] = self.sle[str(s)](maps[D_SLE[s]], x) if str(s) in self.sle else x
             previous = s
         logits = [self.logits(maps[8]).flatten(1)]
+        small_map = None
         if self.small is not None:
             if small is None:
                 small = F.interpolate(big, size=SMALL, mode="bilinear", align_corners=False, antialias=True)
@@ -220,7 +237,7 @@ class FastGANDiscriminator(nn.Module):
         logits = torch.cat(logits, 1)
         if not reconstruct:
             return logits
-        return logits, self._reconstructions(big, maps, small_map if self.small is not None else None, small)
+        return logits, self._reconstructions(big, maps, small_map, small)
 
     def _reconstructions(self, big, maps, small_map, small) -> list[tuple[torch.Tensor, torch.Tensor]]:
         t = self.recon_size
@@ -233,6 +250,6 @@ class FastGANDiscriminator(nn.Module):
             part = maps[16][:, :, qy * 8:(qy + 1) * 8, qx * 8:(qx + 1) * 8]
             h = big.shape[-1] // 2
             pairs.append((self.decode_part(part), resize(big[:, :, qy * h:(qy + 1) * h, qx * h:(qx + 1) * h])))
-        if small_map is not None:
+        if self.decode_small is not None:
             pairs.append((self.decode_small(small_map), resize(small)))
         return pairs

@@ -158,7 +158,8 @@ def _collective_device() -> torch.device:
 
 # ---- models -----------------------------------------------------------------------------------
 class _SumOverRanks(torch.autograd.Function):
-    """All-reduce (sum) with its gradient: the gradient of a sum over ranks is summed too."""
+    """All-reduce (sum) with its gradient: the gradient of a sum over ranks is summed too. The
+    backward is itself this function, so it can be differentiated again (R1 through BatchNorm)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -168,9 +169,7 @@ class _SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        return _SumOverRanks.apply(grad)
 
 
 class CrossProcessBatchNorm(nn.BatchNorm2d):
@@ -202,16 +201,19 @@ class CrossProcessBatchNorm(nn.BatchNorm2d):
         return y.to(x.dtype)
 
 
-def sync_batchnorm(module: nn.Module, world: World, device: torch.device, enabled: bool = True) -> nn.Module:
-    """BatchNorm layers whose statistics span the processes (see CrossProcessBatchNorm)."""
+def sync_batchnorm(module: nn.Module, world: World, device: torch.device, enabled: bool = True,
+                   second_order: bool = False) -> nn.Module:
+    """BatchNorm layers whose statistics span the processes: torch's SyncBatchNorm on GPUs, else
+    CrossProcessBatchNorm, which also runs on CPUs and, unlike SyncBatchNorm, can be
+    differentiated twice (``second_order``: a discriminator with an R1 penalty)."""
     if not (world.distributed and enabled):
         return module
-    if device.type == "cuda":
+    if device.type == "cuda" and not second_order:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    return _convert_cpu(module)
+    return _convert_cross_process(module)
 
 
-def _convert_cpu(module: nn.Module) -> nn.Module:
+def _convert_cross_process(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
             new = CrossProcessBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
@@ -219,11 +221,11 @@ def _convert_cpu(module: nn.Module) -> nn.Module:
             new.load_state_dict(child.state_dict())
             setattr(module, name, new)
         else:
-            _convert_cpu(child)
+            _convert_cross_process(child)
     return module
 
 
-def ddp(module: nn.Module, world: World, device: torch.device, find_unused: bool = False) -> nn.Module:
+def ddp(module: nn.Module, world: World, device: torch.device) -> nn.Module:
     """The module wrapped for gradient averaging (itself in a single process). Buffers are not
     broadcast: BatchNorm statistics are already global (or deliberately per rank, sync_bn off)."""
     if not world.distributed:
@@ -231,7 +233,22 @@ def ddp(module: nn.Module, world: World, device: torch.device, find_unused: bool
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
-                                   forward_sync_buffers=False, find_unused_parameters=find_unused)
+                                   forward_sync_buffers=False)
+
+
+def unreached_parameters(loss: torch.Tensor, params: list[nn.Parameter]) -> list[nn.Parameter]:
+    """Those of ``params`` that ``loss.backward()`` would leave without a gradient (a walk over
+    the autograd graph, nothing computed)."""
+    reached, seen, todo = set(), set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):  # AccumulateGrad: where a leaf's gradient lands
+            reached.add(id(node.variable))
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return [p for p in params if id(p) not in reached]
 
 
 def normal_rows(world: World, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:

@@ -21,10 +21,12 @@ from brushwork.config import GANConfig
 from brushwork.data.augment import diff_augment
 from brushwork.latents import latents_for_seeds
 from brushwork.losses import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, r1_penalty, style_ambiguity_loss
+from brushwork.models.fastgan import share_noise
 from brushwork.models.gan import build_gan, set_growth
 from brushwork.styles import seed_styles
 from brushwork.training.cuda_graph import StepGraphs, graph_blocker
-from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sum_over_ranks, sync_batchnorm
+from brushwork.training.distributed import (SINGLE, World, ddp, normal_rows, sum_over_ranks, sync_batchnorm,
+                                            unreached_parameters)
 from brushwork.training.ema import EMA
 from brushwork.training.finetune import freeze_first_layers
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
@@ -77,8 +79,11 @@ class GANTask:
         G, D = build_gan(cfg)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = sync_batchnorm(G, world, device, cfg.sync_bn).to(device, memory_format=fmt)
-        self.D = sync_batchnorm(D, world, device, cfg.sync_bn).to(device, memory_format=fmt)
+        second_order = cfg.r1_gamma > 0  # R1 differentiates D's gradient
+        self.D = sync_batchnorm(D, world, device, cfg.sync_bn, second_order).to(device, memory_format=fmt)
         freeze_first_layers(self.D, cfg.freeze_d)  # before DDP, which averages what is trainable
+        if cfg.architecture == "fastgan":
+            share_noise(self.G, world.rank, world.size)
         self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.ema = EMA(self.G, cfg.ema_halflife_kimg, cfg.ema_rampup) if cfg.ema_halflife_kimg > 0 else None
         self.multi_scale = cfg.architecture == "fastgan"  # G makes (image, 128 px image); D reconstructs
@@ -102,6 +107,7 @@ class GANTask:
         self.ada = AdaptiveAugment(cfg, device, world) if cfg.ada else None
         self.graphs = StepGraphs(self) if graphed else None
         self.recon_kind, self.recon_vgg = self._reconstruction_loss_kind()
+        self._r1_skips: list[nn.Parameter] | None = None  # D's parameters R1 does not reach (DDP)
 
     def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Seeds 0..63; conditional runs: seeds 0..7 in a row per style (at most 8 styles)."""
@@ -340,13 +346,22 @@ class GANTask:
         """Lazy R1 (StyleGAN2): every r1_interval steps, penalty scaled by the interval."""
         real = real.detach().requires_grad_(True)
         with self._autocast():
-            logits, style_logits = self._d(real, style, self.D_step)
+            logits, _ = self._d(real, style, self.D_step)
         penalty = r1_penalty(logits.float(), real)
         loss = penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval
-        if style_logits is not None:  # the style head joins with weight 0: DDP expects every
-            loss = loss + 0 * style_logits.float().sum()  # parameter of D to get a gradient
+        # R1 does not reach every parameter of D (a last layer's bias, CAN's style head,
+        # FastGAN's decoders): one process leaves their gradients empty, so Adam skips them.
+        # DDP expects a gradient for each, so they join with weight 0 and are emptied after.
+        skipped = []
+        if self.world.distributed:
+            if self._r1_skips is None:
+                self._r1_skips = unreached_parameters(loss, self.d_trainable)
+            skipped = self._r1_skips
+            loss = loss + sum(0 * p.sum() for p in skipped)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        for p in skipped:
+            p.grad = None
         self.opt_d.step()
         return penalty.detach()
 
