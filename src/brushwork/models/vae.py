@@ -65,7 +65,9 @@ class VAE(nn.Module):
         eps = torch.randn_like(mu) if noise is None else noise
         return mu + torch.exp(0.5 * logvar) * eps
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, 3, R, R] -> (reconstruction [B, 3, R, R], mu [B, L], logvar [B, L])."""
+    def forward(self, x: torch.Tensor,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, 3, R, R] (and the posterior sample's noise [B, L], default fresh) ->
+        (reconstruction [B, 3, R, R], mu [B, L], logvar [B, L])."""
         mu, logvar = self.encoder(x)
-        return self.decoder(self.reparameterise(mu, logvar)), mu, logvar
+        return self.decoder(self.reparameterise(mu, logvar, noise)), mu, logvar

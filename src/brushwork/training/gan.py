@@ -280,7 +280,7 @@ class GANTask:
         z = normal_rows(self.world, (batch, cfg.z_dim), self.device)  # this rank's share
         # Fakes are asked for the styles of this batch's reals: the data's own distribution (or a
         # uniform one with balance_styles, which the batcher then draws), as StyleGAN2-ADA does.
-        style = F.one_hot(labels, cfg.num_styles).float() if cfg.styled else None
+        style = F.one_hot(labels, cfg.num_styles).to(real.dtype) if cfg.styled else None
         fake_style = self._paired(style) if cfg.conditional and cfg.mode_seeking else style
         fake, stats = self._discriminator_step(real, z, labels, style, fake_style)
         if r1_due:

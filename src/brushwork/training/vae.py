@@ -24,7 +24,7 @@ from brushwork.imaging import psnr as image_psnr
 from brushwork.imaging import unit_from_uint8
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
-from brushwork.training.distributed import SINGLE, World, ddp, sync_batchnorm
+from brushwork.training.distributed import SINGLE, World, ddp, normal_rows, sync_batchnorm
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
 PREVIEW_IMAGES = 8  # validation images shown (with reconstructions) in every sample grid
@@ -91,8 +91,10 @@ class VAETask:
         return self.cfg.beta * (min(1.0, step / warm) if warm > 0 else 1.0)
 
     def train_step(self, real: torch.Tensor, step: int, labels=None) -> dict[str, torch.Tensor]:
+        # Under torchrun each process keeps its rows of the global batch's noise (as GAN latents).
+        noise = normal_rows(self.world, (real.shape[0], self.cfg.latent_dim), self.device)
         with autocast_context(self.bf16, self.device):
-            x_hat, mu, logvar = self.vae_step(real)
+            x_hat, mu, logvar = self.vae_step(real, noise)
         recon = reconstruction_loss(x_hat.float(), real, self.cfg.recon)
         kl = kl_divergence(mu.float(), logvar.float())
         loss = recon + self.beta_at(step) * kl
