@@ -31,6 +31,7 @@ from brushwork.config import gan_preset  # noqa: E402
 from brushwork.data.dataset import ImageBatcher, load_dataset  # noqa: E402
 from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.training.cuda_graph import WARMUP_STEPS  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
 
@@ -60,24 +61,29 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory_one(res: int, batch: int, device, steps: int = 3) -> dict:
+def memory_one(res: int, batch: int, device, steps: int = 3, graph: bool = False) -> dict:
     """Peak memory and speed of `fastgan` training steps at paper widths, bf16 where the device
-    has it. CUDA: peak allocated; CPU: peak resident growth from before the models were built
-    (weights, gradients, Adam moments, EMA and activations alike)."""
+    has it (``graph``: replayed as CUDA graphs). CUDA: peak allocated; CPU: peak resident growth
+    from before the models were built (weights, gradients, Adam moments, EMA and activations)."""
     import resource
 
     before = _rss_bytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    task = GANTask(gan_preset("fastgan", res), device)
+    cfg = gan_preset("fastgan", res)
+    cfg.cuda_graph = graph
+    task = GANTask(cfg, device)
     real = (torch.rand(batch, 3, res, res, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    row = {"res": res, "batch": batch, "device": str(device), "bf16": task.bf16}
+    row = {"res": res, "batch": batch, "device": str(device), "bf16": task.bf16,
+           "cuda_graph": task.graphs is not None}
+    untimed = WARMUP_STEPS + 1 if task.graphs is not None else 1  # eager warm-up, then capture
     try:
-        task.train_step(real, 0)  # the first step allocates optimiser state and autotunes
+        for step in range(untimed):  # the first step allocates optimiser state and autotunes
+            task.train_step(real, step)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        for step in range(1, steps + 1):
+        for step in range(untimed, untimed + steps):
             task.train_step(real, step)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -92,11 +98,13 @@ def memory_one(res: int, batch: int, device, steps: int = 3) -> dict:
 
 
 def memory_table(configs: str, device, json_path: str | None, steps: int) -> None:
-    """Each RESxBATCH in its own process (peaks do not carry over); one JSON line each."""
+    """Each RESxBATCH (RESxBATCHg: as CUDA graphs) in its own process (peaks do not carry over);
+    one JSON line each."""
     for spec in configs.split(","):
-        res, batch = spec.split("x")
+        graph = spec.endswith("g")
+        res, batch = spec.rstrip("g").split("x")
         done = subprocess.run([sys.executable, __file__, "--memory-one", res, batch, "--device", str(device),
-                               "--memory-steps", str(steps)],
+                               "--memory-steps", str(steps), *(["--memory-graph"] if graph else [])],
                               capture_output=True, text=True)
         line = done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
             {"res": int(res), "batch": int(batch), "error": done.stderr.strip().splitlines()[-1:]})
@@ -118,15 +126,17 @@ def main(argv=None):
     ap.add_argument("--presets", default="modern,fastgan")
     ap.add_argument("--memory", action="store_true", help="instead: fastgan's peak memory and img/s per "
                     "resolution and batch (--memory-configs)")
-    ap.add_argument("--memory-configs", default="256x32,512x16,512x32,1024x8,1024x16")
+    ap.add_argument("--memory-configs", default="256x8,256x8g,256x32,512x16,512x32,1024x8,1024x16",
+                    help="RESxBATCH, comma-separated; a trailing g: replayed as CUDA graphs")
     ap.add_argument("--memory-steps", type=int, default=3, help="--memory: timed steps after the first")
     ap.add_argument("--memory-one", nargs=2, type=int, metavar=("RES", "BATCH"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-graph", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="--memory: append each row to this file")
     add_run_args(ap, "benchmarks/results/fidelity")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     if args.memory_one:
-        print(json.dumps(memory_one(*args.memory_one, device, args.memory_steps)))
+        print(json.dumps(memory_one(*args.memory_one, device, args.memory_steps, args.memory_graph)))
         return
     if args.memory:
         memory_table(args.memory_configs, device, args.json, args.memory_steps)

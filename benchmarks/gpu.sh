@@ -76,8 +76,8 @@ projection() {  # issue 14: projecting held-out paintings into fastgan and moder
         --n 8 --steps 300 --out "$OUT/projection" --quiet 2>&1 | tail -40
 }
 
-memory() {  # issue 14: fastgan's peak GPU memory and speed per resolution and batch
-    python3 benchmarks/fidelity.py --memory --device cuda --json "$OUT/memory.jsonl" 2>&1 | tail -12
+memory() {  # issue 14: fastgan's peak GPU memory and speed per resolution and batch (256x8g: CUDA graphs)
+    python3 benchmarks/fidelity.py --memory --memory-steps 10 --device cuda --json "$OUT/memory.jsonl" 2>&1 | tail -12
 }
 
 style() {

@@ -13,6 +13,7 @@ from brushwork.config import gan_preset
 from brushwork.errors import BrushworkError
 from brushwork.generate import load_model
 from brushwork.latents import latents_for_seeds
+from brushwork.models.fastgan import quadrant
 from brushwork.models.gan import build_gan, count_parameters
 from brushwork.provenance import read_record
 from brushwork.training.gan import GANTask
@@ -60,6 +61,14 @@ def test_fastgan_trains_a_step_at_256_px_and_samples_deterministically(tmp_path)
     model = load_model(run, "cpu")
     a, b = (model.generate(latents_for_seeds([3, 4], model.z_dim)) for _ in range(2))
     assert a.shape == (2, 3, 256, 256) and torch.equal(a, b)  # noise injection is fixed when sampling
+
+
+def test_the_reconstructed_quadrant_is_chosen_on_the_device():
+    maps = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    for q, (top, left) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            part = quadrant(maps.contiguous(memory_format=layout), torch.tensor([q]))
+            assert torch.equal(part, maps[:, :, top:top + 4, left:left + 4])
 
 
 def test_fastgan_without_the_reconstruction_loss_has_no_decoders_and_trains():

@@ -75,7 +75,7 @@ def _train_steps(cfg, steps: int, seed: int = 0):
     return task, losses
 
 
-@pytest.mark.parametrize("preset", ["modern", "dcgan"])
+@pytest.mark.parametrize("preset", ["modern", "dcgan", "fastgan"])
 def test_cuda_graph_step_matches_the_eager_step(preset):
     """20 steps cover the eager warm-up, the plain graph and (modern) the R1 graph at step 16."""
     eager_cfg = tiny_run_config(preset).model

@@ -184,6 +184,15 @@ def _stem(resolution: int, c_out: int, width: int, sn) -> tuple[nn.Sequential, i
     return nn.Sequential(*layers), c
 
 
+def quadrant(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Quadrant q (a 1-element tensor: 0 top left, 1 top right, 2 bottom left, 3 bottom right) of
+    maps [B, C, 2S, 2S] -> [B, C, S, S]."""
+    b, c, h, w = x.shape
+    tiles = x.reshape(b, c, 2, h // 2, 2, w // 2)
+    rows = tiles.index_select(2, torch.div(q, 2, rounding_mode="floor"))
+    return rows.index_select(4, q % 2).reshape(b, c, h // 2, w // 2)
+
+
 class FastGANDiscriminator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -245,11 +254,10 @@ class FastGANDiscriminator(nn.Module):
             x, size=t, mode="bilinear", align_corners=False, antialias=True)
         pairs = [(self.decode_whole(maps[8]), resize(big))]
         if self.decode_part is not None:
-            q = int(torch.randint(4, (1,)))  # one random quadrant for the batch, as in the paper
-            qy, qx = divmod(q, 2)
-            part = maps[16][:, :, qy * 8:(qy + 1) * 8, qx * 8:(qx + 1) * 8]
-            h = big.shape[-1] // 2
-            pairs.append((self.decode_part(part), resize(big[:, :, qy * h:(qy + 1) * h, qx * h:(qx + 1) * h])))
+            # One random quadrant for the batch, as in the paper, drawn and applied on the device
+            # (no host sync, so a CUDA graph can replay the step).
+            q = torch.randint(4, (1,), device=big.device)
+            pairs.append((self.decode_part(quadrant(maps[16], q)), resize(quadrant(big, q))))
         if self.decode_small is not None:
             pairs.append((self.decode_small(small_map), resize(small)))
         return pairs

@@ -27,8 +27,6 @@ def graph_blocker(task) -> str | None:
         return "CUDA graphs need a CUDA device"
     if task.world.distributed:
         return "CUDA graphs run in a single process for now (not under torchrun)"
-    if task.multi_scale:
-        return "fastgan picks its reconstruction quadrant on the host each step"
     return None
 
 
