@@ -108,7 +108,7 @@ part throughput 150 throughput
 part ttq 100 ttq
 part fidelity 140 fidelity
 part projection 130 projection
-part memory 90 memory
+part memory 110 memory
 part style 90 style
 part creative 150 creative
 part vae 90 vae
