@@ -108,11 +108,12 @@ def test_two_processes_average_the_gradients_of_one_process(tmp_path, preset, ov
 
 def test_resume_across_world_sizes(tmp_path):
     # EMA, SN (R1 is covered by the gradient test above: its float32 second derivative adds
-    # noise that Adam amplifies as described next). Transposed convs, not the preset's growing resize convs: with those, 451 of the
-    # 51,200 weights of G's first layer differ by more than 1e-5 after 4 steps (5e-4 at most after
-    # 8). Adam (beta1 = 0) divides each gradient by its own running size, which amplifies the 1e-7
-    # summation-order noise where gradients are small, and a 1e-3 tolerance would no longer tell
-    # an exact continuation from a wrong one (Adam moves any weight at most ~lr = 2e-4 a step).
+    # noise that Adam amplifies as described next). Transposed convs, not the preset's growing
+    # resize convs: with those, 451 of the 51,200 weights of G's first layer differ by more than
+    # 1e-5 after 4 steps (5e-4 at most after 8). Adam (beta1 = 0) divides each gradient by its own
+    # running size, which amplifies the 1e-7 summation-order noise where gradients are small, and
+    # a 1e-3 tolerance would no longer tell an exact continuation from a wrong one (Adam moves any
+    # weight at most ~lr = 2e-4 a step).
     modern = ["--preset", "modern", "--set", "diffaugment=", "--set", "g_upsample=transpose-as-resize",
               "--ckpt-every", "4"]
     _train(tmp_path / "straight", *modern, "--batch-size", "16", "--steps", "8")
