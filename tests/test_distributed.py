@@ -28,9 +28,15 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def _python(procs: int = 1) -> list[str]:
+    """The start of a command line: Python itself, or torchrun with ``procs`` local processes."""
+    if procs == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+
+
 def _train(out: Path, *args: str, procs: int = 1, check: bool = True) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                str(procs), "-m", "brushwork"] if procs > 1 else [sys.executable, "-m", "brushwork"]
+    launcher = [*_python(procs), "-m", "brushwork"]
     done = subprocess.run([*launcher, "train", "gan", "--out", str(out), *TINY, *args], env=_env(),
                           capture_output=True, text=True, timeout=300)
     if check:
@@ -94,9 +100,8 @@ def test_two_processes_average_the_gradients_of_one_process(tmp_path, preset, ov
     helper = Path(__file__).with_name("ddp_gradients.py")
     env = {**_env(), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     for procs, out in ((1, "one"), (2, "two")):
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-        done = subprocess.run([*(launcher if procs > 1 else [sys.executable]), str(helper), preset,
-                               str(tmp_path / f"{out}.safetensors"), *overrides],
+        done = subprocess.run([*_python(procs), str(helper), preset, str(tmp_path / f"{out}.safetensors"),
+                               *overrides],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     one, two = load_file(tmp_path / "one.safetensors"), load_file(tmp_path / "two.safetensors")
@@ -127,8 +132,7 @@ def test_resume_across_world_sizes(tmp_path):
 
 
 def _running_job(out: Path) -> subprocess.Popen:
-    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            "--nproc-per-node", "2", "-m", "brushwork", "train", "gan", "--out", str(out),
+    job = subprocess.Popen([*_python(2), "-m", "brushwork", "train", "gan", "--out", str(out),
                             *TINY, "--batch-size", "8", "--steps", "1000000", "--ckpt-every", "20"],
                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
@@ -177,10 +181,9 @@ def test_vae_two_processes_match_one_process(tmp_path):
     vae = ["-m", "brushwork", "train", "vae", "--data", "builtin:abstract:16", "--res", "32", "--steps", "4",
            "--set", "width=8", "--set", "mixed_precision=no", "--log-every", "2", "--device", "cpu",
            "--quiet", "--no-flip"]
-    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    for out, args in (("one", [*vae, "--batch-size", "8"]), ("two", [*torchrun, *vae, "--batch-size", "4"])):
-        done = subprocess.run([sys.executable, *args, "--out", str(tmp_path / out)], env=_env(),
-                              capture_output=True, text=True, timeout=300)
+    for out, procs, batch in (("one", 1, "8"), ("two", 2, "4")):
+        done = subprocess.run([*_python(procs), *vae, "--batch-size", batch, "--out", str(tmp_path / out)],
+                              env=_env(), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     _assert_same(_weights(tmp_path / "one", 4), _weights(tmp_path / "two", 4))
 
@@ -192,8 +195,7 @@ def test_vae_and_adain_train_under_torchrun(tmp_path):
         (tmp_path / folder).mkdir()
         for i in range(4):
             noise_image(tmp_path / folder / f"{i}.png", i + (10 if folder == "style" else 0))
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "brushwork", "train"]
+    launcher = [*_python(2), "-m", "brushwork", "train"]
     runs = {
         "vae": ["vae", "--data", "builtin:abstract:8", "--res", "32", "--batch-size", "4", "--steps", "4",
                 "--set", "width=8", "--log-every", "2"],

@@ -82,8 +82,7 @@ class GANTask:
         second_order = cfg.r1_gamma > 0  # R1 differentiates D's gradient
         self.D = sync_batchnorm(D, world, device, cfg.sync_bn, second_order).to(device, memory_format=fmt)
         freeze_first_layers(self.D, cfg.freeze_d)  # before DDP, which averages what is trainable
-        if cfg.architecture == "fastgan":
-            share_noise(self.G, world.rank, world.size)
+        share_noise(self.G, world.rank, world.size)  # FastGAN's noise injection (others have none)
         self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.ema = EMA(self.G, cfg.ema_halflife_kimg, cfg.ema_rampup) if cfg.ema_halflife_kimg > 0 else None
         self.multi_scale = cfg.architecture == "fastgan"  # G makes (image, 128 px image); D reconstructs
