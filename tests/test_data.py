@@ -232,3 +232,89 @@ def test_an_unwritable_cache_folder_still_loads_the_data(tmp_path, capsys):
     assert len(ds) == 3 and ds.images.shape == (3, 3, 32, 32)
     assert "could not write dataset cache" in capsys.readouterr().err
     assert int(ds.images[1, 0].float().mean()) == 50  # in memory, off the deleted temporary file
+
+
+_BUILD_ONE_CACHE = """
+import pathlib, sys, time
+import brushwork.data.dataset as d
+d.CHUNK = 3  # many small parts: the window in which builders used to race
+decode = d._decode_one
+d._decode_one = lambda path, size: time.sleep(0.05) or decode(path, size)  # a slower disk
+ready, go = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])
+ready.touch()
+while not go.exists():  # all processes start building together
+    time.sleep(0.01)
+ds = d.load_dataset(sys.argv[1], 32, cache_dir=sys.argv[2], progress=False)
+print(len(ds), int(ds.images.sum()))
+"""
+
+
+def test_processes_building_one_cache_at_once_wait_for_one_builder(tmp_path):
+    """Several processes asking for the same cache at once (torchrun ranks, a studio job beside a
+    CLI run) under CPU load: one builds, the others wait and map its file. Before the lock, 4
+    processes x 3 rounds failed every time (a builder deleted the parts another was reading)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "art"
+    data.mkdir()
+    for i in range(30):
+        Image.new("RGB", (48, 40), (i * 8, 255 - i * 8, i)).save(data / f"{i}.png")
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for round_ in range(3):
+            cache = tmp_path / f"cache{round_}"
+            go = tmp_path / f"go{round_}"
+            ready = [tmp_path / f"ready{round_}.{i}" for i in range(4)]
+            builders = [subprocess.Popen([sys.executable, "-c", _BUILD_ONE_CACHE, str(data), str(cache),
+                                          str(r), str(go)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        for r in ready]
+            deadline = time.time() + 300
+            while not all(r.exists() for r in ready):
+                assert time.time() < deadline and all(b.poll() is None for b in builders)
+                time.sleep(0.05)
+            go.touch()
+            results = [(b.communicate(timeout=300), b.returncode) for b in builders]
+            for (out, err), code in results:
+                assert code == 0, err[-2000:]
+            assert len({out for (out, _), _ in results}) == 1  # everyone read the same images
+            assert len(list((cache / "datasets").glob("*.safetensors"))) == 1
+            assert not list((cache / "datasets").glob("*.parts"))  # chunks cleaned up
+            assert any("waiting for another process" in err for (_, err), _ in results)
+    finally:
+        for burner in burners:
+            burner.kill()
+
+
+def test_a_builder_killed_mid_way_leaves_its_chunks_and_no_lock(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "art"
+    data.mkdir()
+    for i in range(30):
+        Image.new("RGB", (40, 40), (i * 8, 0, 0)).save(data / f"{i}.png")
+    go = tmp_path / "go"
+    go.touch()
+    builder = subprocess.Popen([sys.executable, "-c", _BUILD_ONE_CACHE, str(data), str(tmp_path / "cache"),
+                                str(tmp_path / "ready"), str(go)], stderr=subprocess.DEVNULL)
+    parts = tmp_path / "cache" / "datasets"
+    deadline = time.time() + 300
+    while len(list(parts.glob("*.parts/*.npz"))) < 2:
+        assert time.time() < deadline and builder.poll() is None
+        time.sleep(0.02)
+    os.kill(builder.pid, signal.SIGKILL)
+    builder.wait()
+    kept = len(list(parts.glob("*.parts/*.npz")))
+    real_decode, decoded = dataset_mod._decode_one, []
+    monkeypatch.setattr(dataset_mod, "CHUNK", 3)
+    monkeypatch.setattr(dataset_mod, "_decode_one", lambda p, s: decoded.append(p) or real_decode(p, s))
+    ds = load_dataset(str(data), 32, cache_dir=tmp_path / "cache", progress=False)  # no wait, no hang
+    assert len(ds) == 30 and len(decoded) == 30 - 3 * kept

@@ -8,6 +8,7 @@ gathered straight from it: no DataLoader workers, no per-epoch decoding.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from brushwork.data.images import decode_square, list_image_files
 from brushwork.errors import BrushworkError
-from brushwork.utils import OutputError, atomic_write, atomic_writer, ensure_dir
+from brushwork.utils import OutputError, atomic_write, atomic_writer, ensure_dir, output_error
 
 CACHE_FORMAT = 1  # bump when the decoding or resizing changes, to invalidate old caches
 RANDOM_CROP_MARGIN = 1.125  # random crops are taken from images cached this much larger
@@ -199,8 +200,11 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     ds = _load_cache(cache_file) if cache_file.exists() else None
     if ds is None:
         try:
-            _build_cache(root, files, size, cache_file, progress)
-            ds = _load_cache(cache_file)
+            with _one_builder(cache_file, spec):
+                ds = _load_cache(cache_file) if cache_file.exists() else None  # built while we waited
+                if ds is None:
+                    _build_cache(root, files, size, cache_file, progress)
+                    ds = _load_cache(cache_file)
         except OutputError as exc:  # a read-only or full cache dir must not stop training
             print(f"warning: could not write dataset cache {cache_file}: {exc}; decoding in memory",
                   file=sys.stderr)
@@ -208,6 +212,32 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     ds.fingerprint = key
     _MEMORY_CACHE[key] = ds
     return ds
+
+
+@contextlib.contextmanager
+def _one_builder(cache_file: Path, spec: str):
+    """Hold the cache's build lock: one process (of any number asking: torchrun ranks, a studio
+    job beside a CLI run, nodes on a shared file system) builds a cache, the others wait here,
+    then find the finished file. An OS lock (flock through ``filelock``, which Linux also takes
+    on NFS), so the kernel releases it whenever its holder dies: a killed builder leaves its
+    finished chunks for the next one and no stale lock."""
+    from filelock import FileLock, Timeout
+
+    ensure_dir(cache_file.parent)
+    lock = FileLock(cache_file.with_name(cache_file.name + ".lock"))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"waiting for another process building the cache of {spec} ...", file=sys.stderr,
+                  flush=True)
+            lock.acquire()
+    except OSError as exc:
+        raise output_error(exc, lock.lock_file) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _build_in_memory(root: Path, files: list[Path], size: int, progress: bool) -> ArtDataset:
