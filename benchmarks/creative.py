@@ -26,7 +26,7 @@ from common import SHARED, add_data_args, add_run_args, load_styles, train_gan  
 from brushwork.config import RunConfig, gan_preset  # noqa: E402
 from brushwork.data.dataset import ArtDataset  # noqa: E402
 from brushwork.evaluation import style_metrics  # noqa: E402
-from brushwork.generate import TrainedModel  # noqa: E402
+from brushwork.making.generate import TrainedModel  # noqa: E402
 from brushwork.imaging import save_figure, save_grid, uint8_from_unit  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402

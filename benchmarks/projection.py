@@ -32,10 +32,10 @@ from common import SHARED, add_run_args  # noqa: E402  (puts src/ on the path)
 
 from brushwork.config import RunConfig, TrainConfig, VAEConfig, gan_preset  # noqa: E402
 from brushwork.data.dataset import load_dataset  # noqa: E402
-from brushwork.generate import load_model  # noqa: E402
+from brushwork.making.generate import load_model  # noqa: E402
 from brushwork.imaging import psnr, save_grid, unit_from_uint8  # noqa: E402
 from brushwork.models.vgg import VGGFeatures, imagenet_weights_cached  # noqa: E402
-from brushwork.projection import project  # noqa: E402
+from brushwork.making.projection import project  # noqa: E402
 from brushwork.training.run import train_run  # noqa: E402
 from brushwork.utils import resolve_device  # noqa: E402
 

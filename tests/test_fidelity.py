@@ -11,7 +11,7 @@ from PIL import Image
 from brushwork.cli import main
 from brushwork.config import gan_preset
 from brushwork.errors import BrushworkError
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.latents import latents_for_seeds
 from brushwork.models.fastgan import quadrant
 from brushwork.models.gan import build_gan, count_parameters
@@ -170,7 +170,7 @@ def gan_run(tmp_path_factory):
 
 
 def test_projection_lowers_its_loss_and_recovers_a_generated_latent(gan_run):
-    from brushwork.projection import project
+    from brushwork.making.projection import project
 
     model = load_model(gan_run, "cpu")
     target = model.generate(latents_for_seeds([500], model.z_dim))[0]  # not among the start seeds

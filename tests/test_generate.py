@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import load_model, write_seed_images
+from brushwork.making.generate import load_model, write_seed_images
 from brushwork.latents import latent_for_seed, latents_for_seeds, parse_seeds, slerp, walk_latents
 from brushwork.provenance import parameters_line, read_record
 from brushwork.training.run import train_run
@@ -91,7 +91,7 @@ def test_loading_something_that_is_not_a_run(tmp_path):
 def test_mp4_walk_when_imageio_ffmpeg_is_installed(trained_run, tmp_path):
     imageio = pytest.importorskip("imageio.v2", reason="MP4 output needs imageio + imageio-ffmpeg")
     pytest.importorskip("imageio_ffmpeg")
-    from brushwork.video import write_walk
+    from brushwork.making.video import write_walk
 
     path = write_walk(load_model(trained_run, "cpu"), [1, 2], 10, tmp_path / "walk.mp4", fps=10)
     reader = imageio.get_reader(path)
@@ -100,7 +100,7 @@ def test_mp4_walk_when_imageio_ffmpeg_is_installed(trained_run, tmp_path):
 
 
 def test_walk_refuses_other_formats(trained_run, tmp_path):
-    from brushwork.video import write_walk
+    from brushwork.making.video import write_walk
 
     with pytest.raises(BrushworkError, match=".gif or .mp4"):
         write_walk(load_model(trained_run, "cpu"), [1, 2], 4, tmp_path / "walk.avi")
@@ -121,7 +121,7 @@ def test_jpeg_and_webp_carry_the_same_record(trained_run, tmp_path, ext):
 
 
 def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp_path):
-    from brushwork.generate import load_for_regeneration
+    from brushwork.making.generate import load_for_regeneration
 
     runs = tmp_path / "my-runs"
     train_run(tiny_run_config("modern", steps=3, keep_checkpoints=5), runs / "other", quiet=True)
@@ -154,7 +154,7 @@ def test_records_name_the_run_not_its_path_and_regeneration_finds_it_by_hash(tmp
 
 def test_children_and_crossbreeds_record_their_lineage_and_regenerate_exactly(trained_run, tmp_path):
     from brushwork.cli import main
-    from brushwork.generate import write_offspring
+    from brushwork.making.generate import write_offspring
     from brushwork.latents import child_recipe, cross_recipe, latent_from_recipe, root_seed
 
     a, b = {"seed": 7}, {"seed": 11}

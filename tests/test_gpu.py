@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from brushwork.data.dataset import ImageBatcher, load_dataset
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.latents import latents_for_seeds
 from brushwork.runs import checkpoint as ckpt
 from brushwork.training.gan import GANTask

@@ -12,7 +12,7 @@ from brushwork.config import gan_preset
 from brushwork.data.builtin import paint
 from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.losses import style_ambiguity_loss
 from brushwork.models.gan import ConditionalGenerator, StyleDiscriminator, build_gan
 from brushwork.provenance import read_record

@@ -8,11 +8,11 @@ from PIL import Image
 
 from brushwork.cli import main
 from brushwork.config import RunConfig, TrainConfig, VAEConfig
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.losses import kl_divergence, reconstruction_loss
 from brushwork.models.vae import VAE
 from brushwork.provenance import read_record
-from brushwork.reproduce import blend_latents, reconstruct, variation_latents, variations
+from brushwork.making.reproduce import blend_latents, reconstruct, variation_latents, variations
 from brushwork.training.run import train_run
 from brushwork.training.vae import validation_metrics
 

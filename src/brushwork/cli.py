@@ -144,7 +144,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from brushwork.generate import load_for_regeneration, load_model, write_images, write_seed_images
+    from brushwork.making.generate import load_for_regeneration, load_model, write_images, write_seed_images
     from brushwork.latents import parse_seeds
     from brushwork.provenance.c2pa import optional_credentials
     from brushwork.styles import style_request
@@ -171,7 +171,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_breed(args) -> int:
-    from brushwork.generate import breed_from_images
+    from brushwork.making.generate import breed_from_images
 
     paths = breed_from_images(args.images, Path(args.out), args.n, args.strength, args.seed, args.run,
                               args.runs, args.device, args.record_paths)
@@ -180,9 +180,9 @@ def cmd_breed(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from brushwork.generate import load_model
+    from brushwork.making.generate import load_model
     from brushwork.latents import parse_seeds
-    from brushwork.video import write_walk
+    from brushwork.making.video import write_walk
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
@@ -210,20 +210,20 @@ def _load_vae(args):
 
 
 def _load_any(args):
-    from brushwork.generate import load_model
+    from brushwork.making.generate import load_model
 
     return load_model(args.run, args.device, record_paths=args.record_paths)
 
 
 def _projection_options(args):
-    from brushwork.reproduce import ProjectionOptions
+    from brushwork.making.reproduce import ProjectionOptions
 
     return ProjectionOptions(steps=args.steps, distance=args.distance, features=args.features,
                              style=args.style)
 
 
 def cmd_project(args) -> int:
-    from brushwork.reproduce import project_file
+    from brushwork.making.reproduce import project_file
 
     model = _load_any(args)
     paths, value, kind = project_file(model, args.image, Path(args.out), _projection_options(args))
@@ -234,7 +234,7 @@ def cmd_project(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from brushwork.reproduce import reconstruct
+    from brushwork.making.reproduce import reconstruct
 
     for path, value in reconstruct(_load_vae(args), args.images, Path(args.out),
                                    metadata=not args.no_metadata):
@@ -243,7 +243,7 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_variations(args) -> int:
-    from brushwork.reproduce import gan_variations, variations
+    from brushwork.making.reproduce import gan_variations, variations
 
     model = _load_any(args)
     if model.kind == "gan":  # projected, then children of the projection
@@ -258,7 +258,7 @@ def cmd_variations(args) -> int:
 
 
 def cmd_blend(args) -> int:
-    from brushwork.reproduce import blend, gan_blend
+    from brushwork.making.reproduce import blend, gan_blend
 
     model = _load_any(args)
     if model.kind == "gan":

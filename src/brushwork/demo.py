@@ -19,14 +19,14 @@ import torch
 from brushwork.config import RunConfig, TrainConfig, config_hash, gan_preset
 from brushwork.data.dataset import load_dataset
 from brushwork.evaluation import style_metrics
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.imaging import save_figure, save_grid, unit_from_uint8
 from brushwork.latents import latents_for_seeds
 from brushwork.models.vgg import imagenet_weights_cached
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
 from brushwork.utils import atomic_write, ensure_dir, resolve_device
-from brushwork.video import write_walk
+from brushwork.making.video import write_walk
 
 DATA = "builtin:abstract"
 COLUMNS = 8  # works per gallery row (seeds 0-7)

@@ -9,7 +9,7 @@ import torch
 
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError, WeightsUnavailable
-from brushwork.generate import load_model
+from brushwork.making.generate import load_model
 from brushwork.imaging import uint8_from_unit
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 from brushwork.metrics.swd import swd

@@ -74,7 +74,7 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
     """uint8 [N, 3, R, R]: one user image (at ``resolution``), or seeds 0..n-1 of a run."""
     from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
     from brushwork.errors import BrushworkError
-    from brushwork.generate import load_model
+    from brushwork.making.generate import load_model
 
     if image:
         img = square_crop_resize(load_rgb_or_exit(image), resolution)

@@ -29,7 +29,7 @@ from PIL import Image
 
 from brushwork.data.images import UnreadableImage, load_rgb
 from brushwork.errors import BrushworkError
-from brushwork.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
+from brushwork.making.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
                                 write_images, write_seed_images)
 from brushwork.imaging import to_pil
 from brushwork.jobs import JobStatus, TrainingJobs
@@ -216,7 +216,7 @@ class Studio:
     # ---- Explore ------------------------------------------------------------------------------
     def interpolate(self, run: str, seeds: str, frames: int, scale: float = 1.0, styles: str = "",
                     loop: bool = True, fmt: str = "gif") -> Path:
-        from brushwork.video import write_walk
+        from brushwork.making.video import write_walk
 
         model = self.model(run)
         frames = self._frames(frames)
@@ -254,14 +254,14 @@ class Studio:
 
     # ---- Reproduce (VAE runs encode; GAN runs project) -----------------------------------------
     def _projection(self, style: str | None = None):
-        from brushwork.reproduce import ProjectionOptions
+        from brushwork.making.reproduce import ProjectionOptions
 
         return ProjectionOptions(steps=self.settings.projection_steps, features=self.settings.features,
                                  style=style or None)
 
     def reconstruct(self, run: str, image, style: str | None = None) -> tuple[Made, str]:
         """(the reconstruction or projection, a line saying how close it came)."""
-        from brushwork.reproduce import project_file, reconstruct
+        from brushwork.making.reproduce import project_file, reconstruct
 
         model, source = self.model(run), self.upload(image)
         if model.kind == "gan":
@@ -274,7 +274,7 @@ class Studio:
     def variations(self, run: str, image, n: int, temperature: float, first_seed: int = 0,
                    style: str | None = None) -> list[Made]:
         """VAE: posterior samples; GAN: children of the projection (temperature = strength)."""
-        from brushwork.reproduce import gan_variations, variations
+        from brushwork.making.reproduce import gan_variations, variations
 
         model, source, n = self.model(run), self.upload(image), self._count(n)
         out = self.output_folder("variations")
@@ -284,7 +284,7 @@ class Studio:
         return [made(p) for p in variations(model, source, n, float(temperature), out, int(first_seed))[:-1]]
 
     def blend(self, run: str, image_a, image_b, frames: int, style: str | None = None) -> Path:
-        from brushwork.reproduce import blend, gan_blend
+        from brushwork.making.reproduce import blend, gan_blend
 
         model = self.model(run)
         a, b = self.upload(image_a, "first image"), self.upload(image_b, "second image")

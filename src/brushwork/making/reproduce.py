@@ -15,12 +15,12 @@ import torch
 
 from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
 from brushwork.errors import BrushworkError
-from brushwork.generate import TrainedModel
+from brushwork.making.generate import TrainedModel
 from brushwork.latents import latents_for_seeds
 from brushwork.imaging import grid_image, psnr, to_pil, unit_from_uint8
 from brushwork.provenance import save_png
 from brushwork.utils import ensure_dir, ensure_output_file, sha256_file
-from brushwork.video import write_frames
+from brushwork.making.video import write_frames
 
 
 @dataclass
@@ -109,7 +109,7 @@ def blend(model: TrainedModel, path_a: str | Path, path_b: str | Path, frames: i
 # ---- GAN runs: projection, then the latent moves of ``generate`` ---------------------------------
 @dataclass
 class ProjectionOptions:
-    """How an artwork is projected into a GAN (see ``brushwork.projection``)."""
+    """How an artwork is projected into a GAN (see ``brushwork.making.projection``)."""
 
     steps: int = 500
     distance: str = "auto"  # "auto", "vgg" or "pixel"
@@ -120,7 +120,7 @@ class ProjectionOptions:
 
 def _project(model: TrainedModel, path, options: ProjectionOptions, frame_every: int = 0):
     """(the source artwork, its projection into the GAN run)."""
-    from brushwork.projection import project
+    from brushwork.making.projection import project
 
     src = load_source(path, model.config.model.resolution)
     return src, project(model, src.pixels, options.steps, options.distance, options.features,
@@ -130,7 +130,7 @@ def _project(model: TrainedModel, path, options: ProjectionOptions, frame_every:
 def project_file(model: TrainedModel, path: str | Path, out_dir: Path,
                  options: ProjectionOptions) -> tuple[dict[str, Path], float, str]:
     """Project one artwork: (written files, distance reached, which distance)."""
-    from brushwork.projection import write_projection
+    from brushwork.making.projection import write_projection
 
     src, result = _project(model, path, options, frame_every=max(1, options.steps // 48))
     return write_projection(model, src, result, out_dir, options.style), result.distance, result.kind
@@ -144,7 +144,7 @@ def _projected_recipe(model: TrainedModel, path, options: ProjectionOptions) -> 
 def gan_variations(model: TrainedModel, path: str | Path, n: int, strength: float, out_dir: Path,
                    first_seed: int = 0, options: ProjectionOptions | None = None) -> list[Path]:
     """Children of an artwork's projection (its latent nudged towards new seeds by ``strength``)."""
-    from brushwork.generate import write_offspring
+    from brushwork.making.generate import write_offspring
 
     options = options or ProjectionOptions()
     recipe = _projected_recipe(model, path, options)

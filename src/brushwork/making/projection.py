@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError, WeightsUnavailable
-from brushwork.generate import TrainedModel
+from brushwork.making.generate import TrainedModel
 from brushwork.latents import latents_for_seeds
 
 LR = 0.1  # peak Adam learning rate on z (the projector's 0.1)
@@ -145,7 +145,7 @@ def write_projection(model: TrainedModel, source, result: Projection, out_dir: P
     from brushwork.provenance import save_png
     from brushwork.styles import describe
     from brushwork.utils import atomic_writer, ensure_dir
-    from brushwork.video import write_frames
+    from brushwork.making.video import write_frames
 
     ensure_dir(out_dir)
     asked = describe(style, model.style_names) if style is not None else {}

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.generate import TrainedModel
+from brushwork.making.generate import TrainedModel
 from brushwork.imaging import to_uint8
 from brushwork.latents import latents_for_seeds, walk, walk_latents
 from brushwork.utils import atomic_write, ensure_output_file
