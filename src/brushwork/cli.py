@@ -64,6 +64,14 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("--kl-warmup", type=int, default=0, help="steps to ramp beta up from 0")
     p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
     p.set_defaults(family="vae", weights_option="--set vgg_weights=PATH")
+    p = sub.add_parser("diffusion", help="train a diffusion model (EDM): sample it, or paint sketches, "
+                       "repaint regions and widen canvases with it (brushwork paint)")
+    _add_common_train_args(p)
+    p.add_argument("--conditional", action="store_true",
+                   help="learn the style subfolders; sample with --style NAME and --guidance")
+    p.add_argument("--dropout", type=float, help="dropout in the U-Net's blocks (default 0; curbs "
+                   "copying of small collections)")
+    p.set_defaults(family="diffusion", res=32)
     p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
     _add_common_train_args(p)
     p.add_argument("--content", dest="data", help="folder of content photos (same as --data)")
@@ -95,6 +103,13 @@ def _model_config(args):
             if not args.creative:
                 raise BrushworkError("--creativity goes with --creative")
             cfg.creativity = args.creativity
+        return apply_overrides(cfg, args.set)
+    if args.family == "diffusion":
+        from brushwork.config import DiffusionConfig
+
+        cfg = DiffusionConfig(resolution=args.res, conditional=args.conditional)
+        if args.dropout is not None:
+            cfg.dropout = args.dropout
         return apply_overrides(cfg, args.set)
     if args.family == "adain":
         from brushwork.config import AdaINConfig
@@ -153,20 +168,50 @@ def cmd_sample(args) -> int:
     run, out = args.run or args.run_option, Path(args.out)
     options = dict(metadata=not args.no_metadata, ext=args.format, watermark=args.watermark,
                    c2pa_credentials=credentials)
-    if args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
+    if args.from_image and (args.sketch or args.mask):  # a painting, from the same sketch and mask
+        from brushwork.making.paint import repaint_from_record
+
+        paths = repaint_from_record(args.from_image, args.sketch, args.mask, out, run, args.runs,
+                                    args.device, args.record_paths)
+    elif args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
         model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
                                                                  args.device)
         model.record_paths = args.record_paths
+        if any(getattr(args, k) is not None for k in ("sampler", "steps", "guidance", "truncation",
+                                                      "temperature")):
+            raise BrushworkError("--from remakes an image as it was made; it takes no --sampler, "
+                                 "--steps, --guidance, --truncation or --temperature")
+        _apply_sampling(model, argparse.Namespace())  # the recorded sampling, checked
         paths, _ = write_images(model, [recipe], [Path(args.from_image).stem], out, truncation,
                                 style=style, **options)
     elif run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
         model = load_model(run, args.device, record_paths=args.record_paths)
+        _apply_sampling(model, args)
         paths = write_seed_images(model, parse_seeds(args.seeds), out, _prior_scale(args),
                                   grid=args.grid, style=style_request(args.style, args.style_mix),
                                   **options)
     print(f"wrote {len(paths)} image(s) to {out}")
+    return 0
+
+
+def cmd_paint(args) -> int:
+    from brushwork.latents import parse_seeds
+    from brushwork.making.generate import load_model
+    from brushwork.making.paint import how_it_was_handled, load_inputs, write_paintings
+    from brushwork.styles import style_request
+
+    seeds = parse_seeds(args.seeds)
+    style = style_request(args.style, args.style_mix)
+    model = load_model(args.run, args.device, record_paths=args.record_paths)
+    _apply_sampling(model, args)
+    inputs = load_inputs(args.sketch, args.mask, args.extend)
+    strength = args.strength if args.strength is not None else 1.0 if inputs.repaint is not None else 0.6
+    paths = write_paintings(model, inputs, seeds, Path(args.out), strength, style, args.resample,
+                            metadata=not args.no_metadata, ext=args.format)
+    print(how_it_was_handled(inputs, model))
+    print(f"wrote {len(paths)} painting(s) to {args.out}")
     return 0
 
 
@@ -185,6 +230,7 @@ def cmd_interpolate(args) -> int:
     from brushwork.making.video import write_walk
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
+    _apply_sampling(model, args)
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
                       truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
@@ -373,6 +419,28 @@ def cmd_demo(args) -> int:
 def _add_prior_scale_args(p) -> None:
     p.add_argument("--truncation", type=float, help="GAN: psi in (0, 1], <1 = safer, less varied")
     p.add_argument("--temperature", type=float, help="VAE: scale of prior samples (1 = the prior)")
+    _add_diffusion_sampling_args(p)
+
+
+def _add_diffusion_sampling_args(p) -> None:
+    p.add_argument("--sampler", choices=["heun", "dpm2m"],
+                   help="diffusion: ODE solver (default: the run's, dpm2m = DPM-Solver++(2M))")
+    p.add_argument("--steps", type=int, help="diffusion: noise levels visited (default: the run's, 32)")
+    p.add_argument("--guidance", type=float, help="diffusion, conditional runs: classifier-free "
+                   "guidance (1 = none, the default; 2-3 = stronger style)")
+
+
+def _apply_sampling(model, args) -> None:
+    """--sampler, --steps and --guidance onto a diffusion run's sampling (refused for others)."""
+    given = {k: getattr(args, k, None) for k in ("sampler", "steps", "guidance")}
+    given = {k: v for k, v in given.items() if v is not None}
+    if model.sampling is None:
+        if given:
+            raise BrushworkError(f"--{'/--'.join(given)}: for diffusion runs; {model.run_dir} is a "
+                                 f"{model.kind} run")
+        return
+    model.sampling = dataclasses.replace(model.sampling, **given)
+    model.sampling.check(model.conditional)
 
 
 def _add_output_args(p, record_paths: bool = True) -> None:
@@ -404,6 +472,8 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--style-mix", help="conditional runs: a mix of styles, e.g. baroque:0.6,romanticism:0.4")
     p.add_argument("--from", dest="from_image", help="regenerate the image this file records")
     p.add_argument("--run", dest="run_option", metavar="RUN", help="with --from: the run to use")
+    p.add_argument("--sketch", help="with --from, for a painting: the sketch it was painted from")
+    p.add_argument("--mask", help="with --from, for a painting: the mask it was painted through")
     p.add_argument("--runs", default="runs", help="with --from: folder searched for the run whose "
                    "model hash the image records (default: ./runs)")
     p.add_argument("--watermark", action="store_true",
@@ -441,6 +511,29 @@ def _add_generation_parsers(sub) -> None:
                    "(one seed walks across them; or one style per seed)")
     _add_output_args(p)
     p.set_defaults(func=cmd_interpolate)
+
+
+def _add_paint_parser(sub) -> None:
+    p = sub.add_parser("paint", help="guided creation with a diffusion run: paint a sketch in the "
+                       "learned style, repaint a region (--mask), widen the canvas (--extend)")
+    p.add_argument("run", help="a diffusion run (brushwork train diffusion)")
+    p.add_argument("--sketch", required=True, help="the sketch, photo or work to start from (any size)")
+    p.add_argument("--strength", type=float, help="how much is repainted, 0-1: 0 returns the sketch, 1 "
+                   "ignores it (default 0.6; 1 with --mask or --extend)")
+    p.add_argument("--mask", help="repaint only where this image is white (the sketch's size); every "
+                   "other pixel is kept exactly")
+    p.add_argument("--extend", help="widen the canvas and paint the margins, in the sketch's pixels: "
+                   "e.g. left=32,right=32,top=0,bottom=0")
+    p.add_argument("--seeds", default="0-3", help="one painting per seed, e.g. 0-7 (default 0-3)")
+    p.add_argument("--style", help="conditional runs: the style (default: seed s gets style s %% K)")
+    p.add_argument("--style-mix", help="conditional runs: a mix of styles, e.g. a:0.6,b:0.4")
+    _add_diffusion_sampling_args(p)
+    p.add_argument("--resample", type=int, default=2, help="--mask/--extend: repeats of each step that "
+                   "harmonise the seam (RePaint; default 2)")
+    p.add_argument("--format", choices=["png", "jpg", "webp"], default="png")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_paint)
 
 
 def _add_reproduction_parsers(sub) -> None:
@@ -610,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     _add_train_parsers(train)
     _add_generation_parsers(sub)
+    _add_paint_parser(sub)
     _add_reproduction_parsers(sub)
     _add_style_parsers(sub)
     _add_evaluation_parsers(sub)

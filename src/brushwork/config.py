@@ -195,6 +195,85 @@ class VAEConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """A pixel-space diffusion model in the EDM formulation (Karras et al. 2022) with a small U-Net.
+
+    The defaults are EDM's where they carry over (sigma_data, P_mean/P_std, the sampling
+    schedule); the network and schedule are sized for CPUs and small collections.
+    """
+
+    resolution: int = 32  # square image size, a power of two in 32..128 (the U-Net is convolutional)
+    width: int = 64  # U-Net channels at full resolution (DDPM++ uses 128 at 32 px)
+    channel_mult: str = "1,2,2"  # channels of each level as multiples of width, finest first;
+    # every further level halves the image (32 px, "1,2,2": 32, 16 and 8 px levels)
+    blocks: int = 2  # residual blocks per level on the way down (one more on the way up)
+    attention_levels: int = 1  # self-attention in this many of the coarsest levels (and the middle)
+    dropout: float = 0.0  # in every residual block (EDM: 0.13 on CIFAR-10); curbs memorisation
+    sigma_data: float = 0.5  # standard deviation of the data in [-1, 1] (EDM's 0.5)
+    p_mean: float = -1.2  # training noise levels: ln(sigma) ~ N(p_mean, p_std^2) (EDM's values)
+    p_std: float = 1.2
+    sigma_min: float = 0.002  # sampling schedule: from sigma_max down to sigma_min, then 0
+    sigma_max: float = 80.0
+    rho: float = 7.0  # schedule curvature: steps crowd towards low noise as rho grows (EDM's 7)
+    lr: float = 2e-4  # Adam learning rate, reached after lr_rampup_kimg thousand images
+    lr_rampup_kimg: float = 2.0  # linear warm-up (EDM: 10M images at its scale)
+    beta1: float = 0.9  # Adam betas (EDM's)
+    beta2: float = 0.999
+    ema_halflife_kimg: float = 10.0  # EMA of the weights used for sampling (EDM: 500 at 200M images)
+    ema_rampup: float = 0.05  # early on, the half-life is at most this fraction of images seen
+    conditional: bool = False  # learn the styles (first-level subfolders): --style at sampling
+    num_styles: int = 0  # K, set from the data's style folders when a conditional run starts
+    cond_drop: float = 0.1  # conditional runs: fraction of images trained without their style,
+    # so the same model also denoises without one (classifier-free guidance, Ho & Salimans 2022)
+    sampler: str = "dpm2m"  # default for sampling: "heun" (EDM's 2nd-order) or "dpm2m" (DPM-Solver++(2M))
+    sampling_steps: int = 32  # default number of noise levels visited when sampling
+    guidance: float = 1.0  # default classifier-free guidance of conditional runs (1 = none)
+    mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
+    channels_last: bool = True  # NHWC memory layout
+
+    def validate(self) -> None:
+        check_resolution(self.resolution, 128, "diffusion")
+        if self.width < 1 or self.blocks < 1 or not self.multipliers or min(self.multipliers) < 1:
+            raise BrushworkError("width and blocks must be >= 1; channel_mult a comma list of "
+                                 "positive integers, e.g. 1,2,2")
+        if self.resolution >> (len(self.multipliers) - 1) < 4:
+            raise BrushworkError(f"channel_mult {self.channel_mult!r} has too many levels for "
+                                 f"{self.resolution} px (the coarsest must be at least 4 px)")
+        if not 0 <= self.attention_levels <= len(self.multipliers):
+            raise BrushworkError(f"attention_levels must be in 0..{len(self.multipliers)}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.cond_drop < 1:
+            raise BrushworkError("dropout and cond_drop must be in [0, 1)")
+        if not 0 < self.sigma_min < self.sigma_max or self.sigma_data <= 0 or self.rho <= 0:
+            raise BrushworkError("need 0 < sigma_min < sigma_max, sigma_data > 0 and rho > 0")
+        if self.sampler not in SAMPLERS:
+            raise BrushworkError(f"unknown sampler {self.sampler!r} (choose {' or '.join(SAMPLERS)})")
+        if self.sampling_steps < 1 or self.guidance < 0:
+            raise BrushworkError("sampling_steps must be >= 1 and guidance >= 0")
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise BrushworkError("mixed_precision must be auto, bf16 or no")
+
+    @property
+    def multipliers(self) -> list[int]:
+        try:
+            return [int(m) for m in str(self.channel_mult).split(",") if m.strip()]
+        except ValueError:
+            raise BrushworkError(f"channel_mult must be a comma list of integers, got "
+                                 f"{self.channel_mult!r}") from None
+
+    @property
+    def styled(self) -> bool:
+        return self.conditional
+
+    @property
+    def z_dim(self) -> int:
+        """A diffusion model's latent is its starting noise: one value per pixel and channel."""
+        return 3 * self.resolution * self.resolution
+
+
+SAMPLERS = ("heun", "dpm2m")
+
+
+@dataclass
 class AdaINConfig:
     """Training an AdaIN decoder for fast arbitrary style transfer (Huang & Belongie 2017)."""
 
@@ -311,8 +390,8 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
 class RunConfig:
     """Everything ``config.json`` in a run directory holds."""
 
-    kind: str = "gan"  # model family of the run: "gan", "vae" or "adain"
-    model: Any = field(default_factory=GANConfig)  # GANConfig, VAEConfig or AdaINConfig, by kind
+    kind: str = "gan"  # model family of the run: "gan", "vae", "diffusion" or "adain"
+    model: Any = field(default_factory=GANConfig)  # GANConfig, VAEConfig, DiffusionConfig or AdaINConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     labels: list = field(default_factory=list)  # style label names, index = label id
     version: str = ""  # brushwork version that created the run
@@ -331,4 +410,4 @@ class RunConfig:
                    version=data.get("version", ""))
 
 
-MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "adain": AdaINConfig}
+MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "diffusion": DiffusionConfig, "adain": AdaINConfig}

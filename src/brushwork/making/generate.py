@@ -27,20 +27,45 @@ from brushwork.utils import ensure_dir, resolve_device, tensors_hash
 
 
 @dataclass
-class TrainedModel:
-    """A trained GAN generator or VAE loaded from a run directory, with what provenance needs.
+class DiffusionSampling:
+    """How a diffusion run turns noise into images; every image records it."""
 
-    Both families share the ideas of a latent size, sampling by seed and decoding latents to
-    images; only VAEs can also encode images (``encode``).
+    sampler: str = "dpm2m"  # "heun" or "dpm2m" (models/samplers.py)
+    steps: int = 32  # noise levels visited
+    guidance: float = 1.0  # classifier-free guidance of conditional runs (1 = none)
+
+    def check(self, conditional: bool) -> None:
+        from brushwork.config import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise BrushworkError(f"unknown sampler {self.sampler!r} (choose {' or '.join(SAMPLERS)})")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise BrushworkError(f"--steps must be at least 1, got {self.steps}")
+        if not 0 <= self.guidance <= 50:
+            raise BrushworkError(f"--guidance must be in [0, 50], got {self.guidance}")
+        if self.guidance != 1 and not conditional:
+            raise BrushworkError("--guidance needs a style-conditional run (brushwork train diffusion "
+                                 "--conditional); this run learned no styles")
+
+
+@dataclass
+class TrainedModel:
+    """A trained GAN generator, VAE or diffusion denoiser loaded from a run directory, with what
+    provenance needs.
+
+    All families share the ideas of a latent size, sampling by seed and turning latents into
+    images (a diffusion model's latent is its starting noise, integrated by ``sampling``); only
+    VAEs can also encode images (``encode``).
     """
 
-    network: nn.Module  # the GAN's sampling generator, or the whole VAE
+    network: nn.Module  # the GAN's sampling generator, the whole VAE, or the EMA denoiser
     config: RunConfig
     run_dir: Path
     step: int
     model_hash: str  # sha256 of the weights used for sampling
     device: torch.device
     record_paths: bool = False  # put the run's absolute path into records (off: it names the author's folders)
+    sampling: DiffusionSampling | None = None  # diffusion runs: sampler, steps, guidance
 
     @property
     def kind(self) -> str:
@@ -59,10 +84,21 @@ class TrainedModel:
         """What scaling the prior is called: truncation (GAN) or temperature (VAE)."""
         return "truncation" if self.kind == "gan" else "temperature"
 
+    def prior_record(self, scale: float) -> dict:
+        """What an image records of how its latent was drawn: the truncation or temperature, or
+        a diffusion run's sampler, steps and guidance (its noise is never scaled)."""
+        if self.kind != "diffusion":
+            return {self.scale_name: scale}
+        if scale != 1:
+            raise BrushworkError("diffusion runs take no --truncation or --temperature (their "
+                                 "starting noise is never scaled); --steps and --guidance shape them")
+        return {"sampler": self.sampling.sampler, "sampling_steps": self.sampling.steps,
+                **({"guidance": self.sampling.guidance} if self.conditional else {})}
+
     @property
     def conditional(self) -> bool:
-        """A style-conditional GAN: every image is asked for a style (or a mix)."""
-        return self.kind == "gan" and self.config.model.conditional
+        """A style-conditional GAN or diffusion run: every image is asked for a style (or a mix)."""
+        return self.kind in ("gan", "diffusion") and self.config.model.conditional
 
     @property
     def style_names(self) -> list[str]:
@@ -88,10 +124,13 @@ class TrainedModel:
     def generate(self, z: torch.Tensor, style=None, batch_size: int = 64) -> torch.Tensor:
         """Images [N, 3, R, R] in [-1, 1] for latents [N, Z]; conditional runs also take a style
         request for all N images (a name, a mix or weights, see ``style_weights``)."""
-        decoder = self._decoder()
         if style is None and self.conditional:
             raise BrushworkError(f"{self.run_dir} is style-conditional: ask for a style "
                                  f"({', '.join(self.style_names)}) or a mix")
+        if self.kind == "diffusion":
+            weights = None if style is None else self.style_weights(style, len(z))
+            return self.denoise_from(self.noise(z), weights)
+        decoder = self._decoder()
         if style is None:
             out = [decoder(c.to(self.device)) for c in z.split(batch_size)]
         else:
@@ -99,6 +138,30 @@ class TrainedModel:
             out = [decoder(c.to(self.device), w.to(self.device))
                    for c, w in zip(z.split(batch_size), weights.split(batch_size))]
         return torch.cat([o.float().clamp(-1, 1).cpu() for o in out])
+
+    def noise(self, z: torch.Tensor) -> torch.Tensor:
+        """A diffusion run's latents [N, 3*R*R] as the images of noise they are [N, 3, R, R]."""
+        r = self.config.model.resolution
+        return z.reshape(len(z), 3, r, r)
+
+    def sigmas(self, top: float | None = None) -> list[float]:
+        """The noise levels this model's sampling visits (from ``top``, default sigma_max)."""
+        from brushwork.models.samplers import karras_sigmas
+
+        cfg = self.config.model
+        return karras_sigmas(self.sampling.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, top)
+
+    def denoise_from(self, noise: torch.Tensor, weights: torch.Tensor | None = None,
+                     callback=None) -> torch.Tensor:
+        """Diffusion: images [N, 3, H, W] in [-1, 1] integrated from standard-normal noise
+        [N, 3, H, W] with this model's sampler, steps and guidance (style weights [N, K])."""
+        from brushwork.models.samplers import sample_images
+
+        self.sampling.check(self.conditional)
+        images = sample_images(self.network, noise.to(self.device), self.sigmas(), self.sampling.sampler,
+                               None if weights is None else weights.to(self.device),
+                               self.sampling.guidance, callback)
+        return images.float().clamp(-1, 1).cpu()
 
     def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """VAE decoder images [N, 3, R, R] for latents [N, Z]."""
@@ -143,6 +206,10 @@ class TrainedModel:
 def _build_sampling_network(cfg: RunConfig, weights: dict) -> nn.Module:
     if cfg.kind == "gan":
         network, _ = build_gan(cfg.model)
+    elif cfg.kind == "diffusion":
+        from brushwork.models.diffusion import Denoiser
+
+        network = Denoiser(cfg.model)
     else:
         from brushwork.models.vae import VAE
 
@@ -157,7 +224,7 @@ def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | Non
     one). ``record_paths`` puts the run's absolute path into every image's record."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    if cfg.kind not in ("gan", "vae"):
+    if cfg.kind not in MAKING_KINDS:
         raise BrushworkError(f"{run_dir} is an {cfg.kind} run; it makes no images of its own"
                              + (" (use it with brushwork stylize --method adain --model RUN)"
                                 if cfg.kind == "adain" else ""))
@@ -168,8 +235,14 @@ def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | Non
     weights = ckpt.sampling_weights(cfg.kind, tensors)
     network = _build_sampling_network(cfg, weights)
     dev = resolve_device(device)
+    sampling = None
+    if cfg.kind == "diffusion":
+        sampling = DiffusionSampling(cfg.model.sampler, cfg.model.sampling_steps, cfg.model.guidance)
     return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir,
-                        int(meta["step"]), tensors_hash(weights), dev, record_paths)
+                        int(meta["step"]), tensors_hash(weights), dev, record_paths, sampling)
+
+
+MAKING_KINDS = ("gan", "vae", "diffusion")  # run families that make images of their own
 
 
 def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
@@ -178,7 +251,7 @@ def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
         kind = read_run_config(run_dir).kind
     except BrushworkError:
         return None
-    if kind not in ("gan", "vae"):
+    if kind not in MAKING_KINDS:
         return None
     for _, path in reversed(ckpt.list_checkpoints(run_dir)):
         if ckpt.model_hash(kind, path) == model_hash:
@@ -199,23 +272,32 @@ def find_model(model_hash: str, runs_dir: str | Path, name: str = "") -> tuple[P
 
 
 def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs_dir: str | Path = "runs",
-                          device: str = "auto") -> tuple[TrainedModel, dict, float, object]:
+                          device: str = "auto", painted: bool = False) -> tuple[TrainedModel, dict, float, object]:
     """(model, latent recipe, truncation or temperature, style request or None) recorded in an
     image brushwork made; the recipe is {"seed": s} or a child's or crossbreed's lineage.
 
     The model is found by its hash: in ``run`` when given (any of its checkpoints), else in the
     run path the record holds (``--record-paths``), else in any run under ``runs_dir``.
+    A painting's record is refused unless ``painted`` (its sketch is needed too: ``making.paint``).
     """
     from brushwork.provenance import read_record
 
     record = read_record(image).get("brushwork") or {}
-    scale = record.get("truncation", record.get("temperature"))
+    if "paint" in record and not painted:  # a seed alone would make another image
+        raise BrushworkError(f"{image} was painted from a sketch; remake it with brushwork sample --from "
+                             f"{image} --sketch FILE{' --mask FILE' if 'mask_sha256' in record['paint'] else ''}")
+    scale = record.get("truncation", record.get("temperature", 1.0 if "sampler" in record else None))
     model_hash = record.get("model_hash")
     recipe = record.get("latent") or ({"seed": record["seed"]} if "seed" in record else None)
     if recipe is None or scale is None or not model_hash:
         raise BrushworkError(f"{image} carries no brushwork seed record to regenerate from")
     found = _locate(model_hash, record, run, runs_dir, image)
-    return load_model(found[0], device, found[1]), recipe, float(scale), style_from_record(record)
+    model = load_model(found[0], device, found[1])
+    if model.sampling is not None:  # a diffusion image: the sampling it was made with
+        model.sampling = DiffusionSampling(record.get("sampler", model.sampling.sampler),
+                                           int(record.get("sampling_steps", model.sampling.steps)),
+                                           float(record.get("guidance", model.sampling.guidance)))
+    return model, recipe, float(scale), style_from_record(record)
 
 
 def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, Path]:
@@ -247,14 +329,16 @@ def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out
     """One image per latent recipe (``names[i].ext``) carrying its provenance record: the seed, or
     the whole lineage of a child or crossbreed; returns (paths, images [N, 3, R, R]).
     ``style``: a conditional run's style or mix for all (default: each recipe's first seed's)."""
-    ensure_dir(out_dir)
+    prior = model.prior_record(truncation)  # mistakes are refused before anything is written
     styles = model.seed_styles([root_seed(r) for r in recipes], style)
-    images = model.generate(latents_for_recipes(recipes, model.z_dim, truncation), styles)
+    latents = latents_for_recipes(recipes, model.z_dim, truncation)
+    ensure_dir(out_dir)
+    images = model.generate(latents, styles)
     paths = []
     for i, (recipe, img) in enumerate(zip(recipes, to_pil(images))):
         asked = describe(styles[i], model.style_names) if styles else {}
         latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
-        record = model.record(**latent, **{model.scale_name: truncation}, **asked) if metadata else None
+        record = model.record(**latent, **prior, **asked) if metadata else None
         if watermark:
             from brushwork.provenance.watermark import LABEL, embed_watermark
 
@@ -275,7 +359,7 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
                                  out_dir, truncation, metadata, ext, watermark, c2pa_credentials, style)
     if grid:
         asked = describe(style, model.style_names) if style is not None else {}
-        record = model.record(seeds=seeds, **{model.scale_name: truncation}, **asked) if metadata else None
+        record = model.record(seeds=seeds, **model.prior_record(truncation), **asked) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
     return paths
 

@@ -80,6 +80,6 @@ def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, tr
     if key_styles is not None:
         style_frames = walk(model.style_weights(key_styles, len(seeds)), frames, loop, torch.lerp)
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
-                          **{model.scale_name: truncation},
+                          **model.prior_record(truncation),
                           **({"styles": key_styles} if key_styles is not None else {})) if metadata else None
     return write_frames(model.generate(z, style_frames), out, fps, record)

@@ -117,13 +117,17 @@ def read_checkpoint(path: Path, prefixes: tuple[str, ...] = ()) -> tuple[dict[st
         raise BrushworkError(f"cannot read checkpoint {path}: {exc}") from None
 
 
-SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/")  # what sampling reads of a checkpoint
+# what sampling reads of a checkpoint
+SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/", "model/denoiser_ema/")
 
 
 def sampling_weights(kind: str, tensors: dict) -> dict:
-    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE."""
+    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE, the
+    EMA denoiser of a diffusion run."""
     if kind == "gan":
         return module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
+    if kind == "diffusion":
+        return module_state(tensors, "denoiser_ema")
     return module_state(tensors, "vae")
 
 

@@ -52,6 +52,8 @@ def next_step_hint(kind: str, run_dir: Path) -> str:
         "vae": f"reproduce an artwork with: brushwork reconstruct {run_dir} painting.jpg --out "
                f"{run_dir / 'recon'} (or sample it: brushwork sample {run_dir} --seeds 0-15 "
                f"--temperature 0.8 --out {run_dir / 'images'})",
+        "diffusion": f"sample it with: brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'} "
+                     f"(or paint a sketch: brushwork paint {run_dir} --sketch sketch.png --out painted)",
         "adain": f"stylise a photo with: brushwork stylize photo.jpg --style painting.jpg "
                  f"--method adain --model {run_dir} --out stylised.png",
     }
@@ -100,6 +102,10 @@ def _make_task(run_cfg: RunConfig, ds, device, world: World):
 
         train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
         return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images, world=world), train
+    if run_cfg.kind == "diffusion":
+        from brushwork.training.diffusion import DiffusionTask
+
+        return DiffusionTask(run_cfg.model, device, seed=seed, world=world), ds
     if run_cfg.kind == "adain":
         from brushwork.training.adain import AdaINTask
 
@@ -117,9 +123,9 @@ def _make_task(run_cfg: RunConfig, ds, device, world: World):
 
 
 def _evaluator(run_cfg: RunConfig, ds, task, device, world: World):
-    """--eval-every: score samples against the training images at intervals (GANs and VAEs);
+    """--eval-every: score samples against the training images at intervals (not AdaIN);
     rank 0 evaluates, the others log nothing of it (but keep the same schedule)."""
-    if not run_cfg.train.eval_every or run_cfg.kind not in ("gan", "vae"):
+    if not run_cfg.train.eval_every or run_cfg.kind not in ("gan", "vae", "diffusion"):
         return None
     if not world.main:
         return lambda: {}
@@ -174,7 +180,7 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
-    if run_cfg.kind == "gan" and run_cfg.model.styled:
+    if run_cfg.kind in ("gan", "diffusion") and run_cfg.model.styled:
         model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
     if world.main and resume:
         check_same_model(run_dir, run_cfg)

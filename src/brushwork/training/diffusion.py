@@ -1,0 +1,102 @@
+"""The diffusion training task for the generic Trainer (EDM, Karras et al. 2022).
+
+One step: each real image x gets a noise level ln(sigma) ~ N(P_mean, P_std^2) and noise n, and
+the denoiser learns D(x + sigma n; sigma) ~ x under EDM's weighting lambda(sigma); conditional runs
+drop each image's style with probability ``cond_drop`` so the model also learns the style-free
+denoiser that classifier-free guidance contrasts with. Sampling uses an EMA of the weights.
+
+Under torchrun every rank draws the global batch's noise levels, noise and label drops and keeps
+its rows (as GAN latents), so N processes x batch B follow one process with batch N x B.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from brushwork.config import DiffusionConfig
+from brushwork.latents import latents_for_seeds
+from brushwork.models.diffusion import Denoiser, loss_weight
+from brushwork.models.samplers import karras_sigmas, sample_images
+from brushwork.styles import seed_styles
+from brushwork.training.distributed import SINGLE, World, ddp, normal_rows
+from brushwork.training.ema import EMA
+from brushwork.training.optim import autocast_context, make_adam, use_bf16
+
+PREVIEW_SEEDS = 32  # images in each training sample grid (seeds 0..31; a row of 8 per style)
+
+
+class DiffusionTask:
+    """Holds the denoiser, its EMA and optimiser; ``train_step`` runs one iteration."""
+
+    kind = "diffusion"
+
+    def __init__(self, cfg: DiffusionConfig, device: torch.device, seed: int = 0, world: World = SINGLE):
+        cfg.validate()
+        self.cfg, self.device, self.world = cfg, device, world
+        torch.manual_seed(seed)  # the same weights and noise stream on every rank
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net = Denoiser(cfg).to(device, memory_format=fmt)
+        self.net_step = ddp(self.net, world, device)  # averages gradients under torchrun
+        self.ema = EMA(self.net, cfg.ema_halflife_kimg, cfg.ema_rampup)
+        self.opt = make_adam(self.net.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
+        self.bf16 = use_bf16(cfg.mixed_precision, device)
+        self.preview_columns = 8
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"denoiser": self.net, "denoiser_ema": self.ema.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"denoiser": self.opt}
+
+    def _rows_uniform(self, n: int) -> torch.Tensor:
+        """Uniform [0, 1) numbers for this rank's rows of the global batch."""
+        return self.world.rows(torch.rand(n * self.world.size, device=self.device))
+
+    def train_step(self, real: torch.Tensor, step: int, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        cfg, batch = self.cfg, real.shape[0]
+        global_batch = batch * self.world.size
+        for group in self.opt.param_groups:  # linear warm-up of the learning rate
+            group["lr"] = cfg.lr * min(1.0, step * global_batch / max(cfg.lr_rampup_kimg * 1000, 1e-8))
+        sigma = (cfg.p_mean + cfg.p_std * normal_rows(self.world, (batch,), self.device)).exp()  # [B]
+        noise = normal_rows(self.world, tuple(real.shape), self.device)
+        style = None
+        if cfg.conditional:  # one-hot styles, a cond_drop share of them dropped (rows of zeros)
+            keep = (self._rows_uniform(batch) >= cfg.cond_drop).to(real.dtype)
+            style = F.one_hot(labels, cfg.num_styles).to(real.dtype) * keep[:, None]
+        with autocast_context(self.bf16, self.device):
+            denoised = self.net_step(real + sigma.view(-1, 1, 1, 1) * noise, sigma, style)
+        weight = loss_weight(sigma, cfg.sigma_data).view(-1, 1, 1, 1)
+        loss = (weight * (denoised.float() - real).square()).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.world.main:  # rank 0 keeps (and saves) the EMA
+            self.ema.set_progress((step + 1) * global_batch, global_batch)
+            self.ema.apply(self.net)
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, seeds: list[int], style: torch.Tensor | None) -> torch.Tensor:
+        """Images [N, 3, R, R] in [-1, 1] of seeds (style weights [N, K] on conditional runs)
+        from the current EMA weights, with the run's default sampler and steps: the images
+        ``brushwork sample`` makes of them."""
+        cfg = self.cfg
+        noise = latents_for_seeds(seeds, cfg.z_dim).view(-1, 3, cfg.resolution, cfg.resolution)
+        sigmas = karras_sigmas(cfg.sampling_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        images = sample_images(self.ema.model.eval(), noise.to(self.device), sigmas, cfg.sampler,
+                               None if style is None else style.to(self.device), cfg.guidance)
+        return images.float().clamp(-1, 1).cpu()
+
+    def sample_seeds(self, seeds: list[int]) -> torch.Tensor:
+        """Each seed's image (its default style on conditional runs), for --eval-every."""
+        return self.sample(seeds, seed_styles(seeds, self.cfg.num_styles) if self.cfg.conditional else None)
+
+    def preview(self) -> torch.Tensor:
+        """The sample grid: seeds 0..31; conditional runs: seeds 0..7 in a row per style (at most 4)."""
+        if not self.cfg.conditional:
+            return self.sample(list(range(PREVIEW_SEEDS)), None)
+        rows = min(self.cfg.num_styles, PREVIEW_SEEDS // 8)
+        style = torch.eye(self.cfg.num_styles)[torch.arange(rows).repeat_interleave(8)]
+        return self.sample(list(range(8)) * rows, style)
