@@ -248,17 +248,23 @@ def _prior_scale(args) -> float:
 
 
 def _load_vae(args):
-    model = _load_any(args)
+    model = _load_projectable(args)
     if model.kind != "vae":
         raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a VAE run "
                              "(brushwork train vae; GAN runs: brushwork project RUN IMAGE)")
     return model
 
 
-def _load_any(args):
+def _load_projectable(args):
+    """A GAN or VAE run, whose latent space an artwork can be encoded or projected into."""
     from brushwork.making.generate import load_model
 
-    return load_model(args.run, args.device, record_paths=args.record_paths)
+    model = load_model(args.run, args.device, record_paths=args.record_paths)
+    if model.kind == "diffusion":
+        raise BrushworkError(f"{args.run} is a diffusion run, which has no latent to encode or project "
+                             f"an artwork into; to reproduce or vary one with it, paint over it: "
+                             f"brushwork paint {args.run} --sketch IMAGE --strength 0.3 (lower keeps more)")
+    return model
 
 
 def _projection_options(args):
@@ -271,7 +277,7 @@ def _projection_options(args):
 def cmd_project(args) -> int:
     from brushwork.making.reproduce import project_file
 
-    model = _load_any(args)
+    model = _load_projectable(args)
     paths, value, kind = project_file(model, args.image, Path(args.out), _projection_options(args))
     print(f"projected {args.image}: {kind} distance {value:.5f}")
     for name, path in paths.items():
@@ -291,7 +297,7 @@ def cmd_reconstruct(args) -> int:
 def cmd_variations(args) -> int:
     from brushwork.making.reproduce import gan_variations, variations
 
-    model = _load_any(args)
+    model = _load_projectable(args)
     if model.kind == "gan":  # projected, then children of the projection
         paths = gan_variations(model, args.image, args.n, args.temperature, Path(args.out), args.seed,
                                _projection_options(args))
@@ -306,7 +312,7 @@ def cmd_variations(args) -> int:
 def cmd_blend(args) -> int:
     from brushwork.making.reproduce import blend, gan_blend
 
-    model = _load_any(args)
+    model = _load_projectable(args)
     if model.kind == "gan":
         out = gan_blend(model, args.image_a, args.image_b, args.frames, Path(args.out), args.fps,
                         _projection_options(args))

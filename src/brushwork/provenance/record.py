@@ -22,6 +22,7 @@ from brushwork.imaging import png_bytes
 from brushwork.utils import atomic_write
 
 _PARAMETER_KEYS = [("seed", "Seed"), ("truncation", "Truncation"), ("temperature", "Temperature"),
+                   ("sampler", "Sampler"), ("sampling_steps", "Sampling steps"), ("guidance", "Guidance"),
                    ("style", "Style"), ("style_mix", "Style mix"), ("model_name", "Model"),
                    ("model_hash", "Model hash"), ("steps", "Steps")]
 
