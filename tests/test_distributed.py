@@ -201,6 +201,21 @@ def test_vae_two_processes_match_one_process(tmp_path):
     _assert_same(_weights(tmp_path / "one", 4), _weights(tmp_path / "two", 4))
 
 
+@pytest.mark.parametrize("styles", [[], ["--conditional"]], ids=["plain", "conditional"])
+def test_diffusion_two_processes_match_one_process(tmp_path, styles):
+    """Noise levels, noise and dropped styles are rows of the global batch's draws: 2 x 4 follows
+    1 x 8 (the same draws on every rank would leave the weights far apart)."""
+    diffusion = ["-m", "brushwork", "train", "diffusion", "--data", "builtin:abstract:16", "--res", "32",
+                 "--steps", "4", "--set", "width=8", "--set", "channel_mult=1,2", "--set", "blocks=1",
+                 "--set", "mixed_precision=no", "--set", "lr_rampup_kimg=0", "--set", "sampling_steps=2",
+                 "--log-every", "2", "--device", "cpu", "--quiet", "--no-flip", *styles]
+    for out, procs, batch in (("one", 1, "8"), ("two", 2, "4")):
+        done = subprocess.run([*_python(procs), *diffusion, "--batch-size", batch, "--out", str(tmp_path / out)],
+                              env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    _assert_same(_weights(tmp_path / "one", 4), _weights(tmp_path / "two", 4))
+
+
 def test_vae_and_adain_train_under_torchrun(tmp_path):
     from studio_runs import noise_image
 
