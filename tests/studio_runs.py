@@ -22,7 +22,7 @@ def noise_image(path: Path, seed: int, size=(48, 40)) -> Path:
 
 
 def make_studio_folders(root: Path) -> dict[str, Path]:
-    """runs/{gan (style-conditional), vae, adain}, data/art/{a,b}, and a few loose images."""
+    """runs/{gan (style-conditional), vae, diffusion, adain}, data/art/{a,b}, and a few loose images."""
     runs, data, images = root / "runs", root / "data", root / "images"
     for folder in (data / "art" / "a", data / "art" / "b", images):
         folder.mkdir(parents=True)
@@ -35,6 +35,10 @@ def make_studio_folders(root: Path) -> dict[str, Path]:
                  "--steps", "6", "--conditional", *TINY_GAN]) == 0
     assert main(["train", "vae", "--data", "builtin:abstract:8", "--out", str(runs / "vae"), "--res",
                  "32", "--batch-size", "8", "--steps", "6", "--set", "width=8", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert main(["train", "diffusion", "--data", "builtin:abstract:8", "--out", str(runs / "diffusion"),
+                 "--res", "32", "--batch-size", "8", "--steps", "2", "--set", "width=8", "--set",
+                 "channel_mult=1,2", "--set", "blocks=1", "--set", "sampling_steps=4", "--device", "cpu",
                  "--quiet"]) == 0
     assert main(["train", "adain", "--content", str(data / "art" / "a"), "--style", str(data / "art" / "b"),
                  "--out", str(runs / "adain"), "--res", "32", "--batch-size", "2", "--steps", "2",

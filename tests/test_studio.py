@@ -41,7 +41,7 @@ def _pixels(path):
 
 
 def test_lists_runs_and_describes_them(studio):
-    assert studio.run_names() == ["gan", "vae"]  # the AdaIN run makes no images of its own
+    assert studio.run_names() == ["diffusion", "gan", "vae"]  # the AdaIN run makes no images of its own
     assert studio.adain_runs() == ["adain"]
     gan = studio.describe_run("gan")
     assert gan["kind"] == "gan" and gan["conditional"] and len(gan["styles"]) >= 2
@@ -143,6 +143,43 @@ def test_gatys_previews_then_stops_with_its_best_image(studio, folders):
     assert 0 < record["stopped_at_step"] < 100000 and record["method"] == "gatys"
     assert Image.open(last.path).size == first.image.size  # full size
     assert not studio.stop_style("s1")  # nothing running any more
+
+
+def test_paint_a_sketch_a_masked_region_and_stop_early(studio, folders):
+    sketch = _upload(studio, folders["images"] / "photo0.png")  # 56 x 48
+    updates = list(studio.paint("diffusion", sketch, strength=0.5, seeds="3-4", session="p", preview_every=0))
+    assert [u.message for u in updates[:-1]] == ["step 1/2", "step 2/2"]  # 4 steps x strength 0.5
+    assert updates[0].image is not None and updates[-1].message == "done (2 steps)"
+    items = updates[-1].items
+    assert [m.caption for m in items] == ["seed 3", "seed 4"] and _pixels(items[0].path).shape == (48, 56, 3)
+    assert items[0].record["paint"]["strength"] == 0.5 and items[0].record["seed"] == 3
+
+    strokes = Image.new("RGBA", (56, 48), (0, 0, 0, 0))
+    strokes.paste((255, 45, 45, 255), (10, 10, 30, 30))
+    strokes.save(studio.settings.uploads / "strokes.png")
+    mask = studio.mask_from_strokes(studio.settings.uploads / "strokes.png", sketch)
+    painted = list(studio.paint("diffusion", sketch, mask, seeds="0", session="p"))[-1].items[0]
+    keep = np.asarray(Image.open(mask)) < 128
+    assert np.array_equal(_pixels(painted.path)[keep], _pixels(sketch)[keep])
+    assert painted.record["paint"]["strength"] == 1.0  # a masked region is painted afresh by default
+
+    running = studio.paint("diffusion", sketch, seeds="0-1", strength=1.0, steps=40, session="q",
+                           preview_every=0)
+    assert next(running).message == "step 1/40"
+    assert studio.stop_paint("q")
+    last = list(running)[-1]
+    assert "stopped at step" in last.message and len(last.items) == 2
+    assert 0 < last.items[0].record["paint"]["stopped_at_step"] < 40
+    assert not studio.stop_paint("q")
+
+    before = set(studio.settings.outputs.rglob("*"))
+    with pytest.raises(BrushworkError, match="paint needs a diffusion run"):
+        list(studio.paint("gan", sketch, session="r"))
+    with pytest.raises(BrushworkError, match="strength must be in"):
+        list(studio.paint("diffusion", sketch, strength=2, session="r"))
+    assert set(studio.settings.outputs.rglob("*")) == before  # a refused request leaves nothing
+    generated = studio.generate("diffusion", "1", scale=0.5)  # no truncation for diffusion: ignored
+    assert generated[0].record["sampler"] == "dpm2m"
 
 
 def test_adain_in_one_pass_with_its_run_s_provenance(studio, folders):

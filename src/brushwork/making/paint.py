@@ -273,14 +273,32 @@ def write_paintings(model: TrainedModel, inputs: PaintInputs, seeds: list[int], 
     """``paint`` written as ``paint0007.png`` per seed, each with its provenance record (the
     sketch's and mask's hashes, strength, margins, seed, sampling, style): ``sample --from`` with
     the same sketch (and mask) remakes it exactly."""
+    check_request(model, strength, resample)
+    model.seed_styles(seeds, style)  # a wrong style is refused before the work
+    how = paint_record(inputs, strength, resample, model)
+    images = paint(model, inputs, seeds, strength, style, resample, callback)
+    return _write(model, seeds, images, out_dir, how, style, metadata, ext, names)
+
+
+def write_estimates(model: TrainedModel, inputs: PaintInputs, seeds: list[int], estimate: torch.Tensor,
+                    step: int, out_dir: Path, strength: float, style=None,
+                    resample: int = DEFAULT_RESAMPLE) -> list[Path]:
+    """A painting stopped early: the denoised estimates [>= N, 3, h, w] of its last step, laid
+    into the canvas and written like paintings, their records saying at which step they stopped
+    (``sample --from`` would paint them to the end)."""
+    how = paint_record(inputs, strength, resample, model) | {"stopped_at_step": step + 1}
+    images = compose(inputs, estimate[:len(seeds)].float().clamp(-1, 1).cpu())
+    return _write(model, seeds, images, out_dir, how, style)
+
+
+def _write(model: TrainedModel, seeds: list[int], images: np.ndarray, out_dir: Path, how: dict, style,
+           metadata: bool = True, ext: str = "png", names: list[str] | None = None) -> list[Path]:
+    """uint8 paintings [N, H, W, 3] as files with their records."""
     from brushwork.provenance import save_image
     from brushwork.styles import describe
     from brushwork.utils import ensure_dir
 
-    check_request(model, strength, resample)
-    styles = model.seed_styles(seeds, style)
-    prior, how = model.prior_record(1.0), paint_record(inputs, strength, resample, model)
-    images = paint(model, inputs, seeds, strength, style, resample, callback)
+    styles, prior = model.seed_styles(seeds, style), model.prior_record(1.0)
     ensure_dir(out_dir)
     paths = []
     for i, (seed, pixels) in enumerate(zip(seeds, images)):

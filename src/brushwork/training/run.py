@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -139,9 +140,9 @@ def _evaluator(run_cfg: RunConfig, ds, task, device, world: World):
 
 
 def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False,
-              time_limit: float | None = None) -> Trainer:
+              time_limit: float | None = None, clock=time.perf_counter) -> Trainer:
     """Train (or continue) a run of any family; returns the finished Trainer. ``time_limit``
-    (seconds) ends training early and cleanly, as Ctrl-C does. The run directory is locked for
+    (seconds of ``clock``) ends training early and cleanly, as Ctrl-C does. The run directory is locked for
     the whole time: a second process training in it is refused.
 
     Under torchrun every process calls this; rank 0 holds the lock, builds the dataset cache
@@ -149,8 +150,8 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
     world, device = init_world(run_cfg.train.device)
     try:
         with run_lock(run_dir) if world.main else contextlib.nullcontext():
-            return _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main, time_limit,
-                                 world, device)
+            return _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main,
+                                 time_limit, clock, world, device)
     finally:
         close_world(world)
 
@@ -169,7 +170,7 @@ def _load_data(run_cfg: RunConfig, quiet: bool, world: World) -> ArtDataset:
 
 
 def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
-                  time_limit: float | None, world: World, device: torch.device) -> Trainer:
+                  time_limit: float | None, clock, world: World, device: torch.device) -> Trainer:
     if world.main:
         check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
@@ -216,7 +217,7 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
          + (f" | {world.size} processes x batch {train_cfg.batch_size} = global batch "
             f"{world.size * train_cfg.batch_size}" if world.distributed else "")
          + (f" | resuming at step {start}" if start else ""), quiet)
-    trainer.fit(time_limit)
+    trainer.fit(time_limit, clock)
     barrier(world)  # every rank leaves once rank 0 has written the last checkpoint
     return trainer
 

@@ -69,13 +69,14 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         gr.Markdown(f"## brushwork studio\nRuns: `{s.runs.name}/` · data: `{s.data.name}/` · "
                     f"outputs: `{s.outputs.name}/`")
         with gr.Row():
-            run = gr.Dropdown(studio.run_names(), label="Run (GAN or VAE)", scale=4, elem_id="run")
+            run = gr.Dropdown(studio.run_names(), label="Run (GAN, VAE or diffusion)", scale=4, elem_id="run")
             refresh = gr.Button("Refresh runs", scale=1, elem_id="refresh-runs")
             run_info = gr.Markdown(elem_id="run-info")
         with gr.Tabs() as tabs:
             generate = _generate_tab(studio, run, heavy, light)
-            _explore_tab(studio, run, generate, heavy)
-            _reproduce_tab(studio, run, generate, heavy)
+            explore = _explore_tab(studio, run, generate, heavy)
+            reproduce = _reproduce_tab(studio, run, generate, heavy)
+            _paint_tab(studio, run, generate, [explore, reproduce], tabs, heavy, light)
             _style_tab(studio, heavy, light)
             _originality_tab(studio, run, generate, heavy)
             job = _train_tab(studio, light)
@@ -90,7 +91,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
             text = (f"**{d['kind'].upper()}**, {d['resolution']} px, step {d['step']}"
                     + (f", styles: {', '.join(d['styles'])}" if d["styles"] else "")
                     + (f", creative (creativity {d['creativity']})" if d["creative"] else ""))
-            return (text, gr.update(label=d["scale_name"]),
+            return (text, gr.update(label=d["scale_name"], visible=d["kind"] != "diffusion"),
                     gr.update(choices=choices, visible=d["conditional"],
                               value=current_style if current_style in choices else choices[0]),
                     gr.update(visible=d["conditional"]))
@@ -134,6 +135,7 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
             reuse = gr.Button("Reuse this image's seed", elem_id="reuse-seed")
             to_a = gr.Button("Send to Explore as parent A", elem_id="to-parent-a")
             to_b = gr.Button("Send to Explore as parent B", elem_id="to-parent-b")
+            to_paint = gr.Button("Send to Paint", elem_id="generate-to-paint")
 
     @_page
     def make(name, first, n, psi, style_name, mix_text):
@@ -153,7 +155,7 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
     reuse.click(_page(lambda path: studio.seed_of(_chosen(path))), selected, seed, **light)
     return {"seed": seed, "count": count, "scale": scale, "style": style, "mix": mix,
             "gallery": gallery, "paths": paths, "selected": selected, "download": download,
-            "parameters": parameters, "to_a": to_a, "to_b": to_b}
+            "parameters": parameters, "to_a": to_a, "to_b": to_b, "to_paint": to_paint}
 
 
 def _chosen(path):
@@ -187,6 +189,7 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
             children = gr.Button("Children of A", elem_id="children")
             cross = gr.Button("Crossbreed A and B", elem_id="crossbreed")
         offspring = gr.Gallery(label="Offspring", columns=6, height="auto", elem_id="offspring")
+        chosen = _selectable(offspring, "explore")
 
     @_page
     def make_walk(name, keys, key_styles, count, loop_it, kind):
@@ -200,6 +203,21 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
                 [parent_a, parent_b, n], offspring, **heavy)
     generate["to_a"].click(_page(_chosen), generate["selected"], parent_a, queue=False)
     generate["to_b"].click(_page(_chosen), generate["selected"], parent_b, queue=False)
+    return chosen
+
+
+def _selectable(gallery, name: str) -> dict:
+    """A gallery whose selected image can be sent to Paint (call inside its tab: the button is
+    placed there)."""
+    selected = gr.State(None)
+    to_paint = gr.Button("Send the selected image to Paint", elem_id=f"{name}-to-paint")
+
+    def select(items, event: gr.SelectData):
+        item = (items or [])[event.index]
+        return item[0] if isinstance(item, (list, tuple)) else item
+
+    gallery.select(_page(select), gallery, selected, queue=False)
+    return {"selected": selected, "to_paint": to_paint}
 
 
 def _style_choice(style):
@@ -222,6 +240,7 @@ def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
             blend = gr.Button("Blend", elem_id="blend")
         message = gr.Markdown()
         results = gr.Gallery(label="Results", columns=6, height="auto", elem_id="reproduced")
+        chosen = _selectable(results, "reproduce")
         blended = gr.Image(label="Blend", type="filepath", interactive=False)
 
     @_page
@@ -235,6 +254,99 @@ def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
                [run, image_a, n, temperature, style], results, **heavy)
     blend.click(_page(lambda name, a, b, f, s: str(studio.blend(name, a, b, f, _style_choice(s)))),
                 [run, image_a, image_b, frames, style], blended, **heavy)
+    return chosen
+
+
+def _paint_tab(studio: Studio, run, generate: dict, sources: list[dict], tabs, heavy, light) -> None:
+    with gr.Tab("Paint", id="paint"):
+        gr.Markdown("**Guided creation** with a diffusion run: draw or upload a sketch and the run paints "
+                    "it in its collection's style. Paint a mask to repaint only that region (everything "
+                    "else is kept exactly), or add margins to widen the canvas.")
+        with gr.Row():
+            sketch = gr.ImageEditor(label="Sketch: draw (brush, colours, eraser) or upload", type="filepath",
+                                    format="png", canvas_size=(256, 256), sources=("upload", "clipboard"),
+                                    brush=gr.Brush(colors=["#1f2a44", "#8c2f1b", "#d9a441", "#3e7c59",
+                                                           "#6d8fb3", "#f2efe6"], color_mode="defaults"),
+                                    layers=False, elem_id="paint-sketch")
+            mask = gr.ImageEditor(label="Mask (optional): paint over the region to repaint", type="filepath",
+                                  format="png", sources=(), brush=gr.Brush(colors=["#ff2d2d"], color_mode="fixed"),
+                                  layers=gr.LayerOptions(allow_additional_layers=False, layers=["mask"]),
+                                  elem_id="paint-mask")
+        with gr.Row():
+            use_sketch = gr.Button("Paint a mask over this sketch", elem_id="paint-mask-from-sketch")
+            clear_mask = gr.Button("No mask", elem_id="paint-no-mask")
+        with gr.Row():
+            strength = gr.Slider(0.0, 1.0, 0.6, step=0.05, label="Strength (0 = the sketch, 1 = ignore it; "
+                                 "use 1 for a masked region)", elem_id="paint-strength")
+            seed = gr.Number(0, label="First seed", precision=0, minimum=0, elem_id="paint-seed")
+            count = gr.Slider(1, 8, 4, step=1, label="How many", elem_id="paint-count")
+            steps = gr.Slider(4, 64, 32, step=1, label="Steps", elem_id="paint-steps")
+        with gr.Row():
+            margins = [gr.Number(0, label=f"Extend {side} (px)", precision=0, minimum=0, elem_id=f"paint-{side}")
+                       for side in ("left", "right", "top", "bottom")]
+        with gr.Row():
+            go = gr.Button("Paint", variant="primary", elem_id="paint-go")
+            stop = gr.Button("Stop (keep the latest estimate)", elem_id="paint-stop")
+        status = gr.Markdown(elem_id="paint-status")
+        with gr.Row():
+            forming = gr.Image(label="Forming", type="pil", interactive=False, format="png",
+                               elem_id="paint-forming")
+            gallery = gr.Gallery(label="Paintings", columns=4, height="auto", elem_id="paint-gallery")
+        with gr.Row():
+            download = gr.File(label="The selected painting, as written (with its record)",
+                               elem_id="paint-download", height=120)
+            parameters = gr.Textbox(label="Its record", lines=4, elem_id="paint-parameters")
+        paths = gr.State([])
+
+    @_page_stream
+    def run_paint(name, editor, mask_editor, s, first, n, k, left, right, top, bottom, style, mix,
+                  request: gr.Request):
+        sketch_path = _composite(editor)
+        mask_path = studio.mask_from_strokes(_strokes(mask_editor), sketch_path) if _strokes(mask_editor) else None
+        extend = f"left={int(left or 0)},right={int(right or 0)},top={int(top or 0)},bottom={int(bottom or 0)}"
+        first, n = int(first or 0), int(n)
+        for update in studio.paint(name, sketch_path, mask_path, s, f"{first}-{first + n - 1}",
+                                   _style_choice(style), mix or None, extend, int(k),
+                                   session=request.session_hash):
+            items = update.items
+            yield (update.image, update.message, _gallery(items) if items is not None else gr.update(),
+                   [str(m.path) for m in items] if items is not None else gr.update())
+
+    @_page
+    def select(items, event: gr.SelectData):
+        path = items[event.index]
+        return path, made(studio.readable(path)).parameters
+
+    go.click(run_paint, [run, sketch, mask, strength, seed, count, steps, *margins, generate["style"],
+                         generate["mix"]], [forming, status, gallery, paths], **heavy)
+    stop.click(lambda request: studio.stop_paint(request.session_hash) and None,
+               None, None, **light)
+    gallery.select(select, paths, [download, parameters], **light)
+    use_sketch.click(_page(lambda editor: {"background": _composite(editor), "layers": [], "composite": None}),
+                     sketch, mask, queue=False)
+    clear_mask.click(lambda: None, None, mask, queue=False)
+    _send_buttons(generate, sources, sketch, tabs)
+
+
+def _send_buttons(generate: dict, sources: list[dict], sketch, tabs) -> None:
+    """"Send to Paint" under Generate, Explore and Reproduce: the selected image becomes the sketch."""
+    for source in [generate, *sources]:
+        source["to_paint"].click(_page(lambda path: ({"background": _chosen(path), "layers": [], "composite": None},
+                                                     gr.Tabs(selected="paint"))),
+                                 source["selected"], [sketch, tabs], queue=False)
+
+
+def _composite(editor) -> str:
+    """The flattened sketch an ImageEditor holds (its file, in the upload folder)."""
+    if not editor or not (editor.get("composite") or editor.get("background")):
+        raise BrushworkError("no sketch: draw one or upload an image first")
+    return editor.get("composite") or editor["background"]
+
+
+def _strokes(editor) -> str | None:
+    """The mask editor's painted layer (its file), when anything was painted on it."""
+    layers = (editor or {}).get("layers") or []
+    return layers[0] if layers else None
 
 
 def _style_tab(studio: Studio, heavy, light) -> None:

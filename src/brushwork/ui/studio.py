@@ -86,6 +86,16 @@ class StyleUpdate:
 
 
 @dataclass
+class PaintUpdate:
+    """One step of a running painting: the first image as it forms, a status line, and on the
+    last update the written paintings."""
+
+    image: Image.Image | None
+    message: str
+    items: list[Made] | None = None
+
+
+@dataclass
 class Neighbour:
     label: str  # "nearest by tiled L2" / "nearest by features"
     name: str  # the training file's name
@@ -144,11 +154,15 @@ class Studio:
 
     def output_folder(self, action: str) -> Path:
         """A new folder for one request: outputs/ACTION/YYYYmmdd-HHMMSS-xxxx."""
+        return ensure_dir(self.output_path(action))
+
+    def output_path(self, action: str) -> Path:
+        """Where one request's files go, not yet created (a failed request leaves no folder)."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return ensure_dir(self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}")
+        return self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}"
 
     # ---- runs ---------------------------------------------------------------------------------
-    def run_names(self, kinds: tuple[str, ...] = ("gan", "vae")) -> list[str]:
+    def run_names(self, kinds: tuple[str, ...] = ("gan", "vae", "diffusion")) -> list[str]:
         """Runs under the runs folder of these kinds that have a checkpoint to use."""
         names = []
         for config in sorted(self.settings.runs.glob("*/config.json")):
@@ -185,6 +199,7 @@ class Studio:
         model = self.model(name)
         cfg = model.config.model
         return {"kind": model.kind, "step": model.step, "resolution": cfg.resolution,
+                "sampling_steps": model.sampling.steps if model.sampling else None,
                 "scale_name": model.scale_name, "conditional": model.conditional,
                 "styles": model.style_names if model.conditional else [],
                 "creative": bool(getattr(cfg, "creative", False)),
@@ -195,6 +210,8 @@ class Studio:
                  mix: str | None = None) -> list[Made]:
         """One image per seed, written as ``brushwork sample`` writes them."""
         model = self.model(run)
+        if model.kind == "diffusion":  # a diffusion run's noise is never scaled
+            scale = 1.0
         seed_list = parse_seeds(seeds, self.settings.max_images)
         request = style_request(style or None, mix or None)
         paths = write_seed_images(model, seed_list, self.output_folder("generate"), float(scale),
@@ -310,7 +327,14 @@ class Studio:
 
     def stop_style(self, session: str) -> bool:
         """Ask the session's running Gatys optimisation to stop (it returns its best image)."""
-        stop = self._stops.get(session)
+        return self._stop(session, "style")
+
+    def stop_paint(self, session: str) -> bool:
+        """Ask the session's running painting to stop (it returns its latest estimate)."""
+        return self._stop(session, "paint")
+
+    def _stop(self, session: str, work: str) -> bool:
+        stop = self._stops.get(f"{work}:{session}")
         if stop is None:
             return False
         stop.set()
@@ -338,7 +362,7 @@ class Studio:
                                preserve_color=preserve_color, gatys=GatysSettings(steps=int(steps)))
         request.validate()
         engine = self._engine(method, adain_run)
-        stop = self._stops[session] = threading.Event()
+        stop = self._stops[f"style:{session}"] = threading.Event()
         updates: queue.Queue = queue.Queue()
         state = {"last": 0.0, "step": 0}
 
@@ -371,13 +395,99 @@ class Studio:
                     return
         finally:
             stop.set()  # the page went away: let the optimisation end
-            self._stops.pop(session, None)
+            self._stops.pop(f"style:{session}", None)
 
     @staticmethod
     def _style_done(method: str, stop: threading.Event, state: dict) -> str:
         if method == "gatys" and stop.is_set():
             return f"stopped at step {state['step']}: the best image so far"
         return "done" if method == "adain" else f"done ({state['step']} steps)"
+
+    # ---- Paint (diffusion runs) ---------------------------------------------------------------
+    def paint(self, run: str, sketch, mask=None, strength: float | None = None, seeds: str = "0-3",
+              style: str | None = None, mix: str | None = None, extend: str = "", steps: int | None = None,
+              session: str = "", preview_every: float = 0.5) -> Iterator[PaintUpdate]:
+        """Paint ``sketch`` with a diffusion run as ``brushwork paint`` does; yields the first
+        painting as it forms about every ``preview_every`` seconds, then the written files.
+        Stop (``stop_paint``) ends it early and writes the latest estimates instead."""
+        import dataclasses
+
+        from brushwork.making.paint import check_request, load_inputs, write_estimates, write_paintings
+        from brushwork.models.samplers import SAMPLING_BATCH
+
+        model = self.model(run)
+        if steps:  # a copy: the cached model keeps its own sampling for other requests
+            model = dataclasses.replace(model, sampling=dataclasses.replace(model.sampling, steps=int(steps)))
+        sketch = self.upload(sketch, "sketch")
+        mask = self.upload(mask, "mask") if mask else None
+        seed_list = parse_seeds(seeds, SAMPLING_BATCH)  # one batch: the preview shows all of it
+        inputs = load_inputs(sketch, mask, extend or None, self.settings.max_pixels)
+        if strength is None:
+            strength = 1.0 if inputs.repaint is not None else 0.6
+        request = style_request(style or None, mix or None)
+        check_request(model, float(strength))
+        stop = self._stops[f"paint:{session}"] = threading.Event()
+        updates: queue.Queue = queue.Queue()
+        state = {"shown": 0.0, "step": -1, "estimate": None}
+        total = max(1, round(model.sampling.steps * float(strength)))
+
+        class Stopped(Exception):
+            pass
+
+        def progress(step, estimate):
+            state["step"], state["estimate"] = step, estimate
+            if stop.is_set():
+                raise Stopped
+            if time.monotonic() - state["shown"] >= preview_every:
+                state["shown"] = time.monotonic()
+                updates.put(PaintUpdate(to_pil(estimate[:1].float().clamp(-1, 1).cpu())[0],
+                                        f"step {step + 1}/{total}"))
+
+        def work():
+            out = self.output_path("paint")
+            try:
+                try:
+                    paths = write_paintings(model, inputs, seed_list, out, float(strength), request,
+                                            callback=progress)
+                    line = f"done ({total} steps)"
+                except Stopped:
+                    paths = write_estimates(model, inputs, seed_list, state["estimate"], state["step"], out,
+                                            float(strength), request)
+                    line = f"stopped at step {state['step'] + 1}/{total}: the latest estimate"
+                items = [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
+                updates.put(PaintUpdate(Image.open(paths[0]).convert("RGB"), line, items))
+            except BaseException as exc:  # handed to the page's thread, which raises it
+                updates.put(exc)
+
+        threading.Thread(target=work, daemon=True, name="paint").start()
+        try:
+            while True:
+                update = updates.get()
+                if isinstance(update, BaseException):
+                    raise update
+                yield update
+                if update.items is not None:
+                    return
+        finally:
+            stop.set()
+            self._stops.pop(f"paint:{session}", None)
+
+    def mask_from_strokes(self, strokes, sketch) -> Path:
+        """A mask file (white where anything was painted on the page's mask layer, black elsewhere)
+        at the sketch's size, written in the upload folder."""
+        import numpy as np
+
+        strokes, sketch = self.upload(strokes, "mask layer"), self.upload(sketch, "sketch")
+        with Image.open(strokes) as layer, Image.open(sketch) as image:
+            alpha = layer.convert("RGBA").getchannel("A")
+            if alpha.size != image.size:
+                alpha = alpha.resize(image.size, Image.NEAREST)
+        painted = np.asarray(alpha) > 0
+        if not painted.any():
+            raise BrushworkError("the mask is empty: paint over the region to repaint (or choose No mask)")
+        path = ensure_dir(self.settings.uploads / "masks") / f"mask-{secrets.token_hex(6)}.png"
+        Image.fromarray(np.where(painted, 255, 0).astype(np.uint8)).save(path)
+        return path
 
     # ---- Originality --------------------------------------------------------------------------
     def originality(self, image, run: str | None = None, data: str | None = None) -> tuple[str, list[Neighbour]]:
