@@ -215,7 +215,8 @@ class DiffusionConfig:
     sigma_min: float = 0.002  # sampling schedule: from sigma_max down to sigma_min, then 0
     sigma_max: float = 80.0
     rho: float = 7.0  # schedule curvature: steps crowd towards low noise as rho grows (EDM's 7)
-    lr: float = 2e-4  # Adam learning rate, reached after lr_rampup_kimg thousand images
+    lr: float = 1e-3  # Adam learning rate, reached after lr_rampup_kimg thousand images (EDM's;
+    # 32 px romanticism, 12k images: SWD 87 vs 123 with 2e-4)
     lr_rampup_kimg: float = 2.0  # linear warm-up (EDM: 10M images at its scale)
     beta1: float = 0.9  # Adam betas (EDM's)
     beta2: float = 0.999
@@ -229,7 +230,7 @@ class DiffusionConfig:
     sampling_steps: int = 32  # default number of noise levels visited when sampling
     guidance: float = 1.0  # default classifier-free guidance of conditional runs (1 = none)
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
-    channels_last: bool = True  # NHWC memory layout
+    channels_last: bool = False  # NHWC memory layout: slower here (CPU step 51 vs 64 img/s at 32 px)
 
     def validate(self) -> None:
         check_resolution(self.resolution, 128, "diffusion")
