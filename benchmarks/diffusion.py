@@ -220,7 +220,7 @@ def cmd_versus(args) -> dict:
         kind, cfg = families[name]
         run = out / name
         if not (run / "checkpoints").is_dir():
-            result[name] = {"training": train_for(kind, cfg, data, args.cpu_minutes * 60, args.batch, args.seed)}
+            result[name] = {"training": train_for(kind, cfg, data, run, args.cpu_minutes * 60, args.batch, args.seed)}
         else:
             result[name] = {"training": "reused"}
         t0 = time.perf_counter()
@@ -334,7 +334,7 @@ def cmd_memorisation(args) -> dict:
                                "diffusion-mitigated": ("diffusion", args.mitigation_set)}[name]
             cfg = diffusion_config(args.res, overrides) if kind == "diffusion" else gan_config(args.res, overrides)
             run = out / f"{name}-{size}"
-            row = {"training": train_for(kind, cfg, data, args.cpu_minutes * 60, args.batch)
+            row = {"training": train_for(kind, cfg, data, run, args.cpu_minutes * 60, args.batch)
                    if not (run / "checkpoints").is_dir() else "reused"}
             samples = samples_of(run, args.n)
             row.update(quality(samples, held_out.images, train.images, "cpu"))
