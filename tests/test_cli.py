@@ -126,3 +126,52 @@ def test_closing_hint_names_a_command_that_applies_to_the_family(tmp_path):
                  "--latent-dim", "8", "--set", "width=4"]
     done = run_cli("train", "vae", "--out", str(run), "--steps", "2", *vae_flags)
     assert done.returncode == 0 and done.stderr.strip().splitlines()[-1].endswith(next_step_hint("vae", run))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "RUN", "--data", "builtin:abstract:8", "--n", "0"], "--n: must be >= 2"),
+    (["originality", "RUN", "--data", "builtin:abstract:8", "--n", "0"], "--n: must be >= 1"),
+    (["originality", "--data", "builtin:abstract:8", "--percentile", "150"], "--percentile: must be in (0, 100)"),
+    (["breed", "IMG", "--n", "0", "--out", "o"], "--n: must be >= 1"),
+    (["variations", "RUN", "IMG", "--n", "0", "--out", "o"], "--n: must be >= 1"),
+    (["interpolate", "RUN", "--seeds", "1,2", "--fps", "0", "--out", "w.gif"], "--fps: must be in (0, 100]"),
+    (["interpolate", "RUN", "--seeds", "1,2", "--fps", "-5", "--out", "w.gif"], "--fps: must be in (0, 100]"),
+    (["blend", "RUN", "A", "B", "--fps", "0", "--out", "b.gif"], "--fps: must be in (0, 100]"),
+    (["sample", "RUN", "--seeds", "1", "--truncation", "0", "--out", "o"], "--truncation: must be in (0, 2]"),
+    (["sample", "RUN", "--seeds", "1", "--truncation", "nan", "--out", "o"], "--truncation: must be"),
+    (["train", "gan", "--out", "o", "--steps", "-1"], "--steps: must be >= 0, got -1"),
+    (["train", "gan", "--out", "o", "--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["train", "vae", "--out", "o", "--beta", "x"], "--beta: expected a number"),
+    (["stylize", "c.png", "--style", "s.png", "--out", "o.png", "--size", "0"], "--size: must be >= 16"),
+    (["paint", "RUN", "--sketch", "s.png", "--out", "o", "--strength", "1.5"], "--strength: must be in [0, 1]"),
+    (["serve", "--port", "0"], "--port: must be in [1, 65535]"),
+])
+def test_numeric_options_are_checked_while_parsing(tmp_path, argv, message):
+    """Every number on the command line is checked by one shared helper: one line, exit 2."""
+    done = run_cli(*argv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert message in done.stderr
+
+
+def test_resume_of_nothing_and_refused_runs_leave_nothing(tmp_path):
+    done = run_cli("train", "gan", "--out", str(tmp_path / "none"), "--resume", *TINY)
+    assert done.returncode == 2 and "nothing to resume" in done.stderr
+    (tmp_path / "loose").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "loose" / "a.png")
+    for argv in (["--res", "4096"], ["--conditional", "--data", str(tmp_path / "loose")]):
+        done = run_cli("train", "gan", "--out", str(tmp_path / "refused"), *TINY, *argv)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert not (tmp_path / "refused").exists()  # not even the lock's folder
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_closed_pipe_is_a_normal_end(tmp_path):
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    from brushwork.provenance import save_png
+
+    save_png(Image.new("RGB", (8, 8)), img, {"seed": 1, "note": "x" * 200000})  # more than a pipe holds
+    done = subprocess.run(f"{sys.executable} -m brushwork info {img} | head -c 10", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stderr == "" and len(done.stdout) == 10

@@ -254,12 +254,12 @@ def test_outpainting_widens_the_canvas_around_the_original(run, sketch, tmp_path
     (["--sketch", "{tmp}/garbage.png"], "cannot read image"),
     (["--sketch", "{sketch}", "--mask", "{tmp}/small.png"], "same size"),
     (["--sketch", "{sketch}", "--mask", "{tmp}/black.png"], "no white pixels"),
-    (["--sketch", "{sketch}", "--strength", "1.5"], "strength must be in [0, 1]"),
+    (["--sketch", "{sketch}", "--strength", "1.5"], "--strength: must be in [0, 1]"),
     (["--sketch", "{sketch}", "--extend", "left=9000,right=9000,top=9000,bottom=9000"], "more than the limit"),
     (["--sketch", "{sketch}", "--extend", "left=3000"], "64x its own area"),
     (["--sketch", "{sketch}", "--extend", "middle=3"], "bad --extend"),
     (["--sketch", "{sketch}", "--guidance", "2"], "needs a style-conditional run"),
-    (["--sketch", "{sketch}", "--steps", "0"], "--steps must be at least 1"),
+    (["--sketch", "{sketch}", "--steps", "0"], "--steps: must be >= 1"),
 ])
 def test_paint_mistakes_get_one_line_and_write_nothing(run, sketch, tmp_path, args, message):
     (tmp_path / "garbage.png").write_bytes(b"not a png at all")

@@ -204,4 +204,4 @@ def test_breed_command_makes_children_and_crossbreeds_of_images(trained_run, tmp
     capsys.readouterr()
     assert main(["breed", str(tmp_path / "s" / "seed0004.png"), "--strength", "2", "--run",
                  str(trained_run), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
-    assert "strength must be in [0, 1]" in capsys.readouterr().err
+    assert "--strength: must be in [0, 1]" in capsys.readouterr().err

@@ -237,7 +237,7 @@ def test_adain_train_then_stylize_and_encoder_pinning(folders, tmp_path, capsys,
     (["{content}", "--style", "{style}", "--vgg-weights", "{tmp}/bad.png"], "cannot read VGG19 weights"),
     (["{content}", "--style", "{style}", "--style-weights", "1,2"], "1 style image(s) but 2"),
     (["{content}", "--style", "{style}", "--method", "adain"], "needs --model"),
-    (["{content}", "--style", "{style}", "--strength", "1.5"], "strength must be in [0, 1]"),
+    (["{content}", "--style", "{style}", "--strength", "1.5"], "--strength: must be in [0, 1]"),
     (["{content}", "--style", "{style}"], "vgg19-dcbb9e9d.pth"),  # no ImageNet weights offline
     (["{content}", "--style", "{style}"], "or pass a local file with --vgg-weights PATH"),
 ])

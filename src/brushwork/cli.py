@@ -12,25 +12,64 @@ from brushwork import __version__
 from brushwork.errors import BrushworkError, WeightsUnavailable
 
 
+def number(kind: type = int, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False):
+    """An argparse type for a number of ``kind`` within [low, high] (either end open, or absent):
+    anything else is refused while parsing, in one line that says what is allowed."""
+    lo = "" if low is None else f"{'(' if low_open else '['}{low:g}"
+    hi = "" if high is None else f"{high:g}{')' if high_open else ']'}"
+    allowed = (f"in {lo}, {hi}" if lo and hi else f"{'>' if low_open else '>='} {low:g}" if lo
+               else f"{'<' if high_open else '<='} {high:g}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        below = low is not None and (value < low or (low_open and value == low))
+        above = high is not None and (value > high or (high_open and value == high))
+        if below or above or value != value:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
+    parse.__name__ = "integer" if kind is int else "number"  # argparse names the type on errors
+    return parse
+
+
+COUNT = number(int, 1)  # how many of something: at least one
+STEPS_OR_ZERO = number(int, 0)
+SEED = number(int, 0, 2**32 - 1)
+FRACTION = number(float, 0, 1)  # strengths and the like
+FPS = number(float, 0, 100, low_open=True)  # GIF frames last at least 10 ms
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line said in one line (the usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_common_train_args(p) -> None:
     p.add_argument("--data", default="builtin:abstract", help="image folder, or builtin:abstract")
     p.add_argument("--out", required=True, help="run directory (config, checkpoints, samples, logs)")
-    p.add_argument("--res", type=int, default=64,
+    p.add_argument("--res", type=number(int, 16), default=64,
                    help="square training resolution (32..256; the fastgan preset 32..1024)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, help="total optimisation steps")
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--ckpt-every", type=int)
-    p.add_argument("--sample-every", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=COUNT)
+    p.add_argument("--steps", type=STEPS_OR_ZERO, help="total optimisation steps")
+    p.add_argument("--log-every", type=COUNT)
+    p.add_argument("--ckpt-every", type=COUNT)
+    p.add_argument("--sample-every", type=COUNT)
+    p.add_argument("--seed", type=SEED)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--crop", choices=["center", "random"])
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any model setting: --set g_width=32 (GAN), --set width=32 (VAE)")
-    p.add_argument("--eval-every", type=int, help="steps between quality evaluations (0 = off)")
-    p.add_argument("--eval-n", type=int, help="images per evaluation")
+    p.add_argument("--eval-every", type=STEPS_OR_ZERO, help="steps between quality evaluations (0 = off)")
+    p.add_argument("--eval-n", type=number(int, 2), help="images per evaluation")
     p.add_argument("--eval-metrics", help="comma list of swd, fid, kid, pr")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
     p.set_defaults(func=cmd_train)
@@ -46,22 +85,22 @@ def _add_train_parsers(sub) -> None:
                    help="one model for all style subfolders; sample with --style NAME")
     p.add_argument("--creative", action="store_true",
                    help="CAN: reward works that no learned style explains (needs two or more styles)")
-    p.add_argument("--creativity", type=float, help="weight of the style-ambiguity loss (default 1.0)")
+    p.add_argument("--creativity", type=number(float, 0), help="weight of the style-ambiguity loss (default 1.0)")
     p.add_argument("--augment", choices=["fixed", "ada"], default="fixed",
                    help="fixed: the preset's DiffAugment on every image; ada: applied with a "
                         "probability that adapts to D's overfitting (StyleGAN2-ADA)")
     p.add_argument("--init-from", metavar="RUN", help="fine-tune: start from this GAN run's weights "
                    "(same preset and --res); images record its model hash")
-    p.add_argument("--freeze-d", type=int, metavar="N", help="with --init-from: keep D's first N "
+    p.add_argument("--freeze-d", type=STEPS_OR_ZERO, metavar="N", help="with --init-from: keep D's first N "
                    "convolutions fixed (FreezeD)")
     p.add_argument("--balance-styles", action="store_true",
                    help="draw styles uniformly (default: as often as the data has them)")
     p.set_defaults(family="gan")
     p = sub.add_parser("vae", help="train a VAE (learn a style; reproduce and vary artworks)")
     _add_common_train_args(p)
-    p.add_argument("--latent-dim", type=int, default=128)
-    p.add_argument("--beta", type=float, default=1.0, help="KL weight (lambda)")
-    p.add_argument("--kl-warmup", type=int, default=0, help="steps to ramp beta up from 0")
+    p.add_argument("--latent-dim", type=COUNT, default=128)
+    p.add_argument("--beta", type=number(float, 0), default=1.0, help="KL weight (lambda)")
+    p.add_argument("--kl-warmup", type=STEPS_OR_ZERO, default=0, help="steps to ramp beta up from 0")
     p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
     p.set_defaults(family="vae", weights_option="--set vgg_weights=PATH")
     p = sub.add_parser("diffusion", help="train a diffusion model (EDM): sample it, or paint sketches, "
@@ -69,7 +108,7 @@ def _add_train_parsers(sub) -> None:
     _add_common_train_args(p)
     p.add_argument("--conditional", action="store_true",
                    help="learn the style subfolders; sample with --style NAME and --guidance")
-    p.add_argument("--dropout", type=float, help="dropout in the U-Net's blocks (default 0; curbs "
+    p.add_argument("--dropout", type=number(float, 0, 1, high_open=True), help="dropout in the U-Net's blocks (default 0; curbs "
                    "copying of small collections)")
     p.set_defaults(family="diffusion", res=32)
     p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
@@ -130,7 +169,12 @@ def cmd_train(args) -> int:
     from brushwork.runs.directory import read_run_config
     from brushwork.training.run import next_step_hint, train_run
 
+    from brushwork.runs.checkpoint import latest_checkpoint
+
     run_dir = Path(args.out)
+    if args.resume and latest_checkpoint(run_dir) is None:
+        raise BrushworkError(f"nothing to resume in {run_dir}: it holds no checkpoint (train it without "
+                             f"--resume to start)")
     if args.resume and (run_dir / "config.json").exists():
         run_cfg = read_run_config(run_dir)  # the run's own settings; only schedule/device change
         if run_cfg.kind != args.family:
@@ -423,16 +467,18 @@ def cmd_demo(args) -> int:
 
 
 def _add_prior_scale_args(p) -> None:
-    p.add_argument("--truncation", type=float, help="GAN: psi in (0, 1], <1 = safer, less varied")
-    p.add_argument("--temperature", type=float, help="VAE: scale of prior samples (1 = the prior)")
+    p.add_argument("--truncation", type=number(float, 0, 2, low_open=True),
+                   help="GAN: psi in (0, 2]; < 1 = safer, less varied (1 = the prior)")
+    p.add_argument("--temperature", type=number(float, 0, 2),
+                   help="VAE: scale of prior samples in [0, 2] (1 = the prior)")
     _add_diffusion_sampling_args(p)
 
 
 def _add_diffusion_sampling_args(p) -> None:
     p.add_argument("--sampler", choices=["heun", "dpm2m"],
                    help="diffusion: ODE solver (default: the run's, dpm2m = DPM-Solver++(2M))")
-    p.add_argument("--steps", type=int, help="diffusion: noise levels visited (default: the run's, 32)")
-    p.add_argument("--guidance", type=float, help="diffusion, conditional runs: classifier-free "
+    p.add_argument("--steps", type=COUNT, help="diffusion: noise levels visited (default: the run's, 32)")
+    p.add_argument("--guidance", type=number(float, 0, 50), help="diffusion, conditional runs: classifier-free "
                    "guidance (1 = none, the default; 2-3 = stronger style)")
 
 
@@ -495,9 +541,9 @@ def _add_generation_parsers(sub) -> None:
     p = sub.add_parser("breed", help="children of one image, or crossbreeds of two (GAN or VAE "
                        "images brushwork made); each records its lineage")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="one parent (children) or two (crossbreeds)")
-    p.add_argument("--n", type=int, default=8, help="how many")
-    p.add_argument("--strength", type=float, default=0.3, help="children: how far from the parent (0-1)")
-    p.add_argument("--seed", type=int, default=0, help="children: first seed of the variation noise")
+    p.add_argument("--n", type=COUNT, default=8, help="how many")
+    p.add_argument("--strength", type=FRACTION, default=0.3, help="children: how far from the parent (0-1)")
+    p.add_argument("--seed", type=SEED, default=0, help="children: first seed of the variation noise")
     p.add_argument("--run", help="the run that made the parents (default: found by hash)")
     p.add_argument("--runs", default="runs", help="folder searched for that run (default: ./runs)")
     p.add_argument("--out", required=True, help="output folder")
@@ -508,10 +554,10 @@ def _add_generation_parsers(sub) -> None:
     p = sub.add_parser("interpolate", help="a latent walk through seeds as GIF or MP4")
     p.add_argument("run")
     p.add_argument("--seeds", required=True, help="key seeds, e.g. 3,7,11")
-    p.add_argument("--frames", type=int, default=48, help="frames in the whole walk")
+    p.add_argument("--frames", type=number(int, 2), default=48, help="frames in the whole walk")
     p.add_argument("--out", required=True, help="walk.gif or walk.mp4")
     _add_prior_scale_args(p)
-    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--fps", type=FPS, default=12.0)
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
     p.add_argument("--styles", help="conditional runs: key styles, e.g. baroque,romanticism,baroque "
                    "(one seed walks across them; or one style per seed)")
@@ -524,7 +570,7 @@ def _add_paint_parser(sub) -> None:
                        "learned style, repaint a region (--mask), widen the canvas (--extend)")
     p.add_argument("run", help="a diffusion run (brushwork train diffusion)")
     p.add_argument("--sketch", required=True, help="the sketch, photo or work to start from (any size)")
-    p.add_argument("--strength", type=float, help="how much is repainted, 0-1: 0 returns the sketch, 1 "
+    p.add_argument("--strength", type=FRACTION, help="how much is repainted, 0-1: 0 returns the sketch, 1 "
                    "ignores it (default 0.6; 1 with --mask or --extend)")
     p.add_argument("--mask", help="repaint only where this image is white (the sketch's size); every "
                    "other pixel is kept exactly")
@@ -534,7 +580,7 @@ def _add_paint_parser(sub) -> None:
     p.add_argument("--style", help="conditional runs: the style (default: seed s gets style s %% K)")
     p.add_argument("--style-mix", help="conditional runs: a mix of styles, e.g. a:0.6,b:0.4")
     _add_diffusion_sampling_args(p)
-    p.add_argument("--resample", type=int, default=2, help="--mask/--extend: repeats of each step that "
+    p.add_argument("--resample", type=COUNT, default=2, help="--mask/--extend: repeats of each step that "
                    "harmonise the seam (RePaint; default 2)")
     p.add_argument("--format", choices=["png", "jpg", "webp"], default="png")
     p.add_argument("--out", required=True, help="output folder")
@@ -564,10 +610,10 @@ def _add_reproduction_parsers(sub) -> None:
                        "runs: children of its projection)")
     p.add_argument("run")
     p.add_argument("image")
-    p.add_argument("--n", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.5, help="0 = the reconstruction itself "
+    p.add_argument("--n", type=COUNT, default=8)
+    p.add_argument("--temperature", type=number(float, 0, 2), default=0.5, help="0 = the reconstruction itself "
                    "(GAN runs: the children's distance from the projection, 0-1)")
-    p.add_argument("--seed", type=int, default=0, help="first seed of the variations")
+    p.add_argument("--seed", type=SEED, default=0, help="first seed of the variations")
     p.add_argument("--out", required=True, help="output folder")
     _add_projection_args(p, steps=500)
     _add_output_args(p)
@@ -577,8 +623,8 @@ def _add_reproduction_parsers(sub) -> None:
     p.add_argument("run")
     p.add_argument("image_a")
     p.add_argument("image_b")
-    p.add_argument("--frames", type=int, default=24)
-    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--frames", type=number(int, 2), default=24)
+    p.add_argument("--fps", type=FPS, default=12.0)
     p.add_argument("--out", required=True, help="blend.gif, blend.mp4 or blend.png (a strip)")
     _add_projection_args(p, steps=500)
     _add_output_args(p)
@@ -587,7 +633,7 @@ def _add_reproduction_parsers(sub) -> None:
 
 def _add_projection_args(p, steps: int) -> None:
     """How artworks are projected into GAN runs (project; variations and blend on GAN runs)."""
-    p.add_argument("--steps", type=int, default=steps, help=f"GAN projection: optimisation steps "
+    p.add_argument("--steps", type=COUNT, default=steps, help=f"GAN projection: optimisation steps "
                    f"(default {steps})")
     p.add_argument("--distance", choices=["auto", "vgg", "pixel"], default="auto",
                    help="GAN projection: VGG19 perceptual distance, pixel L2, or auto (vgg when "
@@ -604,18 +650,18 @@ def _add_style_parsers(sub) -> None:
     p.add_argument("--style-weights", help="comma list, one per --style, e.g. 0.7,0.3")
     p.add_argument("--method", choices=["gatys", "adain"], default="gatys")
     p.add_argument("--model", help="AdaIN run directory (brushwork train adain)")
-    p.add_argument("--size", type=int, default=512, help="longest side of the output")
-    p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
+    p.add_argument("--size", type=number(int, 16), default=512, help="longest side of the output")
+    p.add_argument("--strength", type=FRACTION, default=1.0, help="0 = content, 1 = full style")
     p.add_argument("--preserve-color", nargs="?", const="luminance", default="none",
                    choices=["none", "luminance", "coral"], help="keep the content's colours")
     p.add_argument("--mask", help="greyscale image: stylise only where it is white")
-    p.add_argument("--steps", type=int, default=300, help="Gatys: optimisation steps")
+    p.add_argument("--steps", type=COUNT, default=300, help="Gatys: optimisation steps")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     p.add_argument("--init", choices=["content", "style", "noise"], default="content")
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=10.0)
-    p.add_argument("--tv-weight", type=float, default=0.05)
-    p.add_argument("--scales", type=int, default=0, help="Gatys multiscale levels (0 = auto, 1 = off)")
+    p.add_argument("--content-weight", type=number(float, 0), default=1.0)
+    p.add_argument("--style-weight", type=number(float, 0), default=10.0)
+    p.add_argument("--tv-weight", type=number(float, 0), default=0.05)
+    p.add_argument("--scales", type=STEPS_OR_ZERO, default=0, help="Gatys multiscale levels (0 = auto, 1 = off)")
     p.add_argument("--reflection-padding", action="store_true")
     p.add_argument("--encoder", help="VGG19 weights: imagenet (torchvision cache; the default for "
                    "gatys), random (weak, runs anywhere); adain uses its run's own by default")
@@ -634,9 +680,9 @@ def _add_evaluation_parsers(sub) -> None:
     p.add_argument("run", nargs="?", help="run directory (generated seeds 0..n-1 are checked)")
     p.add_argument("--image", help="check one image instead of a run's output")
     p.add_argument("--data", required=True, help="the training images (folder or builtin:...)")
-    p.add_argument("--n", type=int, default=512, help="generated images to check")
-    p.add_argument("--res", type=int, default=64, help="comparison size for --image")
-    p.add_argument("--percentile", type=float, default=5.0,
+    p.add_argument("--n", type=COUNT, default=512, help="generated images to check")
+    p.add_argument("--res", type=number(int, 16), default=64, help="comparison size for --image")
+    p.add_argument("--percentile", type=number(float, 0, 100, True, True), default=5.0,
                    help="flag images closer than this %% of training pairs are to each other")
     p.add_argument("--features", default="imagenet", help="VGG19 weights: imagenet, random or a file")
     p.add_argument("--report", help="write an HTML report here")
@@ -647,7 +693,7 @@ def _add_evaluation_parsers(sub) -> None:
                        "style (accuracy, ambiguity, novelty, memorisation)")
     p.add_argument("run")
     p.add_argument("--data", required=True, help="real images to compare with (folder or builtin:...)")
-    p.add_argument("--n", type=int, default=10000, help="generated (and real) images")
+    p.add_argument("--n", type=number(int, 2), default=10000, help="generated (and real) images")
     p.add_argument("--metrics", default="swd,fid,kid,pr")
     p.add_argument("--features", default="inception", help="inception, or random (a weak stand-in)")
     p.add_argument("--inception-weights", help="local FID Inception weights file")
@@ -667,7 +713,7 @@ def _add_misc_parsers(sub) -> None:
     p = sub.add_parser("demo", help="learn the built-in art's styles and write a gallery "
                        "(about 3 minutes on a 2-core CPU)")
     p.add_argument("--out", default="brushwork-demo")
-    p.add_argument("--steps", type=int, help="steps of the conditional model (default 1500; the "
+    p.add_argument("--steps", type=COUNT, help="steps of the conditional model (default 1500; the "
                    "creative model trains 2/3 as many)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
@@ -682,18 +728,18 @@ def _add_serve_parser(sub) -> None:
                    "its upload folder (default ./studio-outputs)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this "
                    "machine only); another address needs --auth or --insecure-no-auth")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=number(int, 1, 65535), default=7860)
     p.add_argument("--auth", action="append", metavar="USER:PASSWORD", help="a login (repeatable)")
     p.add_argument("--auth-file", help="a file of USER:PASSWORD lines")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow a non-local --host without a password (trusted networks only)")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (default 25 MB)")
-    p.add_argument("--max-pixels", type=int, default=50_000_000,
+    p.add_argument("--max-upload-mb", type=number(float, 0, low_open=True), default=25.0, help="largest upload (default 25 MB)")
+    p.add_argument("--max-pixels", type=COUNT, default=50_000_000,
                    help="largest uploaded image in pixels, checked before decoding (default 50M)")
-    p.add_argument("--max-queue", type=int, default=16, help="requests that may wait (default 16)")
-    p.add_argument("--device-jobs", type=int, default=1,
+    p.add_argument("--max-queue", type=COUNT, default=16, help="requests that may wait (default 16)")
+    p.add_argument("--device-jobs", type=COUNT, default=1,
                    help="model-running requests at once (default 1: one GPU job at a time)")
-    p.add_argument("--max-training-jobs", type=int, default=1, help="training jobs at once (default 1)")
+    p.add_argument("--max-training-jobs", type=COUNT, default=1, help="training jobs at once (default 1)")
     p.add_argument("--features", default="imagenet", help="VGG19 weights for Gatys and originality: "
                    "imagenet, random (weak, offline) or a file")
     p.add_argument("--device", default="auto")
@@ -701,7 +747,7 @@ def _add_serve_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brushwork", description="AI-assisted art creation: "
+    parser = Parser(prog="brushwork", description="AI-assisted art creation: "
                                      "learn a style from artworks, then make new work.")
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -719,7 +765,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a mistake on the command line (said in one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except WeightsUnavailable as exc:
@@ -729,6 +778,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (brushwork info X | head -1): a normal end
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as exc:  # the file system refused something the library did not foresee
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"brushwork: error: {exc.strerror or exc}{where}", file=sys.stderr)

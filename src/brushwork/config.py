@@ -322,8 +322,10 @@ class TrainConfig:
     init_from_hash: str = ""  # that run's model hash, recorded in every image this run makes
 
     def validate(self) -> None:
-        if self.batch_size < 1 or self.steps < 0:
-            raise BrushworkError("batch_size must be >= 1 and steps >= 0")
+        if self.batch_size < 1:
+            raise BrushworkError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.steps < 0:
+            raise BrushworkError(f"steps must be at least 0, got {self.steps}")
         for name in ("log_every", "sample_every", "ckpt_every", "keep_checkpoints", "n_sample"):
             if getattr(self, name) < 1:
                 raise BrushworkError(f"{name} must be >= 1")

@@ -24,6 +24,7 @@ from brushwork.metrics.swd import swd
 from brushwork.utils import atomic_write
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 
 
 class RandomFeatures(nn.Module):
@@ -48,13 +49,19 @@ def inception_features(weights_path: str | None = None) -> nn.Module:
     except ImportError:
         raise BrushworkError("FID/KID/PR need torchmetrics and torch-fidelity "
                              "(pip install 'brushwork[metrics]')") from None
+    from brushwork.utils import network_reaches
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    missing = WeightsUnavailable(f"FID/KID/PR need the FID Inception weights ({INCEPTION_FILE}, from "
+                                 f"torch-fidelity's release page, {INCEPTION_URL}) at {cached}",
+                                 option="--inception-weights PATH")
+    if weights_path is None and not cached.is_file() and not network_reaches(INCEPTION_URL):
+        raise missing  # at once, instead of after a failing download
     try:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                  feature_extractor_weights_path=weights_path)
-    except Exception:  # no cached weights and no network
-        raise WeightsUnavailable(f"FID/KID/PR need the FID Inception weights ({INCEPTION_FILE}, from "
-                                 "torch-fidelity's release page) in torch's hub cache",
-                                 option="--inception-weights PATH") from None
+    except Exception:  # no cached weights and the download failed
+        raise missing from None
     net.identity = "inception-v3-compat:" + (Path(weights_path).name if weights_path else "default")
     return net
 

@@ -53,13 +53,18 @@ def _vgg19_state(weights: str) -> dict[str, torch.Tensor]:
     if weights == "random":
         return _random_state()
     if weights == "imagenet":
+        from brushwork.utils import network_reaches
+
+        hub = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+        missing = WeightsUnavailable(f"ImageNet VGG19 weights are not on this machine and cannot be "
+                                     f"downloaded: put {IMAGENET_FILE} ({VGG19_Weights.IMAGENET1K_V1.url}) "
+                                     f"at {hub}", option="vgg_weights=PATH")
+        if not hub.is_file() and not network_reaches(VGG19_Weights.IMAGENET1K_V1.url):
+            raise missing  # at once: no 25 s of failing download first
         try:
-            return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except Exception:  # offline: no cached file and no network
-            hub = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
-            raise WeightsUnavailable(f"ImageNet VGG19 weights are not available offline: put "
-                                     f"{IMAGENET_FILE} (from torchvision's VGG19_Weights.IMAGENET1K_V1) "
-                                     f"at {hub}", option="vgg_weights=PATH") from None
+            return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=not hub.is_file())
+        except Exception:  # the download failed after all
+            raise missing from None
     path = Path(weights)
     if not path.is_file():
         raise BrushworkError(f"VGG19 weights file not found: {weights}")

@@ -270,8 +270,10 @@ class StyleRequest:
             raise BrushworkError(f"unknown method {self.method!r} (choose gatys or adain)")
         if self.preserve_color not in ("none", "luminance", "coral"):
             raise BrushworkError(f"unknown colour preservation {self.preserve_color!r}")
-        if self.size < 16 or self.gatys.steps < 1:
-            raise BrushworkError("size must be >= 16 and steps >= 1")
+        if self.size < 16:
+            raise BrushworkError(f"size must be at least 16 pixels, got {self.size}")
+        if self.gatys.steps < 1:
+            raise BrushworkError(f"steps must be at least 1, got {self.gatys.steps}")
 
 
 def normalise_weights(weights: list[float], n_styles: int) -> list[float]:

@@ -148,12 +148,26 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
     Under torchrun every process calls this; rank 0 holds the lock, builds the dataset cache
     first and writes the run directory (see ``training/distributed.py``)."""
     world, device = init_world(run_cfg.train.device)
+    created = world.main and not Path(run_dir).exists()
     try:
         with run_lock(run_dir) if world.main else contextlib.nullcontext():
             return _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main,
                                  time_limit, clock, world, device)
+    except BrushworkError:
+        if created:
+            _remove_if_untouched(Path(run_dir))
+        raise
     finally:
         close_world(world)
+
+
+def _remove_if_untouched(run_dir: Path) -> None:
+    """A training refused before it wrote anything leaves no folder behind (only its lock was made)."""
+    from brushwork.runs.directory import LOCK_NAME
+
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+        run_dir.rmdir()
 
 
 def _load_data(run_cfg: RunConfig, quiet: bool, world: World) -> ArtDataset:
