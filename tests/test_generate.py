@@ -205,3 +205,27 @@ def test_breed_command_makes_children_and_crossbreeds_of_images(trained_run, tmp
     assert main(["breed", str(tmp_path / "s" / "seed0004.png"), "--strength", "2", "--run",
                  str(trained_run), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
     assert "--strength: must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_large_requests_are_made_and_written_a_batch_at_a_time(trained_run, tmp_path, monkeypatch):
+    """Memory stays flat for any number of seeds: no call makes more than WRITE_BATCH images, and
+    the grid keeps only the first GRID_MAX (benchmarks/streaming.py measures the memory itself)."""
+    from brushwork.making import generate as gen
+
+    model = load_model(trained_run, "cpu")
+    sizes, real = [], type(model).generate
+
+    def counting(self, z, style=None, batch_size=64):
+        sizes.append(len(z))
+        return real(self, z, style, batch_size)
+
+    monkeypatch.setattr(type(model), "generate", counting)
+    monkeypatch.setattr(gen, "WRITE_BATCH", 4)
+    monkeypatch.setattr(gen, "GRID_MAX", 6)
+    paths = write_seed_images(model, list(range(10)), tmp_path, grid=True)
+    assert sizes == [4, 4, 2] and len(paths) == 11
+    from brushwork.provenance import read_record
+
+    assert read_record(tmp_path / "grid.png")["brushwork"]["seeds"] == list(range(6))
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size == (3 * 34 + 2, 2 * 34 + 2)  # 6 images of 32 px, 3 columns, 2 px gaps

@@ -46,8 +46,8 @@ class SampleEvaluator:
     def __call__(self, sample_seeds) -> dict[str, float]:
         """``sample_seeds(list of seeds) -> images [N, 3, R, R] in [-1, 1]``."""
         seeds = list(range(self.n))
-        fake = uint8_from_unit(torch.cat([sample_seeds(seeds[i:i + 256]).cpu()
-                                          for i in range(0, self.n, 256)]))
+        fake = torch.cat([uint8_from_unit(sample_seeds(seeds[i:i + 256]).cpu())  # 8-bit as it comes
+                          for i in range(0, self.n, 256)])
         return evaluate_images(fake, self.real.images, self.metrics, self.device, self.extractor,
                                self.real.fingerprint, self.cache_dir)
 
@@ -96,14 +96,14 @@ def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = 
         seeds = list(range(per_style))
         hits = []
         for k, name in enumerate(judge.names):
-            fake = uint8_from_unit(model.generate_seeds(seeds, style=name))
+            fake = model.seed_pixels(seeds, style=name)
             hits.append(float((judge.probabilities(fake, device).argmax(1) == k).float().mean()))
             row[f"style_accuracy/{name}"] = hits[-1]
             row[f"judge_accuracy/{name}"] = judge.per_style_accuracy[name]
             real = real_subset(ds.subset((ds.labels == k).nonzero().flatten()), per_style)
             row[f"style_swd/{name}"] = swd(fake, real.images, device=device)["mean"]
         row["style_accuracy"] = sum(hits) / len(hits)
-    samples = uint8_from_unit(model.generate_seeds(list(range(n))))
+    samples = model.seed_pixels(list(range(n)))
     row["ambiguity"] = float(normalised_entropy(judge.probabilities(samples, device)).mean())
     row.update(_novelty(samples, ds, features, device))
     return {k: round(v, 5) for k, v in row.items()}

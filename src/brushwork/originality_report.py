@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from brushwork.data.dataset import load_dataset
-from brushwork.imaging import (as_unit, grid_image, png_bytes, save_figure, uint8_from_unit,
-                               unit_from_uint8)
+from brushwork.imaging import as_unit, grid_image, png_bytes, save_figure, unit_from_uint8
 from brushwork.metrics.originality import OriginalityReport, check_originality
 from brushwork.models.vgg import VGGFeatures
 from brushwork.utils import atomic_write, ensure_dir, ensure_output_file
@@ -82,7 +81,7 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
     if not run:
         raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
     model = load_model(run, device)
-    return uint8_from_unit(model.generate_seeds(list(range(n))))
+    return model.seed_pixels(list(range(n)))
 
 
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,

@@ -7,6 +7,7 @@ its own seed, never on which other seeds share its batch.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,15 @@ class TrainedModel:
         """Images [N, 3, R, R] of seeds (each seed's default style on conditional runs)."""
         return self.generate(latents_for_seeds(seeds, self.z_dim, truncation), self.seed_styles(seeds, style))
 
+    def seed_pixels(self, seeds: list[int], truncation: float = 1.0, style=None,
+                    batch: int = 256) -> torch.Tensor:
+        """uint8 images [N, 3, R, R] of seeds, made ``batch`` at a time: for measuring many
+        samples, only the 8-bit images are ever held."""
+        from brushwork.imaging import uint8_from_unit
+
+        return torch.cat([uint8_from_unit(self.generate_seeds(seeds[i:i + batch], truncation, style))
+                          for i in range(0, len(seeds), batch)])
+
     def seed_styles(self, seeds: list[int], style=None) -> list | None:
         """Each seed's style request: ``style`` for all, or by default seed s gets style s % K
         (None for runs without styles)."""
@@ -323,43 +333,69 @@ def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, 
     return found
 
 
+WRITE_BATCH = 64  # images made, written and freed at a time: memory stays flat for any count
+GRID_MAX = 256  # grid.png shows at most this many (the first) images
+
+
 def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out_dir: Path,
                  truncation: float = 1.0, metadata: bool = True, ext: str = "png",
-                 watermark: bool = False, c2pa_credentials=None, style=None) -> tuple[list[Path], torch.Tensor]:
+                 watermark: bool = False, c2pa_credentials=None, style=None,
+                 keep: int = 0, progress: bool = True) -> tuple[list[Path], torch.Tensor]:
     """One image per latent recipe (``names[i].ext``) carrying its provenance record: the seed, or
-    the whole lineage of a child or crossbreed; returns (paths, images [N, 3, R, R]).
-    ``style``: a conditional run's style or mix for all (default: each recipe's first seed's)."""
+    the whole lineage of a child or crossbreed; returns (paths, the first ``keep`` images
+    [keep, 3, R, R]). Images are made and written WRITE_BATCH at a time, with a progress bar for
+    long requests. ``style``: a conditional run's style or mix for all (default: each recipe's
+    first seed's)."""
+    from tqdm.auto import tqdm
+
     prior = model.prior_record(truncation)  # mistakes are refused before anything is written
     styles = model.seed_styles([root_seed(r) for r in recipes], style)
-    latents = latents_for_recipes(recipes, model.z_dim, truncation)
+    latents_for_recipes(recipes[:1], model.z_dim, truncation)  # a bad truncation, before the folder
     ensure_dir(out_dir)
-    images = model.generate(latents, styles)
-    paths = []
-    for i, (recipe, img) in enumerate(zip(recipes, to_pil(images))):
-        asked = describe(styles[i], model.style_names) if styles else {}
-        latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
-        record = model.record(**latent, **prior, **asked) if metadata else None
-        if watermark:
-            from brushwork.provenance.watermark import LABEL, embed_watermark
+    paths, kept = [], []
+    with tqdm(total=len(recipes), unit="img", desc="making", file=sys.stderr,
+              disable=not progress or len(recipes) <= WRITE_BATCH) as bar:
+        for start in range(0, len(recipes), WRITE_BATCH):
+            part = slice(start, start + WRITE_BATCH)
+            images = model.generate(latents_for_recipes(recipes[part], model.z_dim, truncation),
+                                    styles[part] if styles else None)
+            for i, img in enumerate(to_pil(images), start):
+                asked = describe(styles[i], model.style_names) if styles else {}
+                recipe = recipes[i]
+                latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
+                record = model.record(**latent, **prior, **asked) if metadata else None
+                paths.append(_save(img, Path(out_dir) / f"{names[i]}.{ext}", record, watermark, c2pa_credentials))
+            if len(kept) * WRITE_BATCH < keep:
+                kept.append(images[:max(0, keep - start)])
+            bar.update(len(images))
+    return paths, torch.cat(kept) if kept else torch.zeros(0)
 
-            img = embed_watermark(img)
-            if record is not None:
-                record["watermark"] = LABEL
-        paths.append(save_image(img, Path(out_dir) / f"{names[i]}.{ext}", record, c2pa_credentials))
-    return paths, images
+
+def _save(img, path: Path, record: dict | None, watermark: bool, c2pa_credentials) -> Path:
+    if watermark:
+        from brushwork.provenance.watermark import LABEL, embed_watermark
+
+        img = embed_watermark(img)
+        if record is not None:
+            record["watermark"] = LABEL
+    return save_image(img, path, record, c2pa_credentials)
 
 
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False, ext: str = "png",
-                      watermark: bool = False, c2pa_credentials=None, style=None) -> list[Path]:
-    """One image per seed (``seed0007.png``) carrying its provenance record; optional grid.png.
-    ``truncation`` scales the latents: the GAN truncation psi, or a VAE's temperature.
-    ``style``: a conditional run's style or mix for every seed (default: seed s gets style s % K)."""
+                      watermark: bool = False, c2pa_credentials=None, style=None,
+                      progress: bool = True) -> list[Path]:
+    """One image per seed (``seed0007.png``) carrying its provenance record; optional grid.png of
+    the first GRID_MAX. ``truncation`` scales the latents: the GAN truncation psi, or a VAE's
+    temperature. ``style``: a conditional run's style or mix for every seed (default: seed s gets
+    style s % K)."""
     paths, images = write_images(model, [{"seed": s} for s in seeds], [f"seed{s:04d}" for s in seeds],
-                                 out_dir, truncation, metadata, ext, watermark, c2pa_credentials, style)
+                                 out_dir, truncation, metadata, ext, watermark, c2pa_credentials, style,
+                                 keep=GRID_MAX if grid else 0, progress=progress)
     if grid:
         asked = describe(style, model.style_names) if style is not None else {}
-        record = model.record(seeds=seeds, **model.prior_record(truncation), **asked) if metadata else None
+        shown = seeds[:GRID_MAX]
+        record = model.record(seeds=shown, **model.prior_record(truncation), **asked) if metadata else None
         paths.append(save_png(grid_image(images), Path(out_dir) / "grid.png", record))
     return paths
 

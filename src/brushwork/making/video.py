@@ -45,12 +45,15 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
 
 
 def write_frames(frames, out: Path, fps: float, record: dict | None) -> Path:
-    """Images [F, 3, R, R] in [-1, 1] -> ``out`` (.gif with the record in a comment, or .mp4)."""
+    """Images [F, 3, R, R] in [-1, 1] (or uint8 frames [F, R, R, 3]) -> ``out`` (.gif with the
+    record in a comment, or .mp4)."""
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise BrushworkError(f"--out must end in .gif or .mp4, got {out.name}")
+    if not 0 < fps <= 100:
+        raise BrushworkError(f"fps must be in (0, 100], got {fps}")
     ensure_output_file(out)
-    video = to_uint8(frames)  # [F, R, R, 3]
+    video = frames if isinstance(frames, np.ndarray) else to_uint8(frames)  # [F, R, R, 3]
     if suffix == ".gif":
         comment = json.dumps(record, sort_keys=True) if record else ""
         atomic_write(out, _gif_bytes(video, fps, comment))
@@ -82,4 +85,12 @@ def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, tr
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
                           **model.prior_record(truncation),
                           **({"styles": key_styles} if key_styles is not None else {})) if metadata else None
-    return write_frames(model.generate(z, style_frames), out, fps, record)
+    return write_frames(frames_of(model, z, style_frames), out, fps, record)
+
+
+def frames_of(model: TrainedModel, z: torch.Tensor, styles: torch.Tensor | None = None,
+              batch: int = 64) -> np.ndarray:
+    """uint8 frames [F, R, R, 3] of latents [F, Z], made ``batch`` at a time: a long walk keeps
+    only its 8-bit frames in memory, never all of its float images."""
+    return np.concatenate([to_uint8(model.generate(z[i:i + batch], None if styles is None else styles[i:i + batch]))
+                           for i in range(0, len(z), batch)])
