@@ -173,5 +173,5 @@ def test_a_closed_pipe_is_a_normal_end(tmp_path):
 
     save_png(Image.new("RGB", (8, 8)), img, {"seed": 1, "note": "x" * 200000})  # more than a pipe holds
     done = subprocess.run(f"{sys.executable} -m brushwork info {img} | head -c 10", shell=True,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert done.stderr == "" and len(done.stdout) == 10

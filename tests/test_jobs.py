@@ -12,7 +12,7 @@ TINY = ["--res", "32", "--batch-size", "8", "--device", "cpu", "--set", "g_width
         "d_width=8", "--ckpt-every", "5", "--log-every", "2"]
 
 
-def _wait(condition, timeout=120):
+def _wait(condition, timeout=600):
     deadline = time.time() + timeout
     while not condition():
         assert time.time() < deadline, "timed out"
@@ -30,12 +30,12 @@ def test_a_job_runs_alone_stops_with_a_checkpoint_and_resumes(tmp_path):
     with pytest.raises(BrushworkError, match="already running \\(first\\)"):
         jobs.start("second", data="builtin:abstract:8", steps=10, extra=TINY)
     assert jobs.stop("first")
-    assert jobs.wait("first", timeout=120) == 0  # Ctrl-C: saved and exited cleanly
+    assert jobs.wait("first", timeout=600) == 0  # Ctrl-C: saved and exited cleanly
     stopped = jobs.status("first")
     assert not stopped.running and stopped.step >= 4 and not jobs.stop("first")
     assert "interrupted: saved checkpoint" in stopped.last_line
     jobs.start("first", data="builtin:abstract:8", steps=stopped.step + 4, resume=True, extra=TINY)
-    assert jobs.wait("first", timeout=120) == 0
+    assert jobs.wait("first", timeout=600) == 0
     assert jobs.status("first").step == stopped.step + 4
     assert TrainingJobs(tmp_path / "runs", tmp_path / "data").status("first").grid is not None  # a new server sees it
 

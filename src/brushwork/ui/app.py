@@ -13,12 +13,14 @@ import logging
 
 import gradio as gr
 
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.ui.studio import Studio, loss_rows, made
 
 log = logging.getLogger("brushwork.studio")
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
 UNEXPECTED = "something went wrong on the server (the details are in its log)"
+RUN_DATA = "(the run's training data)"
+_STUDIO: Studio | None = None  # the page's studio: turns its absolute folders into names in messages
 
 
 def theme() -> gr.themes.Base:
@@ -30,10 +32,19 @@ def theme() -> gr.themes.Base:
 def _readable_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
+    if isinstance(exc, WeightsUnavailable):  # the studio's own option, not a command's
+        exc.option = "the studio's --features PATH (restart brushwork serve with it)"
     if isinstance(exc, BrushworkError):
-        return gr.Error(str(exc), print_exception=False)
+        return gr.Error(_STUDIO.public(str(exc)) if _STUDIO else str(exc), print_exception=False)
     log.exception("studio action failed")
     return gr.Error(UNEXPECTED, print_exception=False)
+
+
+def _notice(exc: Exception):
+    """A mistake (or a failure) said in a notice that stays until it is closed, while the page
+    keeps what it showed: every output is left as it was (raising would blank the outputs)."""
+    gr.Warning(_readable_error(exc).message, duration=None)
+    return gr.skip()
 
 
 def _page(fn):
@@ -42,7 +53,7 @@ def _page(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise _readable_error(exc) from None
+            return _notice(exc)
     return wrapper
 
 
@@ -52,7 +63,7 @@ def _page_stream(fn):
         try:
             yield from fn(*args, **kwargs)
         except Exception as exc:
-            raise _readable_error(exc) from None
+            yield _notice(exc)
     return wrapper
 
 
@@ -62,6 +73,8 @@ def _gallery(items) -> list[tuple[str, str]]:
 
 def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
     """The whole page. Model-running events share one concurrency slot pool ("device")."""
+    global _STUDIO
+    _STUDIO = studio
     heavy = dict(concurrency_id="device", concurrency_limit=device_jobs)
     light = dict(queue=False)  # cheap and must always answer, even when the queue is full
     s = studio.settings
@@ -85,7 +98,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         @_page
         def describe(name, current_style):
             if not name:
-                return "", gr.update(), gr.update(visible=False), gr.update(visible=False)
+                return "", gr.update(), gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)
             d = studio.describe_run(name)
             choices = ["(seed's own)"] + d["styles"]
             text = (f"**{d['kind'].upper()}**, {d['resolution']} px, step {d['step']}"
@@ -94,16 +107,26 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
             return (text, gr.update(label=d["scale_name"], visible=d["kind"] != "diffusion"),
                     gr.update(choices=choices, visible=d["conditional"],
                               value=current_style if current_style in choices else choices[0]),
-                    gr.update(visible=d["conditional"]))
+                    gr.update(visible=d["conditional"]),
+                    gr.update(choices=d["styles"], visible=d["conditional"] and d["kind"] == "gan",
+                              value=d["styles"][0] if d["styles"] else None))
 
-        run.change(describe, [run, generate["style"]], [run_info, generate["scale"], generate["style"], generate["mix"]],
-                   **light)
+        described = [run_info, generate["scale"], generate["style"], generate["mix"], reproduce["style"]]
+        run.change(describe, [run, generate["style"]], described, **light)
         refresh.click(_page(lambda: gr.update(choices=studio.run_names())), None, run, **light)
         demo.load(_page(lambda: gr.update(choices=studio.run_names())), None, run, **light).then(
-            describe, [run, generate["style"]], [run_info, generate["scale"], generate["style"],
-                                                 generate["mix"]], **light)
+            describe, [run, generate["style"]], described, **light)
         demo.load(_page(lambda: _jobs_choice(studio)), None, job, **light)  # a reopened page
+    for fn in demo.fns.values():  # the page's own events only: no public API, nothing in /info
+        fn.api_visibility = "private"
     return demo
+
+
+CSS = """
+#walk img, #blend img, #paint-forming img, #gallery img, #offspring img, #reproduced img,
+#paint-gallery img, #neighbours img, #train-grid img { image-rendering: pixelated; }
+#walk img, #blend img, #paint-forming img { min-height: 256px; object-fit: contain; }
+"""  # small works enlarged with crisp pixels, not blurred
 
 
 def _jobs_choice(studio: Studio):
@@ -176,7 +199,7 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
             fmt = gr.Radio(["gif", "mp4"], value="gif", label="Format")
         walk_button = gr.Button("Make the walk", variant="primary")
         with gr.Row():
-            walk_preview = gr.Image(label="Walk", type="filepath", interactive=False)
+            walk_preview = gr.Image(label="Walk", type="filepath", interactive=False, elem_id="walk")
             walk_file = gr.File(label="Download")
         gr.Markdown("**Children** of parent A, or **crossbreeds** of A and B (images brushwork made; "
                     "every result records its lineage).")
@@ -188,6 +211,7 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
         with gr.Row():
             children = gr.Button("Children of A", elem_id="children")
             cross = gr.Button("Crossbreed A and B", elem_id="crossbreed")
+        note = gr.Markdown(elem_id="explore-note")
         offspring = gr.Gallery(label="Offspring", columns=6, height="auto", elem_id="offspring")
         chosen = _selectable(offspring, "explore")
 
@@ -197,10 +221,11 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
         return (str(path) if kind == "gif" else None), str(path)
 
     walk_button.click(make_walk, [run, seeds, styles, frames, loop, fmt], [walk_preview, walk_file], **heavy)
-    children.click(_page(lambda a, k, w: _gallery(studio.children(_chosen(a), k, w))),
-                   [parent_a, n, strength], offspring, **heavy)
-    cross.click(_page(lambda a, b, k: _gallery(studio.crossbreed(_chosen(a), _chosen(b), k))),
-                [parent_a, parent_b, n], offspring, **heavy)
+    children.click(_page(lambda a, k, w: (_gallery(studio.children(_chosen(a), k, w)), "")),
+                   [parent_a, n, strength], [offspring, note], **heavy)
+    cross.click(_page(lambda a, b, k: (_gallery(studio.crossbreed(_chosen(a), _chosen(b), k)),
+                                       studio.crossbreed_note(a, b))),
+                [parent_a, parent_b, n], [offspring, note], **heavy)
     generate["to_a"].click(_page(_chosen), generate["selected"], parent_a, queue=False)
     generate["to_b"].click(_page(_chosen), generate["selected"], parent_b, queue=False)
     return chosen
@@ -227,8 +252,10 @@ def _style_choice(style):
 def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
     with gr.Tab("Reproduce", id="reproduce"):
         gr.Markdown("Reconstruct an artwork, vary it, or blend two: a VAE run encodes them, a GAN "
-                    "run finds them by projection (conditional runs use the style chosen in Generate).")
+                    "run finds them by projection (into the style chosen here, on style-conditional "
+                    "runs). Diffusion runs: use Paint with a low strength.")
         with gr.Row():
+            style = gr.Dropdown([], label="Style to project into", visible=False, elem_id="reproduce-style")
             image_a = gr.File(label="Artwork", file_types=IMAGE_TYPES, elem_id="artwork-a")
             image_b = gr.File(label="Second artwork (blend)", file_types=IMAGE_TYPES, elem_id="artwork-b")
             n = gr.Slider(1, 16, 6, step=1, label="Variations")
@@ -241,20 +268,19 @@ def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
         message = gr.Markdown()
         results = gr.Gallery(label="Results", columns=6, height="auto", elem_id="reproduced")
         chosen = _selectable(results, "reproduce")
-        blended = gr.Image(label="Blend", type="filepath", interactive=False)
+        blended = gr.Image(label="Blend", type="filepath", interactive=False, elem_id="blend")
 
     @_page
     def reconstruct(name, image, style):
         item, line = studio.reconstruct(name, image, _style_choice(style))
         return _gallery([item]), line
 
-    style = generate["style"]
     recon.click(reconstruct, [run, image_a, style], [results, message], **heavy)
     vary.click(_page(lambda name, image, k, t, s: _gallery(studio.variations(name, image, k, t, 0, _style_choice(s)))),
                [run, image_a, n, temperature, style], results, **heavy)
     blend.click(_page(lambda name, a, b, f, s: str(studio.blend(name, a, b, f, _style_choice(s)))),
                 [run, image_a, image_b, frames, style], blended, **heavy)
-    return chosen
+    return chosen | {"style": style}
 
 
 def _paint_tab(studio: Studio, run, generate: dict, sources: list[dict], tabs, heavy, light) -> None:
@@ -394,21 +420,23 @@ def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
                     "by VGG features, with the verdict.")
         with gr.Row():
             image = gr.File(label="Image to check", file_types=IMAGE_TYPES, elem_id="originality-image")
-            data = gr.Dropdown(studio.data_choices(), label="Compare with (default: the run's training data)",
+            data = gr.Dropdown([RUN_DATA, *studio.data_choices()], value=RUN_DATA, label="Compare with",
                                elem_id="originality-data")
         with gr.Row():
             use_selected = gr.Button("Use the image selected in Generate", elem_id="originality-use-selected")
             check = gr.Button("Check", variant="primary", elem_id="originality-check")
-        verdict = gr.Textbox(label="Verdict", lines=2, elem_id="verdict")
+        verdict = gr.Textbox(label="Verdict", lines=4, elem_id="verdict")
         neighbours = gr.Gallery(label="The image and its nearest training works", columns=3,
                                 height="auto", elem_id="neighbours")
 
     @_page
     def run_check(path, name, folder):
-        text, near = studio.originality(path, None if folder else name, folder or None)
+        folder = None if folder in (None, "", RUN_DATA) else folder
+        text, near = studio.originality(path, name, folder)
         query = made(studio.readable(path), "checked image")
-        return text, [(str(query.path), query.caption)] + [
-            (n.image, f"{n.label}: {n.name} ({n.score:.4f})") for n in near]
+        details = "\n".join(f"{n.label}: {n.name} ({n.score:.4f})" for n in near)
+        return f"{text}\n{details}", [(str(query.path), query.caption)] + [
+            (n.image, n.label.split(" (")[0]) for n in near]  # short captions; the details above
 
     use_selected.click(_page(_chosen), generate["selected"], image, queue=False)
     check.click(run_check, [image, run, data], [verdict, neighbours], **heavy)
@@ -494,9 +522,11 @@ def _info_tab(studio: Studio, run, generate: dict, tabs, heavy, light) -> None:
         style = settings["style"] or "(seed's own)"
         return (gr.update(value=settings["run"]), settings["seed"] if settings["seed"] is not None else gr.update(),
                 1, settings["scale"], gr.update(value=style), settings["mix"] or "",
-                _gallery([item]), [str(item.path)], gr.Tabs(selected="generate"))
+                _gallery([item]), [str(item.path)], str(item.path), str(item.path), item.parameters,
+                gr.Tabs(selected="generate"))
 
     image.change(read, image, [record, watermark], **light)
     send.click(regenerate, image,
                [run, generate["seed"], generate["count"], generate["scale"], generate["style"],
-                generate["mix"], generate["gallery"], generate["paths"], tabs], **heavy)
+                generate["mix"], generate["gallery"], generate["paths"], generate["selected"],
+                generate["download"], generate["parameters"], tabs], **heavy)

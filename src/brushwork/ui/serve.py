@@ -119,7 +119,7 @@ def launch(settings: StudioSettings, options: ServeOptions, block: bool = True):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from starlette.middleware import Middleware
 
-    from brushwork.ui.app import build_app, theme
+    from brushwork.ui.app import CSS, build_app, theme
 
     studio = Studio(settings)
     demo = build_app(studio, options.device_jobs)
@@ -130,8 +130,9 @@ def launch(settings: StudioSettings, options: ServeOptions, block: bool = True):
         auth_message="brushwork studio", max_file_size=int(settings.max_upload_mb * 2**20),
         allowed_paths=[str(settings.outputs), str(settings.runs)], enable_monitoring=False,
         ssr_mode=False, mcp_server=False, run_history=False, show_error=False, prevent_thread_lock=True,
-        footer_links=["settings"], theme=theme(), quiet=False, inbrowser=False, share=False,
+        footer_links=["settings"], theme=theme(), css=CSS, quiet=True, inbrowser=False, share=False,
         app_kwargs={"middleware": [Middleware(FileGuard)]})
+    print(f"brushwork studio running at {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     if block:
         demo.block_thread()  # until Ctrl-C; training jobs keep running in their own processes
     return app, url

@@ -152,12 +152,9 @@ class Studio:
             raise BrushworkError(f"{what} {path.name}: {exc}") from None
         return path
 
-    def output_folder(self, action: str) -> Path:
-        """A new folder for one request: outputs/ACTION/YYYYmmdd-HHMMSS-xxxx."""
-        return ensure_dir(self.output_path(action))
-
     def output_path(self, action: str) -> Path:
-        """Where one request's files go, not yet created (a failed request leaves no folder)."""
+        """A new folder for one request, outputs/ACTION/YYYYmmdd-HHMMSS-xxxx, not yet created:
+        the library's writers make it when they write, so a refused request leaves nothing."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}"
 
@@ -214,7 +211,7 @@ class Studio:
             scale = 1.0
         seed_list = parse_seeds(seeds, self.settings.max_images)
         request = style_request(style or None, mix or None)
-        paths = write_seed_images(model, seed_list, self.output_folder("generate"), float(scale),
+        paths = write_seed_images(model, seed_list, self.output_path("generate"), float(scale),
                                   style=request)
         return [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
 
@@ -238,14 +235,14 @@ class Studio:
         model = self.model(run)
         frames = self._frames(frames)
         key_styles = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
-        out = self.output_folder("interpolate") / f"walk.{'mp4' if fmt == 'mp4' else 'gif'}"
+        out = self.output_path("interpolate") / f"walk.{'mp4' if fmt == 'mp4' else 'gif'}"
         return write_walk(model, parse_seeds(seeds, 16), frames, out, float(scale), loop=loop,
                           styles=key_styles)
 
     def children(self, image: str | Path, n: int, strength: float, first_seed: int = 0) -> list[Made]:
         """Children of one image brushwork made (its latent nudged towards new seeds)."""
         parent = self.readable(image)
-        paths = breed_from_images([parent], self.output_folder("children"), self._count(n),
+        paths = breed_from_images([parent], self.output_path("children"), self._count(n),
                                   float(strength), int(first_seed), runs_dir=self.settings.runs,
                                   device=str(self.device))
         return [made(p, f"child {i}") for i, p in enumerate(paths)]
@@ -253,9 +250,20 @@ class Studio:
     def crossbreed(self, image_a: str | Path, image_b: str | Path, n: int) -> list[Made]:
         """Crossbreeds of two images one model made (a latent blend, lineage recorded)."""
         parents = [self.readable(image_a), self.readable(image_b)]
-        paths = breed_from_images(parents, self.output_folder("crossbreed"), self._count(n),
+        paths = breed_from_images(parents, self.output_path("crossbreed"), self._count(n),
                                   runs_dir=self.settings.runs, device=str(self.device))
         return [made(p, f"cross {i}") for i, p in enumerate(paths)]
+
+    def crossbreed_note(self, image_a, image_b) -> str:
+        """What the page says about the style crossbreeds get, when the parents asked for two."""
+        styles = []
+        for image in (image_a, image_b):
+            record = read_record(self.readable(image)).get("brushwork") or {}
+            styles.append(record.get("style") or _mix_text(record.get("style_mix")))
+        if styles[0] == styles[1] or not any(styles):
+            return ""
+        return (f"The parents were made in different styles (A: {styles[0]}, B: {styles[1]}); the "
+                f"crossbreeds blend their latents and keep parent A's style ({styles[0]}).")
 
     def _count(self, n) -> int:
         n = int(n)
@@ -270,9 +278,16 @@ class Studio:
         return frames
 
     # ---- Reproduce (VAE runs encode; GAN runs project) -----------------------------------------
-    def _projection(self, style: str | None = None):
+    def _projection(self, model: TrainedModel, style: str | None = None):
+        """How this page projects into a GAN run; what it cannot do is said in the page's terms."""
         from brushwork.making.reproduce import ProjectionOptions
 
+        if model.kind == "diffusion":
+            raise BrushworkError("a diffusion run has no latent to project an artwork into: use the "
+                                 "Paint tab with the artwork as the sketch and a low strength (0.3 keeps most of it)")
+        if model.conditional and not style:
+            raise BrushworkError(f"{model.name} is style-conditional: choose the style to project into "
+                                 f"({', '.join(model.style_names)})")
         return ProjectionOptions(steps=self.settings.projection_steps, features=self.settings.features,
                                  style=style or None)
 
@@ -281,11 +296,11 @@ class Studio:
         from brushwork.making.reproduce import project_file, reconstruct
 
         model, source = self.model(run), self.upload(image)
+        options = self._projection(model, style)
         if model.kind == "gan":
-            paths, value, kind = project_file(model, source, self.output_folder("project"),
-                                              self._projection(style))
+            paths, value, kind = project_file(model, source, self.output_path("project"), options)
             return made(paths["projected"], "projection"), f"projection: {kind} distance {value:.4f}"
-        (path, value), = reconstruct(model, [source], self.output_folder("reconstruct"))
+        (path, value), = reconstruct(model, [source], self.output_path("reconstruct"))
         return made(path, "reconstruction"), f"reconstruction: PSNR {value:.2f} dB"
 
     def variations(self, run: str, image, n: int, temperature: float, first_seed: int = 0,
@@ -294,10 +309,10 @@ class Studio:
         from brushwork.making.reproduce import gan_variations, variations
 
         model, source, n = self.model(run), self.upload(image), self._count(n)
-        out = self.output_folder("variations")
+        out, options = self.output_path("variations"), self._projection(model, style)
         if model.kind == "gan":
             return [made(p) for p in gan_variations(model, source, n, float(temperature), out,
-                                                    int(first_seed), self._projection(style))]
+                                                    int(first_seed), options)]
         return [made(p) for p in variations(model, source, n, float(temperature), out, int(first_seed))[:-1]]
 
     def blend(self, run: str, image_a, image_b, frames: int, style: str | None = None) -> Path:
@@ -305,10 +320,10 @@ class Studio:
 
         model = self.model(run)
         a, b = self.upload(image_a, "first image"), self.upload(image_b, "second image")
-        out = self.output_folder("blend") / "blend.gif"
+        out, options, frames = self.output_path("blend") / "blend.gif", self._projection(model, style), self._frames(frames)
         if model.kind == "gan":
-            return gan_blend(model, a, b, self._frames(frames), out, options=self._projection(style))
-        return blend(model, a, b, self._frames(frames), out)
+            return gan_blend(model, a, b, frames, out, options=options)
+        return blend(model, a, b, frames, out)
 
     # ---- Style transfer -----------------------------------------------------------------------
     def adain_runs(self) -> list[str]:
@@ -379,7 +394,7 @@ class Studio:
                                              progress=progress)
                 if stop.is_set() and record is not None:
                     record["stopped_at_step"] = state["step"]
-                out = self.output_folder("stylize") / f"{content.stem}_stylized.png"
+                out = self.output_path("stylize") / f"{content.stem}_stylized.png"
                 updates.put(StyleUpdate(image, self._style_done(method, stop, state), save_image(image, out, record)))
             except BaseException as exc:  # handed to the page's thread, which raises it
                 updates.put(exc)
@@ -516,13 +531,12 @@ class Studio:
         return f"{verdict}\n{thresholds}", neighbours
 
     def _reference_data(self, run: str | None, data: str | None) -> tuple[str, int]:
-        if run:
-            cfg = read_run_config(self.run_dir(run))
-            spec, resolution = cfg.train.data, cfg.model.resolution
-        elif data:
-            spec, resolution = data, 64
-        else:
+        """(the data to compare with: ``data``, else the run's training data; the run's size, else 64)."""
+        cfg = read_run_config(self.run_dir(run)) if run else None
+        spec = data or (cfg.train.data if cfg is not None else None)
+        if not spec:
             raise BrushworkError("choose a run (its training data) or a data folder to compare with")
+        resolution = cfg.model.resolution if cfg is not None else 64
         if not spec.startswith("builtin:"):
             spec = str(confined(self.settings.data, spec, "the training data"))
         return spec, resolution
@@ -575,9 +589,17 @@ class Studio:
             last = status.rows[-1]
             line += "; " + ", ".join(f"{k} {v:.3g}" for k, v in last.items()
                                      if isinstance(v, float) and k not in ("step",))[:160]
-        if not status.running and status.last_line:
-            line += f"\nlast output: {status.last_line[:300]}"
+        if not status.running and status.last_line:  # in the page's words, not the command line's
+            last = status.last_line.replace("continue with --resume", "press Resume to continue")
+            line += f"\nlast output: {self.public(last)[:300]}"
         return status, line
+
+    def public(self, text: str) -> str:
+        """A message for the page: the studio's absolute folders named by their last part only."""
+        s = self.settings
+        for root in sorted((s.uploads, s.outputs, s.runs, s.data), key=lambda p: -len(str(p))):
+            text = text.replace(str(root), root.name)
+        return text
 
     # ---- Info ---------------------------------------------------------------------------------
     def info(self, image) -> tuple[str, str, bool]:
@@ -609,7 +631,7 @@ class Studio:
         path = self.upload(image)
         model, recipe, scale, style = load_for_regeneration(path, None, self.settings.runs,
                                                             str(self.device))
-        paths, _ = write_images(model, [recipe], [path.stem], self.output_folder("regenerate"),
+        paths, _ = write_images(model, [recipe], [path.stem], self.output_path("regenerate"),
                                 scale, style=style)
         settings = {"run": model.run_dir.name, "scale": scale, "recipe": recipe,
                     "seed": recipe.get("seed") if set(recipe) == {"seed"} else None,
