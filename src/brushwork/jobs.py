@@ -61,8 +61,8 @@ class TrainingJobs:
     def start(self, name: str, family: str = "gan", data: str = "builtin:abstract", steps: int = 5000,
               resume: bool = False, extra: list[str] | None = None) -> Path:
         """Start (or, with ``resume``, continue) training run ``name``; returns its directory."""
-        if family not in ("gan", "vae"):
-            raise BrushworkError(f"the studio trains gan or vae runs, not {family!r}")
+        if family not in ("gan", "vae", "diffusion"):
+            raise BrushworkError(f"the studio trains gan, vae or diffusion runs, not {family!r}")
         busy = self.running()
         if len(busy) >= self.max_running:
             raise BrushworkError(f"a training job is already running ({busy[0].name}); stop it "

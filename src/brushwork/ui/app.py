@@ -446,7 +446,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
     with gr.Tab("Train", id="train"):
         with gr.Row():
             name = gr.Textbox(label="New run name", elem_id="train-name")
-            family = gr.Radio(["gan", "vae"], value="gan", label="Family")
+            family = gr.Radio(["gan", "vae", "diffusion"], value="gan", label="Family")
             data = gr.Dropdown(studio.data_choices(), value="builtin:abstract", label="Data",
                                elem_id="train-data")
             steps = gr.Number(2000, label="Steps", precision=0, minimum=1, elem_id="train-steps")
@@ -454,7 +454,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             preset = gr.Dropdown(["modern", "dcgan", "seed"], value="modern", label="GAN preset")
             res = gr.Dropdown([32, 64], value=64, label="Resolution")
             batch = gr.Number(64, label="Batch size", precision=0, minimum=1, elem_id="train-batch")
-            conditional = gr.Checkbox(label="Style-conditional (GAN; subfolders are styles)")
+            conditional = gr.Checkbox(label="Style-conditional (GAN, diffusion; subfolders are styles)")
         with gr.Row():
             settings = gr.Textbox(label="Model settings (key=value, e.g. g_width=32 d_width=32)",
                                   elem_id="train-settings")
@@ -465,7 +465,9 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             resume = gr.Button("Resume to the steps above", elem_id="train-resume")
         status = gr.Textbox(label="Status", lines=2, elem_id="train-status")
         with gr.Row():
-            curve = gr.LinePlot(x="step", y="value", color="term", label="Losses", height=260)
+            # tall enough for the legend under the plot (at 260 px its entries were cut off)
+            curve = gr.LinePlot(x="step", y="value", color="term", color_title="loss", label="Losses",
+                                height=360, elem_id="train-losses")
             grid = gr.Image(label="Latest samples", type="filepath", interactive=False,
                             elem_id="train-grid")
         timer = gr.Timer(2.0)

@@ -561,7 +561,9 @@ class Studio:
         extra = ["--res", str(int(resolution)), "--batch-size", str(int(batch_size)),
                  *STUDIO_TRAIN_SCHEDULE, *_model_settings(model_settings)]
         if family == "gan":
-            extra += ["--preset", preset] + (["--conditional"] if conditional else [])
+            extra += ["--preset", preset]
+        if family in ("gan", "diffusion") and conditional:
+            extra += ["--conditional"]
         self.jobs.start(name, family, data, int(steps), extra=extra)
         return self.jobs.status(name)
 
