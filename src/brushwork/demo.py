@@ -32,14 +32,15 @@ from brushwork.making.video import write_walk
 DATA = "builtin:abstract"
 COLUMNS = 8  # works per gallery row (seeds 0-7)
 # Steps of the conditional model; the creative one trains CREATIVE_SHARE of them. Measured on an
-# idle 2-core AVX512-BF16 CPU: 1,500 steps take about 85 s, and the style judge then places 85%
+# idle 2-core AVX512-BF16 CPU: 1,500 steps take about 85 s, and the style judge then places 82%
 # of the conditional samples in the style asked for (see MODE_SEEKING).
 CONDITIONAL_STEPS = 1500
 # Conditioned from the start on 200 works per style, the generator nearly ignores z within a style
 # (pairwise distance of samples 0.45x that of real works; ramping the conditioning in over 32k
 # images made it 0.31x). The mode-seeking term restores variety at some cost in style accuracy:
-# weight 0: 0.45x, 95% judged as asked; 0.05: 0.72x, 85%; 0.2: 0.94x, 67%; 1.0: 1.19x, 65%.
-MODE_SEEKING = 0.05
+# weight 0: 0.45x, 95% judged as asked; 0.05: 0.73x, 86%; 0.1: 0.82x, 82%; 0.15: 0.93x, 75%;
+# 0.2: 0.94x, 67% (one seed each; variety = style_variety of ``evaluation.style_metrics``).
+MODE_SEEKING = 0.1
 CREATIVE_SHARE = 2 / 3
 EVAL_SAMPLES = 250  # images the innovation figures are measured on
 # The diffusion model that paints the built-in sketch: a small style-conditional U-Net (no
@@ -167,6 +168,9 @@ def _mix_row(model, seeds: list[int]) -> torch.Tensor:
 def _figures_table(names: list[str], cond: dict, creative: dict) -> str:
     rows = [("style judge accuracy on real works", f"{cond['judge_accuracy']:.0%}")]
     rows += [(f"conditional samples judged '{n}'", f"{cond[f'style_accuracy/{n}']:.0%}") for n in names]
+    rows.append(("variety within a style: samples' pairwise distance / real works'",
+                 f"{cond['style_variety']:.2f} (" + ", ".join(f"{n} {cond[f'style_variety/{n}']:.2f}"
+                                                          for n in names) + ")"))
     rows += [("style ambiguity: real works / conditional / creative",
               f"{cond['real_ambiguity']:.2f} / {cond['ambiguity']:.2f} / {creative['ambiguity']:.2f}"),
              ("novelty (median nearest tiled L2): conditional / creative",
@@ -189,18 +193,53 @@ def _page(title: str, intro: str, sections: list[tuple[str, str, str]]) -> str:
             f"<body><h1>{html.escape(title)}</h1>{intro}{items}</body></html>")
 
 
+def _step_seconds(task, batch: torch.Tensor, labels: torch.Tensor, repeats: int = 3) -> float:
+    """Seconds of one training step of ``task`` on this machine as it is now (after a warm-up)."""
+    import time
+
+    task.train_step(batch, 0, labels)
+    start = time.perf_counter()
+    for i in range(repeats):
+        task.train_step(batch, i + 1, labels)
+    return (time.perf_counter() - start) / repeats
+
+
+def estimate_minutes(device: torch.device, cond_steps: int, creative_steps: int, paint_steps: int) -> float:
+    """The demo's duration, from a few timed steps of each model: said before the work starts, as
+    the time depends on this machine's cores and on whatever else it is doing."""
+    from brushwork.training.diffusion import DiffusionTask
+    from brushwork.training.gan import GANTask
+
+    torch_state = torch.get_rng_state()
+    gan_cfg = demo_config(device, 1, "conditional").model
+    gan_cfg.num_styles = 5
+    diff_cfg = diffusion_demo_config(device, 1).model
+    diff_cfg.num_styles = 5
+    res = gan_cfg.resolution
+    batch = torch.rand(64, 3, res, res, device=device) * 2 - 1
+    labels = torch.arange(64, device=device) % 5
+    gan = _step_seconds(GANTask(gan_cfg, device), batch, labels)
+    diff = _step_seconds(DiffusionTask(diff_cfg, device), batch[:, :, :32, :32], labels)
+    torch.set_rng_state(torch_state)
+    # measuring (style judge, samples) took about as long as 600 GAN steps on the reference machine
+    return ((cond_steps + creative_steps + 600) * gan + paint_steps * diff) / 60
+
+
 def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     """Train both models and write the gallery; returns index.html. ``steps`` replaces the
     conditional model's step count (the creative model trains 2/3 as many)."""
     dev = resolve_device(device)
     out = ensure_dir(out)
     steps = steps or CONDITIONAL_STEPS
+    creative_steps = max(1, int(steps * CREATIVE_SHARE))
+    paint_steps = max(1, int(steps * DIFFUSION_STEPS / CONDITIONAL_STEPS))
+    print(f"the demo trains three small models ({steps:,} + {creative_steps:,} + {paint_steps:,} steps) and "
+          f"measures them: about {estimate_minutes(dev, steps, creative_steps, paint_steps):.0f} minutes "
+          f"on this machine as busy as it is now", file=sys.stderr, flush=True)
     cond_cfg = demo_config(dev, steps, "conditional")
     cond_dir = _train(cond_cfg, out / "run", "1/3 style-conditional")
-    creative_dir = _train(demo_config(dev, max(1, int(steps * CREATIVE_SHARE)), "creative"),
-                          out / "creative", "2/3 creative")
-    paint_dir = _train(diffusion_demo_config(dev, max(1, int(steps * DIFFUSION_STEPS / CONDITIONAL_STEPS))),
-                       out / "paint", "3/3 diffusion (painting)")
+    creative_dir = _train(demo_config(dev, creative_steps, "creative"), out / "creative", "2/3 creative")
+    paint_dir = _train(diffusion_demo_config(dev, paint_steps), out / "paint", "3/3 diffusion (painting)")
 
     cond, creative = load_model(cond_dir, str(dev)), load_model(creative_dir, str(dev))
     names, seeds = cond.style_names, list(range(COLUMNS))

@@ -74,10 +74,18 @@ def _novelty(samples: torch.Tensor, ds: ArtDataset, features: str | None, device
             "memorisation_rate": float(report.copies.float().mean())}
 
 
+def mean_pairwise_distance(images: torch.Tensor) -> float:
+    """Mean RMS pixel distance (0..1 scale) between all pairs of uint8 images [N, 3, R, R]."""
+    x = images.float().flatten(1) / 255
+    return float(torch.pdist(x).mean() / x.shape[1] ** 0.5)
+
+
 def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = "imagenet",
                   cache_dir: str | Path = "") -> dict[str, float]:
     """How the samples relate to the learned styles, judged by brushwork's own style classifier.
 
+    Conditional runs also get ``style_variety``: the mean pairwise distance of a style's samples
+    over that of its real works (below 1: the samples of a style look more alike than its works).
     Every run: ``ambiguity`` (mean normalised entropy of the judge on samples, 0 = clearly one
     style, 1 = none) beside ``real_ambiguity`` (the same on held-out real works), ``novelty`` and
     ``memorisation_rate``. Conditional runs also: per style, how often samples asked for it are
@@ -94,7 +102,7 @@ def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = 
     if model.conditional:
         per_style = max(2, n // len(judge.names))
         seeds = list(range(per_style))
-        hits = []
+        hits, spread = [], []
         for k, name in enumerate(judge.names):
             fake = model.seed_pixels(seeds, style=name)
             hits.append(float((judge.probabilities(fake, device).argmax(1) == k).float().mean()))
@@ -102,7 +110,12 @@ def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = 
             row[f"judge_accuracy/{name}"] = judge.per_style_accuracy[name]
             real = real_subset(ds.subset((ds.labels == k).nonzero().flatten()), per_style)
             row[f"style_swd/{name}"] = swd(fake, real.images, device=device)["mean"]
+            # variety within the style: how different its samples are from one another, over how
+            # different its real works are (1 = as varied as the style itself)
+            spread.append(mean_pairwise_distance(fake) / max(mean_pairwise_distance(real.images), 1e-8))
+            row[f"style_variety/{name}"] = spread[-1]
         row["style_accuracy"] = sum(hits) / len(hits)
+        row["style_variety"] = sum(spread) / len(spread)
     samples = model.seed_pixels(list(range(n)))
     row["ambiguity"] = float(normalised_entropy(judge.probabilities(samples, device)).mean())
     row.update(_novelty(samples, ds, features, device))
