@@ -84,6 +84,10 @@ class StyleUpdate:
     message: str
     path: Path | None = None
 
+    @property
+    def done(self) -> bool:
+        return self.path is not None
+
 
 @dataclass
 class PaintUpdate:
@@ -93,6 +97,10 @@ class PaintUpdate:
     image: Image.Image | None
     message: str
     items: list[Made] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.items is not None
 
 
 @dataclass
@@ -389,28 +397,36 @@ class Studio:
             return stop.is_set()
 
         def work():
+            image, record = stylize_file(content, style_paths, request, engine, mask_path, progress=progress)
+            if stop.is_set() and record is not None:
+                record["stopped_at_step"] = state["step"]
+            out = self.output_path("stylize") / f"{content.stem}_stylized.png"
+            updates.put(StyleUpdate(image, self._style_done(method, stop, state), save_image(image, out, record)))
+
+        yield from self._stream("stylize", work, updates, stop, f"style:{session}")
+
+    def _stream(self, name: str, work, updates: queue.Queue, stop: threading.Event, key: str) -> Iterator:
+        """Run ``work`` (which puts its updates on ``updates``) in a thread and yield them until
+        one is ``done``; an error in the thread is raised here, in the page's thread. When the
+        page goes away, ``stop`` lets the work end."""
+        def run():
             try:
-                image, record = stylize_file(content, style_paths, request, engine, mask_path,
-                                             progress=progress)
-                if stop.is_set() and record is not None:
-                    record["stopped_at_step"] = state["step"]
-                out = self.output_path("stylize") / f"{content.stem}_stylized.png"
-                updates.put(StyleUpdate(image, self._style_done(method, stop, state), save_image(image, out, record)))
-            except BaseException as exc:  # handed to the page's thread, which raises it
+                work()
+            except BaseException as exc:
                 updates.put(exc)
 
-        threading.Thread(target=work, daemon=True, name="stylize").start()
+        threading.Thread(target=run, daemon=True, name=name).start()
         try:
             while True:
                 update = updates.get()
                 if isinstance(update, BaseException):
                     raise update
                 yield update
-                if update.path is not None:
+                if update.done:
                     return
         finally:
-            stop.set()  # the page went away: let the optimisation end
-            self._stops.pop(f"style:{session}", None)
+            stop.set()
+            self._stops.pop(key, None)
 
     @staticmethod
     def _style_done(method: str, stop: threading.Event, state: dict) -> str:
@@ -461,31 +477,16 @@ class Studio:
         def work():
             out = self.output_path("paint")
             try:
-                try:
-                    paths = write_paintings(model, inputs, seed_list, out, float(strength), request,
-                                            callback=progress)
-                    line = f"done ({total} steps)"
-                except Stopped:
-                    paths = write_estimates(model, inputs, seed_list, state["estimate"], state["step"], out,
-                                            float(strength), request)
-                    line = f"stopped at step {state['step'] + 1}/{total}: the latest estimate"
-                items = [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
-                updates.put(PaintUpdate(Image.open(paths[0]).convert("RGB"), line, items))
-            except BaseException as exc:  # handed to the page's thread, which raises it
-                updates.put(exc)
+                paths = write_paintings(model, inputs, seed_list, out, float(strength), request, callback=progress)
+                line = f"done ({total} steps)"
+            except Stopped:
+                paths = write_estimates(model, inputs, seed_list, state["estimate"], state["step"], out,
+                                        float(strength), request)
+                line = f"stopped at step {state['step'] + 1}/{total}: the latest estimate"
+            items = [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
+            updates.put(PaintUpdate(Image.open(paths[0]).convert("RGB"), line, items))
 
-        threading.Thread(target=work, daemon=True, name="paint").start()
-        try:
-            while True:
-                update = updates.get()
-                if isinstance(update, BaseException):
-                    raise update
-                yield update
-                if update.items is not None:
-                    return
-        finally:
-            stop.set()
-            self._stops.pop(f"paint:{session}", None)
+        yield from self._stream("paint", work, updates, stop, f"paint:{session}")
 
     def mask_from_strokes(self, strokes, sketch) -> Path:
         """A mask file (white where anything was painted on the page's mask layer, black elsewhere)
