@@ -55,6 +55,18 @@ def _assert_same(a: dict, b: dict) -> None:
     assert worst < TOLERANCE, f"largest difference {worst} in {key}"
 
 
+def _assert_close_overall(a: dict, b: dict) -> None:
+    """For the diffusion U-Net, whose residual branches start at zero: their bias gradients are sums
+    that nearly cancel, so summation order changes a few of them by a large share, and Adam turns
+    each into an lr-sized step (measured: 26 of 99,622 elements off by up to 3.3e-5, the whole
+    3.4e-6 of the weights' norm). Wrong draws move 90% of the elements, 8e-3 of the norm."""
+    assert a.keys() == b.keys()
+    difference = torch.cat([(a[k] - b[k]).flatten() for k in a])
+    relative = (difference.norm() / torch.cat([a[k].flatten() for k in a]).norm()).item()
+    moved = (difference.abs() > TOLERANCE).float().mean().item()
+    assert relative < 1e-4 and moved < 0.01, f"weights differ by {relative:.2e} of their norm, {moved:.2%} moved"
+
+
 def test_batches_are_rows_of_the_global_batch():
     ds = load_dataset("builtin:abstract:8", 32)
     whole = ImageBatcher(ds, 8, 32, torch.device("cpu"), seed=3)
@@ -204,7 +216,7 @@ def test_vae_two_processes_match_one_process(tmp_path):
 @pytest.mark.parametrize("styles", [[], ["--conditional"]], ids=["plain", "conditional"])
 def test_diffusion_two_processes_match_one_process(tmp_path, styles):
     """Noise levels, noise and dropped styles are rows of the global batch's draws: 2 x 4 follows
-    1 x 8 (the same draws on every rank would leave the weights far apart)."""
+    1 x 8 (the same draws on every rank leave the weights 8e-3 of their norm apart)."""
     diffusion = ["-m", "brushwork", "train", "diffusion", "--data", "builtin:abstract:16", "--res", "32",
                  "--steps", "4", "--set", "width=8", "--set", "channel_mult=1,2", "--set", "blocks=1",
                  "--set", "mixed_precision=no", "--set", "lr_rampup_kimg=0", "--set", "sampling_steps=2",
@@ -213,7 +225,7 @@ def test_diffusion_two_processes_match_one_process(tmp_path, styles):
         done = subprocess.run([*_python(procs), *diffusion, "--batch-size", batch, "--out", str(tmp_path / out)],
                               env=_env(), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-    _assert_same(_weights(tmp_path / "one", 4), _weights(tmp_path / "two", 4))
+    _assert_close_overall(_weights(tmp_path / "one", 4), _weights(tmp_path / "two", 4))
 
 
 def test_vae_and_adain_train_under_torchrun(tmp_path):

@@ -279,6 +279,10 @@ def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_
         response = page.request.get(f"{server['url']}/gradio_api/file={path}")
         assert response.status in (403, 404), path
         assert b"not for the browser" not in response.body()
+    info = page.request.get(f"{server['url']}/gradio_api/info")  # no public API: nothing listed
+    assert info.status != 200 or not (info.json().get("named_endpoints") or info.json().get("unnamed_endpoints"))
+    log = server["log"].read_text()
+    assert "share=True" not in log and "brushwork studio running at http://127.0.0.1:" in log
     for name, mime in (("x.html", "text/html"), ("x.svg", "image/svg+xml")):  # never rendered
         uploaded = page.request.post(f"{server['url']}/gradio_api/upload", multipart={"files": {
             "name": name, "mimeType": mime, "buffer": b"<svg><script>alert(1)</script></svg>"}}).json()[0]
