@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -266,37 +267,68 @@ def crude_sketches(images: torch.Tensor, blocks: int = 4) -> torch.Tensor:
     return F.interpolate(small, size=images.shape[-2:], mode="nearest").round().to(torch.uint8)
 
 
+NO_MARGINS = {"left": 0, "right": 0, "top": 0, "bottom": 0}
+
+
+def canvases(images: torch.Tensor, region: np.ndarray | None = None) -> list:
+    """uint8 [N, 3, R, R] -> one paint canvas each (with ``region`` [R, R] to repaint, if any)."""
+    from brushwork.making.paint import PaintInputs
+
+    return [PaintInputs(i.permute(1, 2, 0).numpy().copy(), region, "", None, NO_MARGINS) for i in images]
+
+
+def seam_jump(images: torch.Tensor, box: tuple[int, int]) -> float:
+    """Mean absolute step (0-255) between each pixel on a square's border and its outside
+    neighbour: how visible the edge of a repainted square [lo, hi) x [lo, hi) is."""
+    x, (lo, hi) = images.float(), box
+    steps = [x[..., lo - 1, lo:hi] - x[..., lo, lo:hi], x[..., hi, lo:hi] - x[..., hi - 1, lo:hi],
+             x[..., lo:hi, lo - 1] - x[..., lo:hi, lo], x[..., lo:hi, hi] - x[..., lo:hi, hi - 1]]
+    return round(torch.cat([d.flatten() for d in steps]).abs().mean().item(), 2)
+
+
 def cmd_guided(args) -> dict:
     """Held-out paintings reduced to colour-block sketches, painted at strengths 0.2-0.9: how much
     composition survives (8x8 RMSE to the sketch) and how like the collection the result is (SWD
-    to training works, against the sketches' own)."""
-    from brushwork.making.paint import PaintInputs, paint
+    to training works, against the sketches' own). Then their centre squares repainted with 1, 2
+    and 4 RePaint repeats: how visible the seam is, beside the same lines in the paintings."""
+    from brushwork.making.paint import paint
 
     train, held_out = split_data(args.styles, args.res, args.held_out)
     model = load_model(args.run, "cpu")
-    sketches = crude_sketches(held_out.images[:args.n])
+    works = held_out.images[:args.n]
+    sketches = crude_sketches(works)
     reference = train.images[:2000]
+    seeds = list(range(args.n))
 
     def composition(images: torch.Tensor) -> float:  # RMSE (0..1 scale) of 8x8 thumbnails
         return round((thumbnails(images) - thumbnails(sketches)).square().mean().sqrt().item(), 4)
 
     result = {"benchmark": "diffusion-guided", "run": str(args.run), "n": args.n,
               "sketch": {"composition_rmse": 0.0, "swd_to_training": round(swd(sketches, reference)["mean"], 3)},
-              "held_out_paintings": {"composition_rmse": composition(held_out.images[:args.n]),
-                                     "swd_to_training": round(swd(held_out.images[:args.n], reference)["mean"], 3)}}
+              "held_out_paintings": {"composition_rmse": composition(works),
+                                     "swd_to_training": round(swd(works, reference)["mean"], 3)}}
     for strength in (float(s) for s in args.strengths.split(",")):
-        painted = []
-        for i, sketch in enumerate(sketches):
-            inputs = PaintInputs(sketch.permute(1, 2, 0).numpy().copy(), None, "", None,
-                                 {"left": 0, "right": 0, "top": 0, "bottom": 0})
-            painted.append(torch.from_numpy(paint(model, inputs, [i], strength)).permute(0, 3, 1, 2))
-        painted = torch.cat(painted)
+        painted = torch.from_numpy(paint(model, canvases(sketches), seeds, strength)).permute(0, 3, 1, 2)
         row = {"composition_rmse": composition(painted), "swd_to_training": round(swd(painted, reference)["mean"], 3)}
         result[f"strength {strength}"] = row
         save_grid(torch.cat([sketches[:8], painted[:8]]).float() / 127.5 - 1,
                   Path(args.out) / f"guided-{strength}.png", 8)
         print(json.dumps({strength: row}), flush=True)
     plot_guided(result, Path(args.out) / "guided.png")
+    box = (args.res // 4, args.res * 3 // 4)
+    square = np.zeros((args.res, args.res), bool)
+    square[box[0]:box[1], box[0]:box[1]] = True
+    result["seam"] = {"paintings_themselves": seam_jump(works, box)}
+    for resample in (1, 2, 4):
+        t0 = time.perf_counter()
+        painted = torch.from_numpy(paint(model, canvases(works, square), seeds, 1.0, resample=resample))
+        painted = painted.permute(0, 3, 1, 2)
+        result["seam"][f"resample {resample}"] = {
+            "seam_jump": seam_jump(painted, box), "seconds_per_image": round((time.perf_counter() - t0) / args.n, 3),
+            "swd_to_training": round(swd(painted, reference)["mean"], 3)}
+        save_grid(torch.cat([works[:8], painted[:8]]).float() / 127.5 - 1,
+                  Path(args.out) / f"guided-repaint-{resample}.png", 8)
+        print(json.dumps({f"resample {resample}": result["seam"][f"resample {resample}"]}), flush=True)
     return result
 
 

@@ -241,6 +241,26 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(run, sketch, tmp_path):
     assert np.array_equal(_pixels(tmp_path / "out" / "paint0001.png"), _pixels(tmp_path / "again" / "paint0001.png"))
 
 
+def test_several_canvases_share_batches_and_paint_as_each_alone(run, sketch):
+    """A list of canvases (one per seed) paints as each would alone: the fixed batches make a
+    seed's painting independent of its neighbours."""
+    from brushwork.errors import BrushworkError
+    from brushwork.making.generate import load_model
+    from brushwork.making.paint import load_inputs, paint
+
+    model = load_model(run, "cpu")
+    first = load_inputs(sketch[0], sketch[1])
+    flipped = load_inputs(sketch[0], sketch[1])
+    flipped.canvas = np.ascontiguousarray(flipped.canvas[:, ::-1])
+    together = paint(model, [first, flipped], [4, 9], 1.0)
+    assert np.array_equal(together[0], paint(model, first, [4], 1.0)[0])
+    assert np.array_equal(together[1], paint(model, flipped, [9], 1.0)[0])
+    with pytest.raises(BrushworkError, match="one canvas per seed"):
+        paint(model, [first, flipped], [4], 1.0)
+    with pytest.raises(BrushworkError, match="share their size"):
+        paint(model, [first, load_inputs(sketch[0])], [4, 9], 1.0)
+
+
 def test_outpainting_widens_the_canvas_around_the_original(run, sketch, tmp_path):
     assert main(["paint", str(run), "--sketch", str(sketch[0]), "--extend", "left=10,right=20,top=5",
                  "--seeds", "3", "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0

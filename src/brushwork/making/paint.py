@@ -34,7 +34,7 @@ from brushwork.models.samplers import guided, heun_step, in_fixed_batches, karra
 
 MAX_CANVAS_PIXELS = 50_000_000  # largest output (sketch plus margins), as the studio's uploads
 MAX_WORK_AREA = 64  # the working canvas may hold at most this many times the run's R x R pixels
-DEFAULT_RESAMPLE = 2  # RePaint repeats of each step when painting a region (benchmarks/paint.py)
+DEFAULT_RESAMPLE = 2  # RePaint repeats of each step when painting a region (benchmarks/diffusion.py guided)
 
 
 @dataclass
@@ -140,54 +140,62 @@ def _noise(seed: int, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
 
 
 class Painter:
-    """One guided request at the working size: the known image, what to paint, how."""
+    """One guided request at the working size: the known images, what to paint, how. Several
+    canvases of one size (each with or each without a region) are painted in the same batches."""
 
-    def __init__(self, model: TrainedModel, inputs: PaintInputs, strength: float, resample: int,
+    def __init__(self, model: TrainedModel, inputs: list[PaintInputs], strength: float, resample: int,
                  callback=None):
         self.model, self.strength, self.resample, self.callback = model, strength, resample, callback
-        self.size = working_size(inputs, model)
-        canvas = torch.from_numpy(inputs.canvas).permute(2, 0, 1)[None].float() / 127.5 - 1
-        self.known = _resize(canvas, self.size).clamp(-1, 1)  # [1, 3, h, w]
-        self.region = None  # [1, 1, h, w] in {0, 1}: 1 = paint
-        if inputs.repaint is not None:
-            region = torch.from_numpy(inputs.repaint.astype(np.float32))[None, None]
-            self.region = (_resize(region, self.size) > 0.01).float()  # any share of a painted pixel
+        self.size = working_size(inputs[0], model)
+        self.known = torch.cat([self._known(i) for i in inputs])  # [K, 3, h, w]
+        self.region = None  # [K, 1, h, w] in {0, 1}: 1 = paint
+        if inputs[0].repaint is not None:
+            regions = [torch.from_numpy(i.repaint.astype(np.float32))[None, None] for i in inputs]
+            self.region = torch.cat([(_resize(r, self.size) > 0.01).float() for r in regions])  # any share
         cfg = model.config.model
         self.top = cfg.sigma_max if strength >= 1 else sigma_at_strength(strength, cfg.sigma_min,
                                                                          cfg.sigma_max, cfg.rho)
         steps = max(1, round(model.sampling.steps * strength))
         self.sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, self.top)
 
-    def paint(self, seeds: list[int], weights: torch.Tensor | None) -> torch.Tensor:
-        """Paintings [N, 3, h, w] in [-1, 1] at the working size, one per seed."""
-        device = self.model.device
+    def _known(self, inputs: PaintInputs) -> torch.Tensor:
+        canvas = torch.from_numpy(inputs.canvas).permute(2, 0, 1)[None].float() / 127.5 - 1
+        return _resize(canvas, self.size).clamp(-1, 1)  # [1, 3, h, w]
 
-        def one_batch(seed_rows: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+    def paint(self, seeds: list[int], weights: torch.Tensor | None) -> torch.Tensor:
+        """Paintings [N, 3, h, w] in [-1, 1] at the working size, one per seed (row i of a several
+        canvases' request paints canvas i)."""
+        device, n = self.model.device, len(seeds)
+
+        def rows(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if t is None or len(t) == n else t.expand(n, *t.shape[1:])
+
+        def one_batch(seed_rows, style, known, region) -> torch.Tensor:
             seeds_here = [int(s) for s in seed_rows]
             denoise = guided(self.model.network, None if style is None else style.to(device),
                              self.model.sampling.guidance)
-            z = torch.stack([_noise(s, tuple(self.known.shape[1:])) for s in seeds_here]).to(device)
-            start = z * self.top if self.strength >= 1 else self.known.to(device) + z * self.top
-            if self.region is None:
+            known = known.to(device)
+            z = torch.stack([_noise(s, tuple(known.shape[1:])) for s in seeds_here]).to(device)
+            start = z * self.top if self.strength >= 1 else known + z * self.top
+            if region is None:
                 return solve(denoise, start, self.sigmas, self.model.sampling.sampler, self.callback)
-            return self._repaint(denoise, start, seeds_here)
+            return self._repaint(denoise, start, seeds_here, known, region.to(device))
 
-        rows = torch.tensor(seeds, dtype=torch.int64)
         with torch.no_grad():
-            return in_fixed_batches(one_batch, rows, weights).float().clamp(-1, 1).cpu()
+            return in_fixed_batches(one_batch, torch.tensor(seeds, dtype=torch.int64), weights,
+                                    rows(self.known), rows(self.region)).float().clamp(-1, 1).cpu()
 
-    def _repaint(self, denoise, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    def _repaint(self, denoise, x: torch.Tensor, seeds: list[int], known: torch.Tensor,
+                 m: torch.Tensor) -> torch.Tensor:
         """RePaint on the ODE: each step from sigma to sigma_next is taken ``resample`` times;
-        before each, the kept region is set to the known image at sigma (fresh noise), and between
-        repeats the result is noised from sigma_next back up to sigma."""
-        device, m = self.model.device, self.region.to(self.model.device)
-        known = self.known.to(device)
+        before each, the kept region (m = 0) is set to the known image at sigma (fresh noise), and
+        between repeats the result is noised from sigma_next back up to sigma."""
         shape, draws = tuple(known.shape[1:]), 0
 
         def fresh() -> torch.Tensor:
             nonlocal draws
             draws += 1
-            return torch.stack([_noise(s, shape, draws) for s in seeds]).to(device)
+            return torch.stack([_noise(s, shape, draws) for s in seeds]).to(known.device)
 
         for i, (sigma, sigma_next) in enumerate(zip(self.sigmas[:-1], self.sigmas[1:])):
             for repeat in range(self.resample):
@@ -218,16 +226,35 @@ def compose(inputs: PaintInputs, painted: torch.Tensor) -> np.ndarray:
     return np.where(inputs.repaint[None, :, :, None], blended, inputs.canvas[None])
 
 
-def paint(model: TrainedModel, inputs: PaintInputs, seeds: list[int], strength: float,
+def paint(model: TrainedModel, inputs: PaintInputs | list[PaintInputs], seeds: list[int], strength: float,
           style=None, resample: int = DEFAULT_RESAMPLE, callback=None) -> np.ndarray:
     """Paintings of the inputs, one per seed: uint8 [N, H, W, 3] at the canvas size. ``style``:
-    a conditional run's style or mix for all (default: seed s gets style s % K)."""
+    a conditional run's style or mix for all (default: seed s gets style s % K). A list of
+    inputs (one per seed, all of one size, each with a region or none with one) is painted in
+    shared batches: seed i paints inputs[i]."""
     check_request(model, strength, resample)
-    if strength == 0 and inputs.repaint is None:  # nothing to paint: the sketch itself
-        return np.repeat(inputs.canvas[None], len(seeds), axis=0)
+    canvases = _same_kind(inputs, len(seeds))
+    if strength == 0 and canvases[0].repaint is None:  # nothing to paint: the sketch itself
+        return np.stack([canvases[i if len(canvases) > 1 else 0].canvas for i in range(len(seeds))])
     styles = model.seed_styles(seeds, style)
     weights = None if styles is None else model.style_weights(styles, len(seeds))
-    return compose(inputs, Painter(model, inputs, strength, resample, callback).paint(seeds, weights))
+    painted = Painter(model, canvases, strength, resample, callback).paint(seeds, weights)
+    if len(canvases) == 1:
+        return compose(canvases[0], painted)
+    return np.concatenate([compose(c, painted[i:i + 1]) for i, c in enumerate(canvases)])
+
+
+def _same_kind(inputs: PaintInputs | list[PaintInputs], n: int) -> list[PaintInputs]:
+    """The inputs as a list: one canvas for all seeds, or one per seed, all alike in size and in
+    having a region to paint (so that they share batches)."""
+    if isinstance(inputs, PaintInputs):
+        return [inputs]
+    if len(inputs) != n:
+        raise BrushworkError(f"{len(inputs)} canvases for {n} seeds: give one canvas per seed")
+    if len({(i.size, i.repaint is None) for i in inputs}) > 1:
+        raise BrushworkError("canvases painted together must share their size and all have (or all "
+                             "lack) a region to paint")
+    return list(inputs)
 
 
 def check_request(model: TrainedModel, strength: float, resample: int = DEFAULT_RESAMPLE) -> None:
