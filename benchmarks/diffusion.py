@@ -159,31 +159,60 @@ def count_parameters(run: Path) -> int:
 
 
 # -- commands ----------------------------------------------------------------------------------------
-def cmd_speed(args) -> dict:
-    """Training img/s of brushwork's diffusion step against denoising-diffusion-pytorch's
-    (installed here if missing; not a brushwork dependency) at equal parameters and resolution."""
+TRAINER_ONLY = ("accelerate", "ema_pytorch", "pytorch_fid", "scipy", "scipy.optimize")
+
+
+def import_ddpm_pytorch():
+    """denoising-diffusion-pytorch's Unet and GaussianDiffusion (the training step measured).
+    On a CPU machine it is pip-installed if missing (it is not a brushwork dependency). The GPU
+    machine installs nothing: its source and einops come unpacked in .gpudata/pylib, and the
+    modules only its Trainer uses (accelerate, ema_pytorch, pytorch_fid, scipy) are stood in
+    for by empty ones when absent; the step measured calls none of them."""
+    import importlib
+    import types
+
+    pylib = ROOT / ".gpudata" / "pylib"
+    if pylib.is_dir():
+        sys.path.append(str(pylib))
     try:
-        import denoising_diffusion_pytorch  # noqa: F401
+        importlib.import_module("denoising_diffusion_pytorch")
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoising-diffusion-pytorch"], check=True)
+        if not torch.cuda.is_available():
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoising-diffusion-pytorch"], check=True)
+        for name in TRAINER_ONLY:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                stub = sys.modules[name] = types.ModuleType(name)
+                for attr in ("Accelerator", "EMA", "InceptionV3", "linear_sum_assignment"):
+                    setattr(stub, attr, None)
+        sys.modules["scipy"].optimize = sys.modules["scipy.optimize"]
     from denoising_diffusion_pytorch import GaussianDiffusion, Unet
+
+    return GaussianDiffusion, Unet
+
+
+def cmd_speed(args) -> dict:
+    """Training img/s of brushwork's diffusion step against denoising-diffusion-pytorch's at equal
+    parameters and resolution, interleaved rounds in one process."""
+    GaussianDiffusion, Unet = import_ddpm_pytorch()
 
     from brushwork.training.diffusion import DiffusionTask
     from brushwork.training.optim import use_bf16
 
-    res, batch, device = args.res, args.batch, torch.device("cpu")
+    res, batch, device = args.res, args.batch, torch.device(args.device)
     ours = DiffusionTask(DiffusionConfig(resolution=res), device)
     ours_params = sum(p.numel() for p in ours.net.parameters())
     # their U-Net widths: the dim whose parameter count is nearest ours, at their (1, 2, 2) levels
     candidates = {dim: sum(p.numel() for p in Unet(dim=dim, dim_mults=(1, 2, 2)).parameters())
                   for dim in range(32, 129, 8)}
     dim = min(candidates, key=lambda d: abs(candidates[d] - ours_params))
-    theirs = GaussianDiffusion(Unet(dim=dim, dim_mults=(1, 2, 2)), image_size=res, timesteps=1000)
+    theirs = GaussianDiffusion(Unet(dim=dim, dim_mults=(1, 2, 2)), image_size=res, timesteps=1000).to(device)
     their_opt = torch.optim.Adam(theirs.parameters(), lr=1e-4)
-    x = torch.rand(batch, 3, res, res)
+    x = torch.rand(batch, 3, res, res, device=device)
 
     def their_step(bf16: bool):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = theirs(x)
         their_opt.zero_grad()
         loss.backward()
@@ -192,10 +221,13 @@ def cmd_speed(args) -> dict:
     def rate(step) -> float:
         for _ in range(2):
             step()
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        sync()
         t0, n = time.perf_counter(), 0
         while time.perf_counter() - t0 < args.seconds:
             step()
             n += 1
+        sync()
         return round(n * batch / (time.perf_counter() - t0), 1)
 
     # interleaved rounds, so that both see the same machine state
@@ -205,7 +237,8 @@ def cmd_speed(args) -> dict:
         rounds["ddpm_pytorch_fp32"].append(rate(lambda: their_step(False)))
         rounds["ddpm_pytorch_bf16"].append(rate(lambda: their_step(True)))
     best = {k: max(v) for k, v in rounds.items()}
-    return {"benchmark": "diffusion-speed", "res": res, "batch": batch, "brushwork_params": ours_params,
+    return {"benchmark": "diffusion-speed", "device": str(device), "res": res, "batch": batch,
+            "brushwork_params": ours_params,
             "ddpm_pytorch_params": candidates[dim], "ddpm_pytorch_dim": dim,
             "brushwork_bf16": use_bf16("auto", device), "img_per_s": best, "rounds": rounds,
             "ratio_vs_fp32_default": round(best["brushwork"] / best["ddpm_pytorch_fp32"], 2),
@@ -412,6 +445,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="benchmarks/results/diffusion-misc")
     for name, styles in (("versus", "romanticism"), ("memorisation", "baroque,romanticism,impressionism")):
         p = sub.add_parser(name)
         p.add_argument("--styles", default=styles)
@@ -446,6 +481,7 @@ def main() -> None:
     p = sub.add_parser("memory")
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--out", default="benchmarks/results/diffusion-misc")
     args = ap.parse_args()
     torch.manual_seed(0)
     result = globals()[f"cmd_{args.command}"](args)

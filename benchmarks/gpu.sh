@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
-PARTS=${PARTS:-"tests throughput ttq fidelity projection memory style creative vae quality"}
+PARTS=${PARTS:-"tests throughput diffusion ttq fidelity projection memory style creative vae quality"}
 START=$SECONDS
 
 # part NAME EXPECTED_SECONDS COMMAND...: run COMMAND when PARTS names it and it fits the budget.
@@ -98,6 +98,13 @@ vae() {
         --seconds 3 --json "$OUT/vae.jsonl"
 }
 
+diffusion() {  # issue 20: diffusion training step vs denoising-diffusion-pytorch (its source in .gpudata/pylib)
+    for res in 32 64; do
+        python3 benchmarks/diffusion.py speed --device cuda --res $res --batch 256 --seconds 3 --rounds 3 \
+            --out "$OUT/diffusion" | tail -4
+    done
+}
+
 quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
     python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "${QUALITY_KIMG:-800}" --batch 128 \
         --out "$OUT/quality" --quiet 2>&1 | tail -40
@@ -105,6 +112,7 @@ quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
 
 part tests 60 tests
 part throughput 150 throughput
+part diffusion 90 diffusion
 part ttq 100 ttq
 part fidelity 140 fidelity
 part projection 130 projection

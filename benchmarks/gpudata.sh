@@ -10,4 +10,11 @@ for style in baroque romanticism impressionism; do cp -r "$SRC/wikiart64/$style"
 cp -r "$SRC/wikiart128/romanticism" .gpudata/wikiart128/
 cp "$SRC"/photos/{tubingen,golden_gate,sailboat}.jpg .gpudata/photos/
 cp "$SRC"/paintings/{vangogh_starry_night,hokusai_great_wave,munch_the_scream}.jpg .gpudata/paintings/
+# denoising-diffusion-pytorch (the diffusion speed baseline) and einops, unpacked: the GPU machine
+# installs nothing and reaches no network; benchmarks/diffusion.py puts .gpudata/pylib on its path
+rm -rf .gpudata/pylib && mkdir -p .gpudata/pylib
+python3 -m pip download -q --no-deps -d .gpudata/wheels denoising-diffusion-pytorch==2.3.4 einops
+python3 -m zipfile -e .gpudata/wheels/denoising_diffusion_pytorch-*.whl .gpudata/pylib
+python3 -m zipfile -e .gpudata/wheels/einops-*.whl .gpudata/pylib
+rm -rf .gpudata/wheels
 du -sh .gpudata
