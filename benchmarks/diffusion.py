@@ -139,13 +139,14 @@ def gan_config(res: int, overrides: list[str] = ()):
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float, batch: int = 64,
-              seed: int = 0, clock: str = "wall") -> dict:
+def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float | None, batch: int = 64,
+              seed: int = 0, clock: str = "wall", steps: int | None = None) -> dict:
     """Train a run with the library's Trainer for ``seconds`` of ``clock``: wall time on an
     otherwise idle machine, or this process's CPU time. (CPU time is not a fair budget on a
     shared machine after all: torch's threads spin while waiting for a descheduled partner, so
-    a busy machine inflated it 3x, 578 diffusion steps in 60 CPU minutes.)"""
-    train = TrainConfig(data=data, batch_size=batch, steps=10**9, log_every=100, sample_every=10**9,
+    a busy machine inflated it 3x, 578 diffusion steps in 60 CPU minutes.) ``steps``: a fixed
+    number of steps instead (equal images)."""
+    train = TrainConfig(data=data, batch_size=batch, steps=steps or 10**9, log_every=100, sample_every=10**9,
                         ckpt_every=10**9, keep_checkpoints=1, seed=seed, device="cpu")
     t0, w0 = time.process_time(), time.perf_counter()
     trainer = train_run(RunConfig(kind=kind, model=model_cfg, train=train), out, quiet=True,
@@ -246,7 +247,8 @@ def cmd_speed(args) -> dict:
 
 
 def cmd_versus(args) -> dict:
-    """Diffusion vs the modern GAN on one style at equal CPU time: quality, coverage, copying."""
+    """Diffusion vs the modern GAN on one style at equal time (and, as gan-equal-images, at the
+    diffusion run's number of images): quality, coverage, copying."""
     out = Path(args.out)
     train, held_out = split_data(args.styles, args.res, args.held_out)
     data = str(save_images_folder(train.images, out / "data" / "train"))
@@ -254,13 +256,17 @@ def cmd_versus(args) -> dict:
               "held_out": len(held_out), "minutes": args.minutes, "clock": args.clock,
               "floor": floor(train.images, held_out.images, "cpu")}
     families = {"diffusion": ("diffusion", diffusion_config(args.res, args.diffusion_set)),
-                "gan": ("gan", gan_config(args.res, args.gan_set))}
+                "gan": ("gan", gan_config(args.res, args.gan_set)),
+                "gan-equal-images": ("gan", gan_config(args.res, args.gan_set))}
     for name in args.families.split(","):
         kind, cfg = families[name]
         run = out / name
         if not (run / "checkpoints").is_dir():
-            result[name] = {"training": train_for(kind, cfg, data, run, args.minutes * 60, args.batch, args.seed,
-                                                  args.clock)}
+            # equal images: the GAN trained for as many steps as the diffusion run took in its time
+            steps = int(next((out / "diffusion" / "checkpoints").glob("step-*")).stem[5:]) \
+                if name == "gan-equal-images" else None
+            result[name] = {"training": train_for(kind, cfg, data, run, None if steps else args.minutes * 60,
+                                                  args.batch, args.seed, args.clock, steps)}
         else:
             result[name] = {"training": "reused"}
         t0 = time.perf_counter()

@@ -211,7 +211,8 @@ def test_originality_neighbours_and_verdict(studio, folders):
     made = studio.generate("gan", "0")[0]
     verdict, near = studio.originality(made.path, run="gan")
     assert verdict.startswith(("original", "COPY")) and "training works at 32 px" in verdict
-    assert len(near) == 2 and near[0].image.size == (32, 32) and near[0].name
+    assert len(near) == 4 and near[0].image.size == (32, 32) and near[0].name  # pixels, features, edit, region
+    assert "edited copy" in near[2].label and "region" in near[3].label
     train_copy = _upload(studio, folders["data"] / "art" / "a" / "a2.png")
     verdict, near = studio.originality(train_copy, data="art")
     assert verdict.startswith("COPY") and near[0].name.endswith("a2.png") and near[0].score == 0

@@ -392,9 +392,13 @@ def cmd_originality(args) -> int:
     for i in shown:
         near = report.nearest(i)
         label = "verdict" if args.image else f"seed {i}"
-        print(f"{label:>22}: {'COPY' if near['copy'] else 'original'}")
+        how = f"  (flagged as: {', '.join(near['flagged_by'])})" if near["copy"] else ""
+        print(f"{label:>22}: {'COPY' if near['copy'] else 'original'}{how}")
         print(f"{'nearest by tiled L2':>22}: {near['tiled_l2'][0]}  (distance {near['tiled_l2'][1]:.4f})")
         print(f"{'nearest by features':>22}: {near['features'][0]}  (cosine {near['features'][1]:.4f})")
+        if "edit" in near:
+            print(f"{'nearest edited copy':>22}: {near['edit'][0]}  (score {near['edit'][1]:.4f})")
+            print(f"{'nearest region':>22}: {near['region'][0]}  (score {near['region'][1]:.4f})")
     if args.report:
         print(f"report: {args.report}")
     return 0

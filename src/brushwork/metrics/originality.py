@@ -8,6 +8,12 @@ Two nearest-neighbour measures between generated and training images:
 * feature cosine similarity: globally pooled VGG19 features (ImageNet weights when available, the
   random stand-in otherwise), a looser, more perceptual notion of "the same picture".
 
+Both are fooled by the edits a memorising model or a careless user makes (a mirrored work is far
+from itself in pixels), so two offline checks (``metrics/copies.py``) run beside them: a work
+mirrored, cropped, recoloured, re-compressed, rescaled or rotated a little ("edited copy"), and a
+quarter of a work pasted into another picture ("pasted region"). An image is a copy when the
+pixel and feature measures both flag it, or either of those checks does; each verdict says which.
+
 Thresholds are calibrated on the training set itself (Somepalli et al. 2023): for each of a sample
 of training images, the distance to its nearest *other* training image; a generated image is
 flagged when it is closer to a training image than all but ``percentile``% of those pairs are.
@@ -80,37 +86,66 @@ class OriginalityReport:
     train_l2: torch.Tensor  # calibration: train-vs-train nearest distances
     train_similarity: torch.Tensor
     train_names: list[str] = field(default_factory=list)  # training file names, by index
+    edits: dict[str, torch.Tensor] = field(default_factory=dict)  # metrics/copies.py scores, if run
+    edit_threshold: float = 1.0  # flagged as an edited copy when edit_score >= this
+    region_threshold: float = 1.0  # flagged as holding a pasted region when region_score >= this
 
     def train_name(self, j: int) -> str:
         return self.train_names[j] if j < len(self.train_names) else f"training image #{j}"
 
     def nearest(self, i: int) -> dict:
         """Generated image ``i``'s nearest training works by each measure, and its verdict."""
-        return {"tiled_l2": (self.train_name(int(self.tiled_index[i])), float(self.tiled_l2[i])),
-                "features": (self.train_name(int(self.feature_index[i])), float(self.feature_similarity[i])),
-                "copy": bool(self.copies[i])}
+        near = {"tiled_l2": (self.train_name(int(self.tiled_index[i])), float(self.tiled_l2[i])),
+                "features": (self.train_name(int(self.feature_index[i])), float(self.feature_similarity[i]))}
+        for name in ("edit", "region"):
+            if f"{name}_score" in self.edits:
+                near[name] = (self.train_name(int(self.edits[f"{name}_index"][i])),
+                              float(self.edits[f"{name}_score"][i]))
+        return near | {"copy": bool(self.copies[i]), "flagged_by": self.flagged_by(i)}
+
+    @property
+    def flags(self) -> dict[str, torch.Tensor]:
+        """[N] bool per way of being a copy: pixel-close *and* feature-close; an edited copy; a
+        pasted region."""
+        found = {"pixels and features": (self.tiled_l2 <= self.l2_threshold)
+                 & (self.feature_similarity >= self.similarity_threshold)}
+        if "edit_score" in self.edits:
+            found["edited copy"] = self.edits["edit_score"] >= self.edit_threshold
+            found["pasted region"] = self.edits["region_score"] >= self.region_threshold
+        return found
 
     @property
     def copies(self) -> torch.Tensor:
-        """[N] bool: flagged by both measures (a copy is pixel-close *and* feature-close)."""
-        return (self.tiled_l2 <= self.l2_threshold) & (self.feature_similarity >= self.similarity_threshold)
+        """[N] bool: flagged one way or another."""
+        return torch.stack(list(self.flags.values())).any(dim=0)
+
+    def flagged_by(self, i: int) -> list[str]:
+        return [name for name, found in self.flags.items() if bool(found[i])]
 
     def summary(self) -> dict:
         n = len(self.tiled_l2)
-        return {"images": n, "memorisation_rate": round(self.copies.float().mean().item(), 4),
-                "flagged_tiled_l2": round((self.tiled_l2 <= self.l2_threshold).float().mean().item(), 4),
-                "flagged_features": round((self.feature_similarity >= self.similarity_threshold).float().mean().item(), 4),
-                "l2_threshold": round(self.l2_threshold, 4),
-                "similarity_threshold": round(self.similarity_threshold, 4)}
+        summary = {"images": n, "memorisation_rate": round(self.copies.float().mean().item(), 4),
+                   "flagged_tiled_l2": round((self.tiled_l2 <= self.l2_threshold).float().mean().item(), 4),
+                   "flagged_features": round((self.feature_similarity >= self.similarity_threshold).float().mean().item(), 4),
+                   "l2_threshold": round(self.l2_threshold, 4),
+                   "similarity_threshold": round(self.similarity_threshold, 4)}
+        if self.edits:
+            flags = self.flags
+            summary |= {"flagged_edited_copy": round(flags["edited copy"].float().mean().item(), 4),
+                        "flagged_pasted_region": round(flags["pasted region"].float().mean().item(), 4),
+                        "edit_threshold": round(self.edit_threshold, 4),
+                        "region_threshold": round(self.region_threshold, 4)}
+        return summary
 
 
 def check_originality(generated: torch.Tensor, train: torch.Tensor, encoder, percentile: float = 5.0,
-                      calibration: int = 2000, seed: int = 0) -> OriginalityReport:
+                      calibration: int = 2000, seed: int = 0, edits: bool = True) -> OriginalityReport:
     """Nearest training images of every generated image, and copy flags calibrated on ``train``.
 
     ``percentile``: a generated image is flagged by a measure when it is closer to its nearest
     training image than ``percentile``% of training images are to theirs (default 5%).
     ``calibration``: how many training images estimate that distribution (all when fewer).
+    ``edits``: also run the edited-copy and pasted-region checks (``metrics/copies.py``).
     """
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     sample = order[: min(calibration, len(train))]
@@ -120,9 +155,16 @@ def check_originality(generated: torch.Tensor, train: torch.Tensor, encoder, per
     gen_l2, gen_l2_idx = tiled_l2(generated, train)
     gen_sim, gen_sim_idx = cosine_nearest(pooled_features(encoder, generated), train_feats)
     q = percentile / 100
-    return OriginalityReport(gen_l2, gen_l2_idx, gen_sim, gen_sim_idx,
-                             torch.quantile(train_l2, q).item(), torch.quantile(train_sim, 1 - q).item(),
-                             train_l2, train_sim)
+    report = OriginalityReport(gen_l2, gen_l2_idx, gen_sim, gen_sim_idx,
+                               torch.quantile(train_l2, q).item(), torch.quantile(train_sim, 1 - q).item(),
+                               train_l2, train_sim)
+    if edits:
+        from brushwork.metrics.copies import EditedCopies
+
+        check = EditedCopies.build(train, min(calibration, 1000), seed)
+        report.edits = check.scores(generated)
+        report.edit_threshold, report.region_threshold = check.whole_threshold, check.region_threshold
+    return report
 
 
 def near_duplicates(images: torch.Tensor, max_distance: float = 0.5) -> list[tuple[int, int, float]]:

@@ -426,7 +426,7 @@ def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
             use_selected = gr.Button("Use the image selected in Generate", elem_id="originality-use-selected")
             check = gr.Button("Check", variant="primary", elem_id="originality-check")
         verdict = gr.Textbox(label="Verdict", lines=4, elem_id="verdict")
-        neighbours = gr.Gallery(label="The image and its nearest training works", columns=3,
+        neighbours = gr.Gallery(label="The image and its nearest training works", columns=5,
                                 height="auto", elem_id="neighbours")
 
     @_page

@@ -105,7 +105,7 @@ class PaintUpdate:
 
 @dataclass
 class Neighbour:
-    label: str  # "nearest by tiled L2" / "nearest by features"
+    label: str  # "nearest by tiled L2", by features, as an edited copy, by a region
     name: str  # the training file's name
     score: float
     image: Image.Image  # the training work at the comparison size
@@ -525,10 +525,17 @@ class Studio:
             Neighbour("nearest by VGG features (cosine, higher = closer)", near["features"][0],
                       near["features"][1],
                       to_pil(unit_from_uint8(train[int(report.feature_index[0])])[None])[0])]
-        verdict = ("COPY: closer to a training work than 95% of the training works are to each other, "
-                   "by both measures" if near["copy"] else "original: not flagged as a copy")
+        if "edit" in near:  # the offline edited-copy checks, when they ran
+            for key, label in (("edit", "nearest as an edited copy (score, higher = closer)"),
+                               ("region", "nearest by a region (score, higher = closer)")):
+                j = int(report.edits[f"{key}_index"][0])
+                neighbours.append(Neighbour(label, near[key][0], near[key][1],
+                                            to_pil(unit_from_uint8(train[j])[None])[0]))
+        verdict = (f"COPY, flagged as: {', '.join(near['flagged_by'])}" if near["copy"]
+                   else "original: not flagged as a copy")
         thresholds = (f"copy thresholds: tiled L2 < {report.l2_threshold:.4f} and cosine > "
-                      f"{report.similarity_threshold:.4f} ({len(train)} training works at {resolution} px)")
+                      f"{report.similarity_threshold:.4f}; edited copy >= {report.edit_threshold:.4f}; "
+                      f"region >= {report.region_threshold:.4f} ({len(train)} training works at {resolution} px)")
         return f"{verdict}\n{thresholds}", neighbours
 
     def _reference_data(self, run: str | None, data: str | None) -> tuple[str, int]:
