@@ -99,7 +99,7 @@ def test_calibration_leaves_out_works_with_an_identical_twin():
     assert chosen == set(range(5, 30))
 
 
-def test_the_report_says_which_measure_flagged_each_image(collection):
+def test_the_report_says_which_measure_flagged_each_image(collection, tmp_path):
     works, others, _ = collection
     mirrored = works[:3].flip(-1)
     report = check_originality(torch.cat([works[3:4], mirrored, others[:2]]), works,
@@ -110,3 +110,10 @@ def test_the_report_says_which_measure_flagged_each_image(collection):
     near = report.nearest(2)
     assert near["edit"][0] == report.train_name(1) and near["flagged_by"] == ["edited copy"]
     assert report.summary()["flagged_edited_copy"] == pytest.approx(4 / 6, abs=1e-3)
+    from brushwork.originality_report import write_report
+
+    images = torch.cat([works[3:4], mirrored, others[:2]])
+    page = write_report(report, images, works, tmp_path / "report.html").read_text()
+    assert page.count("<b>COPY (") == 4 and "<th>edited copy</th>" in page
+    shown = np.asarray(Image.open(tmp_path / "report_files" / "pair01.png"))  # a mirror, beside its work
+    assert shown.shape[1] > shown.shape[0]

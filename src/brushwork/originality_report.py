@@ -39,23 +39,35 @@ def _plot(report: OriginalityReport, out: Path) -> None:
     save_figure(fig, out)
 
 
+def _the_work_it_copies(report: OriginalityReport, i: int) -> int:
+    """The training work to show beside image i: the one the measure that flagged it found."""
+    flagged = report.flagged_by(i)
+    for measure, key in (("edited copy", "edit_index"), ("pasted region", "region_index")):
+        if measure in flagged and "pixels and features" not in flagged:
+            return int(report.edits[key][i])
+    return int(report.tiled_index[i])
+
+
 def write_report(report: OriginalityReport, generated: torch.Tensor, train: torch.Tensor,
                  path: Path, top: int = 12) -> Path:
     """HTML page: summary, distribution plot, and the ``top`` closest generated/training pairs."""
     folder = path.parent / (path.stem + "_files")
     ensure_dir(folder)
     _plot(report, folder / "distributions.png")
-    order = torch.argsort(report.tiled_l2)[:top]
+    copies = report.copies.tolist()  # flagged images first, then the closest in pixels
+    order = sorted(range(len(copies)), key=lambda i: (not copies[i], float(report.tiled_l2[i])))[:top]
     rows = []
-    for rank, i in enumerate(order.tolist()):
-        j = int(report.tiled_index[i])
+    for rank, i in enumerate(order):
+        j = _the_work_it_copies(report, i)
         pair = torch.stack([as_unit(generated[i]), unit_from_uint8(train[j])])
         atomic_write(folder / f"pair{rank:02d}.png", png_bytes(grid_image(pair, columns=2)))
-        flag = "COPY" if bool(report.copies[i]) else ""
+        flag = f"COPY ({', '.join(report.flagged_by(i))})" if bool(report.copies[i]) else ""
         name = report.train_name(j)
+        scores = "".join(f"<td>{float(report.edits[k][i]):.3f}</td>" for k in ("edit_score", "region_score")
+                         if k in report.edits)
         rows.append(f"<tr><td><img src='{folder.name}/pair{rank:02d}.png'></td><td>#{i}</td>"
                     f"<td>{html.escape(name)}</td><td>{report.tiled_l2[i]:.3f}</td>"
-                    f"<td>{report.feature_similarity[i]:.3f}</td><td><b>{flag}</b></td></tr>")
+                    f"<td>{report.feature_similarity[i]:.3f}</td>{scores}<td><b>{html.escape(flag)}</b></td></tr>")
     summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in report.summary().items())
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>brushwork originality</title>"
             "<style>body{font-family:sans-serif;margin:2em}img{image-rendering:pixelated;height:96px}"
@@ -63,7 +75,8 @@ def write_report(report: OriginalityReport, generated: torch.Tensor, train: torc
             f"<table>{summary}</table><h2>Nearest-neighbour distributions</h2>"
             f"<img style='height:auto' src='{folder.name}/distributions.png'>"
             "<h2>Closest pairs (generated | training)</h2><table><tr><th>pair</th><th>generated</th>"
-            "<th>training image</th><th>tiled L2</th><th>feature cos</th><th></th></tr>"
+            "<th>training image</th><th>tiled L2</th><th>feature cos</th>"
+            + ("<th>edited copy</th><th>region</th>" if report.edits else "") + "<th></th></tr>"
             + "".join(rows) + "</table></body></html>")
     atomic_write(path, page.encode())
     return path
