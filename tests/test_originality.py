@@ -84,9 +84,42 @@ def test_originality_cli_on_an_image_and_a_run(tmp_path, capsys):
     assert main(["originality", str(tmp_path / "run"), "--data", "builtin:abstract:8", "--n", "16",
                  "--features", "random", "--report", str(report), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "flagged samples:" in printed
-    flagged = [line for line in printed.splitlines() if line.strip().startswith("seed ")]
-    assert len(flagged) == (0 if "flagged samples: none" in printed else int(printed.split("flagged samples: ")[1].split()[0]))
+    assert "flagged images:" in printed
+    flagged = [line for line in printed.splitlines() if line.strip().startswith("seed")]
+    assert len(flagged) == (0 if "flagged images: none" in printed else int(printed.split("flagged images: ")[1].split()[0]))
     page = report.read_text()
     assert "memorisation_rate" in page and "pair00.png" in page
     assert (tmp_path / "report_files" / "distributions.png").exists()
+
+
+def test_originality_of_a_folder_as_json_lines(tmp_path, capsys):
+    """--images checks any folder (unreadable files skipped and named), --json prints one object
+    per image; a mirrored training work is caught by the edited-copy check, not by pixels."""
+    import json
+
+    from PIL import Image
+
+    from test_copies import pil, textures
+
+    data, folder = tmp_path / "art", tmp_path / "mine"
+    data.mkdir()
+    folder.mkdir()
+    works = textures(40, 0)
+    for i, work in enumerate(works):
+        pil(work).save(data / f"work{i:02d}.png")
+    pil(works[7]).transpose(Image.FLIP_LEFT_RIGHT).save(folder / "mirrored.png")
+    pil(textures(1, 9)[0]).save(folder / "new.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    args = ["originality", "--images", str(folder), "--data", str(data), "--res", "64",
+            "--features", "random", "--device", "cpu"]
+    assert main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["file"] for line in lines] == ["mirrored.png", "new.png"]
+    assert lines[0]["verdict"] == "COPY" and "edited copy" in lines[0]["flagged_by"]
+    assert lines[0]["nearest"]["edit"]["work"] == "work07.png" and lines[1]["verdict"] == "original"
+    assert "skipped broken.png" in captured.err
+    (folder / "mirrored.png").unlink()
+    (folder / "new.png").unlink()
+    assert main(args) == 2  # nothing readable left: one line, no traceback
+    assert "no readable images" in capsys.readouterr().err

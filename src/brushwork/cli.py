@@ -376,22 +376,34 @@ def cmd_stylize(args) -> int:
 
 
 def cmd_originality(args) -> int:
-    from brushwork.originality_report import images_to_check, originality
+    from brushwork.originality_report import folder_to_check, images_to_check, originality, verdicts
     from brushwork.utils import resolve_device
 
+    sources = [name for name, given in (("RUN", args.run), ("--image", args.image), ("--images", args.images))
+               if given]
+    if len(sources) > 1:
+        raise BrushworkError(f"originality checks one thing at a time: give one of {', '.join(sources)}")
     device = resolve_device(args.device)
-    generated = images_to_check(args.run, args.image, args.n, args.res, args.device)
+    if args.images:
+        generated, names = folder_to_check(args.images, args.res)
+    else:
+        generated = images_to_check(args.run, args.image, args.n, args.res, args.device)
+        names = [args.image] if args.image else [f"seed{i:04d}" for i in range(len(generated))]
     report = originality(generated, args.data, generated.shape[-1], args.features, device,
                          Path(args.report) if args.report else None, args.percentile)
+    if args.json:  # one JSON object per image on stdout, nothing else
+        for line in verdicts(report, names):
+            print(json.dumps(line))
+        return 0
     for key, value in report.summary().items():
         print(f"{key:>22}: {value}")
-    # one image: its nearest works; a run: the flagged samples (seed = index) and theirs
+    # one image: its nearest works; many: the flagged ones (a run's seed = index) and theirs
     shown = [0] if args.image else report.copies.nonzero().flatten().tolist()
     if not args.image:
-        print(f"{'flagged samples':>22}: {len(shown) or 'none'}")
+        print(f"{'flagged images':>22}: {len(shown) or 'none'}")
     for i in shown:
         near = report.nearest(i)
-        label = "verdict" if args.image else f"seed {i}"
+        label = "verdict" if args.image else names[i]
         how = f"  (flagged as: {', '.join(near['flagged_by'])})" if near["copy"] else ""
         print(f"{label:>22}: {'COPY' if near['copy'] else 'original'}{how}")
         print(f"{'nearest by tiled L2':>22}: {near['tiled_l2'][0]}  (distance {near['tiled_l2'][1]:.4f})")
@@ -683,13 +695,16 @@ def _add_evaluation_parsers(sub) -> None:
     p = sub.add_parser("originality", help="find the nearest training images; flag copies")
     p.add_argument("run", nargs="?", help="run directory (generated seeds 0..n-1 are checked)")
     p.add_argument("--image", help="check one image instead of a run's output")
+    p.add_argument("--images", help="check every image in this folder (any origin)")
     p.add_argument("--data", required=True, help="the training images (folder or builtin:...)")
     p.add_argument("--n", type=COUNT, default=512, help="generated images to check")
-    p.add_argument("--res", type=number(int, 16), default=64, help="comparison size for --image")
+    p.add_argument("--res", type=number(int, 16), default=64, help="comparison size for --image/--images")
     p.add_argument("--percentile", type=number(float, 0, 100, True, True), default=5.0,
                    help="flag images closer than this %% of training pairs are to each other")
     p.add_argument("--features", default="imagenet", help="VGG19 weights: imagenet, random or a file")
     p.add_argument("--report", help="write an HTML report here")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image (file, verdict, flagged_by, nearest) instead")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_originality, weights_option="--features PATH")
 

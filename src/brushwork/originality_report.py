@@ -92,9 +92,49 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
         img = square_crop_resize(load_rgb_or_exit(image), resolution)
         return torch.from_numpy(to_uint8_chw(img))[None]
     if not run:
-        raise BrushworkError("originality needs RUN (to generate --n images) or --image FILE")
+        raise BrushworkError("originality needs RUN (to generate --n images), --image FILE or --images DIR")
     model = load_model(run, device)
     return model.seed_pixels(list(range(n)))
+
+
+def folder_to_check(folder: str | Path, resolution: int) -> tuple[torch.Tensor, list[str]]:
+    """Every readable image under ``folder`` as uint8 [N, 3, R, R] (centre square, resized), with
+    its path relative to the folder; unreadable ones are skipped and named on stderr."""
+    import sys
+
+    from brushwork.data.images import decode_square, list_image_files
+    from brushwork.errors import BrushworkError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise BrushworkError(f"--images {folder}: no such folder")
+    images, names = [], []
+    for path in list_image_files(root):
+        pixels = decode_square(path, resolution)
+        if isinstance(pixels, str):
+            print(f"skipped {path.relative_to(root)}: {pixels}", file=sys.stderr)
+            continue
+        images.append(torch.from_numpy(pixels))
+        names.append(str(path.relative_to(root)))
+    if not images:
+        raise BrushworkError(f"--images {folder}: no readable images in it")
+    return torch.stack(images), names
+
+
+def verdicts(report: OriginalityReport, names: list[str]) -> list[dict]:
+    """One plain record per checked image (what ``--json`` prints): its verdict, the measures
+    that flagged it, and its nearest work by each measure."""
+    out = []
+    for i, name in enumerate(names):
+        near = report.nearest(i)
+        nearest = {"tiled_l2": {"work": near["tiled_l2"][0], "distance": round(near["tiled_l2"][1], 4)},
+                   "features": {"work": near["features"][0], "cosine": round(near["features"][1], 4)}}
+        for key in ("edit", "region"):
+            if key in near:
+                nearest[key] = {"work": near[key][0], "score": round(near[key][1], 4)}
+        out.append({"file": name, "verdict": "COPY" if near["copy"] else "original",
+                    "flagged_by": near["flagged_by"], "nearest": nearest})
+    return out
 
 
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,
