@@ -1,26 +1,29 @@
 """Edited copies: is an image a training work mirrored, cropped, recoloured, re-compressed,
-rescaled or slightly rotated?
+rescaled or slightly rotated, or does it hold a region of one?
 
-Two stages, as image-retrieval systems work (retrieve cheaply, then verify geometrically):
+Whole works, in two stages as image-retrieval systems work (retrieve cheaply, verify geometrically):
 
 1. Retrieval. Every work is described by a coarse luminance thumbnail (8 x 8, corner cells
    dropped, mean removed, unit length): blind to brightness, contrast and hue, tolerant of JPEG,
    rescaling and small rotations. The collection's descriptors include each work's mirror image
    and crops (the centre 75%, 90% at nine places), so crops of a work find it. FAISS returns each
    query's nearest ``CANDIDATES`` descriptors by inner product (exact, flat index).
-2. Verification. Each candidate work is warped by every transform of a small set (mirror x
-   {whole, centre 75%, 90% on a 5 x 5 grid of places} x rotation {-5, 0, +5} degrees) and
-   compared with the query at 16 x 16 by normalised correlation inside the central disc (so the
-   corners a rotation brings in do not count). The best over candidates and transforms is the
-   query's copy score, in [-1, 1].
+2. Verification. Each candidate work is warped by the transforms near the view it was found by
+   (mirror x {whole, centre 75%, 90% on a 5 x 5 grid of places} x rotation {-5, 0, +5} degrees)
+   and compared with the query at 16 x 16 by normalised correlation inside the central disc (so
+   the corners a rotation brings in do not count). The best is the query's edit score, in [-1, 1].
 
-The threshold is calibrated on the collection (as the other measures, Somepalli et al. 2023):
-the ``quantile`` of each sampled work's score against the *other* works, leaving out works that
-have an identical twin in the collection (scraped collections repeat works; WikiArt 64 px: 2%).
+Regions (a quarter of a work pasted into another picture): windows of 3/8 of the side, every
+4 px of each work (at 32 px), are indexed by their own thumbnails; every window of the query (each
+2 px) looks up its nearest, and each found window is verified in colour within 2 px of its place.
 
-Why not perceptual hashes: measured on WikiArt 64 px (6,000 works, benchmarks/originality.py),
-64-bit pHash with mirrored and cropped works indexed caught 90% crops 47% and 5 degree rotations
-71% of the time at a 10% false-alarm rate; this two-stage check catches >= 98.5% of each at 1%.
+Thresholds are calibrated on the collection (as the other measures, Somepalli et al. 2023): a
+high quantile of sampled works' scores against the *other* works, leaving out works that have
+an identical twin in the collection (scraped collections repeat works; WikiArt 64 px: 2%).
+
+Why not perceptual hashes: in a trial on WikiArt 64 px (6,000 works), 64-bit pHash with the
+mirrored and cropped works indexed found 47% of 90% crops and 71% of 5-degree rotations when set
+to flag 10% of unrelated works; benchmarks/originality.py measures this check (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 THUMB = 8  # retrieval descriptor: THUMB x THUMB luminance cells
 VERIFY = 16  # verification compares luminance at VERIFY x VERIFY
 WARP = 64  # retrieval transforms are sampled at this size, then area-averaged down (no aliasing)
-VERIFY_WARP = 32  # verification transforms likewise (measured as accurate as 64, 4x cheaper)
+VERIFY_WARP = 32  # verification transforms likewise (as accurate as 64 in the benchmark, 4x cheaper)
 CANDIDATES = 16  # descriptors retrieved per query before verification
 DISC = 0.85  # verification compares pixels within this radius (1 = the inscribed circle)
 CROP_PLACES = 5  # 90% crops verified on a CROP_PLACES x CROP_PLACES grid of centres
