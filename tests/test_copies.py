@@ -117,3 +117,21 @@ def test_the_report_says_which_measure_flagged_each_image(collection, tmp_path):
     assert page.count("<b>COPY (") == 4 and "<th>edited copy</th>" in page
     shown = np.asarray(Image.open(tmp_path / "report_files" / "pair01.png"))  # a mirror, beside its work
     assert shown.shape[1] > shown.shape[0]
+
+
+def test_thresholds_are_calibrated_once_per_collection(tmp_path, monkeypatch):
+    import json
+
+    import brushwork.metrics.copies as copies
+
+    works, cache = textures(60, 5), tmp_path / "thresholds.json"
+    first = EditedCopies.build(works, cache=cache)
+    assert json.loads(cache.read_text())["whole"] == pytest.approx(first.whole_threshold)
+    with monkeypatch.context() as patch:
+        patch.setattr(copies, "calibration_works", lambda *a, **k: pytest.fail("calibrated again"))
+        again = EditedCopies.build(works, cache=cache)
+    assert (again.whole_threshold, again.region_threshold) == (first.whole_threshold, first.region_threshold)
+    cache.write_text("{damaged")  # recalibrated and rewritten
+    rebuilt = EditedCopies.build(works, cache=cache)
+    assert rebuilt.region_threshold == pytest.approx(first.region_threshold)
+    assert json.loads(cache.read_text())["version"] == copies.CALIBRATION_VERSION

@@ -3,12 +3,13 @@ flag copies, and write an HTML report with the closest pairs and the similarity 
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 
 import torch
 
-from brushwork.data.dataset import load_dataset
+from brushwork.data.dataset import default_cache_dir, load_dataset
 from brushwork.imaging import as_unit, grid_image, png_bytes, save_figure, unit_from_uint8
 from brushwork.metrics.originality import OriginalityReport, check_originality
 from brushwork.models.vgg import VGGFeatures
@@ -143,7 +144,12 @@ def originality(generated: torch.Tensor, data: str, resolution: int, features: s
     if report_path is not None:
         ensure_output_file(report_path)
     ds = load_dataset(data, resolution, progress=False)
-    report = check_originality(generated, ds.images, originality_encoder(features, device), percentile)
+    cache = None  # the edited-copy thresholds of this collection, calibrated once
+    if ds.fingerprint:
+        key = hashlib.sha256(f"{ds.fingerprint}-{resolution}".encode()).hexdigest()[:24]
+        cache = default_cache_dir() / "originality" / f"{key}.json"
+    report = check_originality(generated, ds.images, originality_encoder(features, device), percentile,
+                               edits_cache=cache)
     report.train_names = list(ds.files)
     if report_path is not None:
         write_report(report, generated, ds.images, Path(report_path))

@@ -29,8 +29,10 @@ to flag 10% of unrelated works; benchmarks/originality.py measures this check (R
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -187,6 +189,19 @@ class CopyIndex:
         return float(torch.quantile(scores, quantile))
 
 
+def _read_thresholds(cache: Path | None) -> tuple[float, float] | None:
+    """Cached (whole, region) thresholds, or None when absent, unreadable or out of date."""
+    if cache is None or not cache.exists():
+        return None
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("version") == CALIBRATION_VERSION:
+            return float(saved["whole"]), float(saved["region"])
+    except (ValueError, KeyError, TypeError, OSError):
+        pass  # a damaged cache file is recalibrated and rewritten
+    return None
+
+
 def calibration_works(works: torch.Tensor, sample: int = 1000, seed: int = 0,
                       twin_distance: float = 0.5) -> torch.Tensor:
     """Indices of up to ``sample`` works to calibrate on: those without an identical twin in the
@@ -298,6 +313,7 @@ class RegionIndex:
     threshold = CopyIndex.threshold
 
 
+CALIBRATION_VERSION = 1  # bump when the descriptors or checks change: cached thresholds expire
 WHOLE_QUANTILE = 0.99  # share of works (against the others) below the edited-copy threshold
 REGION_QUANTILE = 0.995  # the same for regions: stricter, as chance likeness between small
 # regions is common (measured: 1% of WikiArt works reach 0.965 against the others)
@@ -313,13 +329,26 @@ class EditedCopies:
     region_threshold: float
 
     @classmethod
-    def build(cls, works: torch.Tensor, calibration: int = 1000, seed: int = 0) -> "EditedCopies":
+    def build(cls, works: torch.Tensor, calibration: int = 1000, seed: int = 0,
+              cache: Path | None = None) -> "EditedCopies":
+        """Index ``works`` and calibrate the thresholds, or read them from ``cache`` (a JSON file
+        the caller keys by the collection's fingerprint): calibration is the costly part."""
         whole, regions = CopyIndex.build(works), RegionIndex.build(works)
+        known = _read_thresholds(cache)
+        if known is not None:
+            return cls(whole, regions, *known)
         chosen = calibration_works(works, calibration, seed)
         if len(chosen) < 2:  # a collection of twins: nothing but an exact copy would count
-            return cls(whole, regions, 1.0, 1.0)
-        return cls(whole, regions, whole.threshold(works, chosen, WHOLE_QUANTILE),
-                   regions.threshold(works, chosen, REGION_QUANTILE))
+            thresholds = (1.0, 1.0)
+        else:
+            thresholds = (whole.threshold(works, chosen, WHOLE_QUANTILE),
+                          regions.threshold(works, chosen, REGION_QUANTILE))
+        if cache is not None:
+            from brushwork.utils import atomic_write
+
+            atomic_write(cache, json.dumps({"version": CALIBRATION_VERSION, "whole": thresholds[0],
+                                            "region": thresholds[1]}).encode())
+        return cls(whole, regions, *thresholds)
 
     def scores(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """[N] scores and nearest works of each image, by each check."""
