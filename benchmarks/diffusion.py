@@ -283,7 +283,7 @@ def cmd_steps(args) -> dict:
     """SWD of one run's samples at several step counts against a many-step reference."""
     train, held_out = split_data(args.styles, args.res, args.held_out)
     result = {"benchmark": "diffusion-steps", "run": str(args.run), "n": args.n,
-              "floor": floor(train.images, held_out.images, "cpu"), "reference_steps": args.reference}
+              "floor": floor(train.images, held_out.images[:args.n], "cpu"), "reference_steps": args.reference}
     reference = samples_of(args.run, args.n, sampler="dpm2m", steps=args.reference)
     result["reference_swd"] = round(swd(reference, held_out.images[:args.n])["mean"], 3)
     for sampler in args.samplers.split(","):
@@ -403,7 +403,7 @@ def cmd_memorisation(args) -> dict:
     order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(2))
     result = {"benchmark": "diffusion-memorisation", "styles": args.styles, "res": args.res,
               "minutes": args.minutes, "clock": args.clock,
-              "floor": floor(everything.images, held_out.images, "cpu")}
+              "floor": floor(everything.images, held_out.images[:args.n], "cpu")}  # as many as the samples
     for size in (int(s) for s in args.sizes.split(",")):
         train = everything.subset(order[:size])  # nested: each smaller set inside the larger ones
         data = str(save_images_folder(train.images, out / "data" / str(size)))
