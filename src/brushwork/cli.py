@@ -597,7 +597,7 @@ def _add_paint_parser(sub) -> None:
     p.add_argument("--style-mix", help="conditional runs: a mix of styles, e.g. a:0.6,b:0.4")
     _add_diffusion_sampling_args(p)
     p.add_argument("--resample", type=COUNT, default=2, help="--mask/--extend: repeats of each step that "
-                   "harmonise the seam (RePaint; default 2)")
+                   "harmonise the seam (RePaint; default 2, 4 for the softest seam at twice the time)")
     p.add_argument("--format", choices=["png", "jpg", "webp"], default="png")
     p.add_argument("--out", required=True, help="output folder")
     _add_output_args(p)
