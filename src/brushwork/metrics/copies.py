@@ -204,7 +204,6 @@ class CopyIndex:
         views = _unit(seen[:, _disc(VERIFY, DISC)]).view(n, r, -1)
         return torch.einsum("nrp,np->nr", views, query).amax(dim=1)
 
-
     def threshold(self, works: torch.Tensor, chosen: torch.Tensor, quantile: float) -> float:
         """The score only ``1 - quantile`` of the ``chosen`` works reach against the other works."""
         scores, _ = self.scores(works[chosen], exclude=[{int(w)} for w in chosen])
@@ -246,8 +245,8 @@ def _nearest_other(works: torch.Tensor, order: torch.Tensor, chunk: int = 128) -
 
 
 # -- regions: a quarter of a work (half its side) inside another picture ------------------------
-# Windows are plain crops of the pictures at 2 * VERIFY px (a window is then VERIFY px), so
-# searching and verifying them is slicing, not resampling.
+# Windows are plain crops of the pictures resized to SIDE px, so searching and verifying them is
+# slicing, not resampling; they are compared in colour at their own size.
 SIDE = 32  # pictures are area-resized to SIDE x SIDE
 WINDOW_PX = 12  # windows are WINDOW_PX square: 3/8 of the side, so that one lies wholly inside any
 # region of half the side (a quarter of the area), wherever it was pasted
