@@ -236,8 +236,8 @@ def paint(model: TrainedModel, inputs: PaintInputs | list[PaintInputs], seeds: l
     shared batches: seed i paints inputs[i]."""
     check_request(model, strength, resample)
     canvases = _same_kind(inputs, len(seeds))
-    if strength == 0 and canvases[0].repaint is None:  # nothing to paint: the sketch itself
-        return np.stack([canvases[i if len(canvases) > 1 else 0].canvas for i in range(len(seeds))])
+    if strength == 0 and canvases[0].repaint is None:  # nothing to paint: the sketches themselves
+        return np.stack([c.canvas for c in (canvases * len(seeds) if len(canvases) == 1 else canvases)])
     styles = model.seed_styles(seeds, style)
     weights = None if styles is None else model.style_weights(styles, len(seeds))
     painted = Painter(model, canvases, strength, resample, callback).paint(seeds, weights)
