@@ -146,6 +146,7 @@ def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float | None,
     shared machine after all: torch's threads spin while waiting for a descheduled partner, so
     a busy machine inflated it 3x, 578 diffusion steps in 60 CPU minutes.) ``steps``: a fixed
     number of steps instead (equal images)."""
+    load_dataset(data, model_cfg.resolution, progress=False)  # decoded and cached before the clock starts
     train = TrainConfig(data=data, batch_size=batch, steps=steps or 10**9, log_every=100, sample_every=10**9,
                         ckpt_every=10**9, keep_checkpoints=1, seed=seed, device="cpu")
     t0, w0 = time.process_time(), time.perf_counter()
