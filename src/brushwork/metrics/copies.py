@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brushwork.imaging import as_unit
+
 THUMB = 8  # retrieval descriptor: THUMB x THUMB luminance cells
 VERIFY = 16  # verification compares luminance at VERIFY x VERIFY
 WARP = 64  # retrieval transforms are sampled at this size, then area-averaged down (no aliasing)
@@ -79,9 +81,14 @@ NEAR = [torch.tensor([j for j, (f, s, x, y, _) in enumerate(VERIFIED_AS)
         for fi, si, xi, yi in INDEXED_AS]
 
 
+def _zero_one(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or [-1, 1] images -> floats in [0, 1]."""
+    return (as_unit(images) + 1) / 2
+
+
 def luminance(images: torch.Tensor) -> torch.Tensor:
     """[N, 3, R, R] uint8 (or [-1, 1] float) -> [N, 1, r, r] float luminance in [0, 1], r = min(R, WARP)."""
-    x = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
+    x = _zero_one(images)
     gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
     return F.interpolate(gray, size=WARP, mode="area") if gray.shape[-1] > WARP else gray
 
@@ -259,7 +266,7 @@ SHIFT = 2  # verification slides the found window up to 2 px each way (half of W
 
 def _colour(images: torch.Tensor) -> torch.Tensor:
     """[N, 3, R, R] uint8 (or [-1, 1]) -> float [0, 1] at SIDE x SIDE."""
-    x = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
+    x = _zero_one(images)
     return F.interpolate(x, size=SIDE, mode="area" if x.shape[-1] > SIDE else "bilinear", align_corners=None)
 
 
