@@ -135,6 +135,17 @@ def _upload(page, selector, path):
     page.locator(f"{selector} input[type=file]").set_input_files(str(path))
 
 
+def _upload_to_editor(page, selector, path):
+    """Upload into an ImageEditor and wait until the editor has loaded the image: it then fits the
+    view to the image, so its zoom reading changes (a stroke drawn earlier lands on the blank canvas
+    that the upload then replaces, which a busy machine made happen)."""
+    zoom = f"document.querySelector('{selector} span[role=button]')?.innerText"
+    page.wait_for_selector(f"{selector} span[role=button]")  # the editor has drawn its blank canvas
+    before = page.evaluate(zoom)
+    _upload(page, selector, path)
+    _until(page, f"{zoom} !== {before!r}")
+
+
 def _choose_run(page, name: str, kind: str):
     page.get_by_label("Run (GAN, VAE or diffusion)").click()
     page.get_by_role("option", name=name, exact=True).click()
@@ -196,7 +207,7 @@ def test_paint_tab_draws_paints_downloads_and_takes_work_from_generate(server, b
     page = browser_page
     _choose_run(page, "diffusion", "DIFFUSION")
     _tab(page, "Paint")
-    _upload(page, "#paint-sketch", server["images"] / "photo1.png")  # 56 x 48
+    _upload_to_editor(page, "#paint-sketch", server["images"] / "photo1.png")  # 56 x 48
     page.locator("#paint-sketch button[aria-label='Brush']").first.click()
     box = page.locator("#paint-sketch canvas").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
