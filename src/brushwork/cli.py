@@ -221,6 +221,7 @@ def cmd_sample(args) -> int:
         model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
                                                                  args.device)
         model.record_paths = args.record_paths
+        _judge(model, args)
         if any(getattr(args, k) is not None for k in ("sampler", "steps", "guidance", "truncation",
                                                       "temperature")):
             raise BrushworkError("--from remakes an image as it was made; it takes no --sampler, "
@@ -233,9 +234,10 @@ def cmd_sample(args) -> int:
     else:
         model = load_model(run, args.device, record_paths=args.record_paths)
         _apply_sampling(model, args)
+        _judge(model, args)
         paths = write_seed_images(model, parse_seeds(args.seeds), out, _prior_scale(args),
                                   grid=args.grid, style=style_request(args.style, args.style_mix),
-                                  **options)
+                                  avoid_copies=args.avoid_copies, **options)
     print(f"wrote {len(paths)} image(s) to {out}")
     return 0
 
@@ -250,6 +252,7 @@ def cmd_paint(args) -> int:
     style = style_request(args.style, args.style_mix)
     model = load_model(args.run, args.device, record_paths=args.record_paths)
     _apply_sampling(model, args)
+    _judge(model, args)
     inputs = load_inputs(args.sketch, args.mask, args.extend)
     strength = args.strength if args.strength is not None else 1.0 if inputs.repaint is not None else 0.6
     paths = write_paintings(model, inputs, seeds, Path(args.out), strength, style, args.resample,
@@ -263,7 +266,7 @@ def cmd_breed(args) -> int:
     from brushwork.making.generate import breed_from_images
 
     paths = breed_from_images(args.images, Path(args.out), args.n, args.strength, args.seed, args.run,
-                              args.runs, args.device, args.record_paths)
+                              args.runs, args.device, args.record_paths, lambda model: _judge(model, args))
     print(f"wrote {len(paths)} {'children' if len(args.images) == 1 else 'crossbreeds'} to {args.out}")
     return 0
 
@@ -275,6 +278,7 @@ def cmd_interpolate(args) -> int:
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
     _apply_sampling(model, args)
+    _judge(model, args)
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
                       truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
@@ -416,6 +420,35 @@ def cmd_originality(args) -> int:
     return 0
 
 
+def cmd_index(args) -> int:
+    import time
+
+    from brushwork.metrics.collection_index import build_index, index_home
+
+    start = time.perf_counter()
+    index = build_index(args.data, args.res, progress=not args.quiet)
+    kept = len(index.names) + len(index.skipped) - index.decoded
+    print(f"indexed {args.data} at {args.res} px: {len(index.names)} works ({index.decoded} read now, "
+          f"{max(kept, 0)} kept from the last build) in {time.perf_counter() - start:.1f} s")
+    if index.skipped:
+        shown = list(index.skipped.items())[:5]
+        print(f"skipped {len(index.skipped)} unreadable: " + "; ".join(f"{n} ({why})" for n, why in shown)
+              + (" ..." if len(index.skipped) > len(shown) else ""))
+    print(f"copy thresholds: edited copy {index.thresholds[0]:.4f}, pasted region {index.thresholds[1]:.4f}; "
+          f"kept in {index_home(args.data, args.res)}")
+    return 0
+
+
+def _originality_line(verdict: dict) -> str:
+    """One line for ``info``: the verdict an image recorded, and the work it is nearest."""
+    flagged = verdict.get("flagged_by", [])
+    near = verdict["nearest"]["region" if flagged == ["pasted region"] else "edit"]
+    how = f" ({', '.join(flagged)})" if flagged else ""
+    frames = f"; frames flagged: {verdict['frames_flagged']}" if verdict.get("frames_flagged") else ""
+    return (f"originality: {verdict['verdict']}{how}; nearest training work {near['work']} "
+            f"(score {near['score']:.3f}) in {verdict['collection']}{frames}")
+
+
 def cmd_evaluate(args) -> int:
     from brushwork.evaluation import evaluate_run
 
@@ -451,6 +484,8 @@ def cmd_info(args) -> int:
     if "parameters" in record:
         print(record["parameters"])
     if "brushwork" in record:
+        if "originality" in record["brushwork"]:
+            print(_originality_line(record["brushwork"]["originality"]))
         print(json.dumps(record["brushwork"], indent=2, sort_keys=True))
     return 0
 
@@ -518,6 +553,19 @@ def _add_output_args(p, record_paths: bool = True) -> None:
         _add_record_paths_arg(p)
 
 
+def _add_originality_arg(p) -> None:
+    p.add_argument("--no-originality", action="store_true",
+                   help="do not check the images against the training collection's originality index "
+                        "(by default each image records its verdict when the index exists: brushwork index DATA)")
+
+
+def _judge(model, args) -> None:
+    """Check every image ``model`` makes against its collection's index, unless --no-originality."""
+    from brushwork.originality_report import run_judge
+
+    model.judge = run_judge(model, not getattr(args, "no_originality", False))
+
+
 def _add_record_paths_arg(p) -> None:
     p.add_argument("--record-paths", action="store_true",
                    help="record the run's absolute path in each image (off: run name and hash only)")
@@ -551,6 +599,9 @@ def _add_generation_parsers(sub) -> None:
                    help="file type; the provenance record is embedded in each (EXIF/XMP for jpg, webp)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
+    _add_originality_arg(p)
+    p.add_argument("--avoid-copies", action="store_true", help="replace a seed whose image is judged a copy "
+                   "of a training work by the next unused seed (needs the collection's index)")
     _add_record_paths_arg(p)
     p.set_defaults(func=cmd_sample)
 
@@ -564,6 +615,7 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--runs", default="runs", help="folder searched for that run (default: ./runs)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
+    _add_originality_arg(p)
     _add_record_paths_arg(p)
     p.set_defaults(func=cmd_breed)
 
@@ -578,6 +630,7 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--styles", help="conditional runs: key styles, e.g. baroque,romanticism,baroque "
                    "(one seed walks across them; or one style per seed)")
     _add_output_args(p)
+    _add_originality_arg(p)
     p.set_defaults(func=cmd_interpolate)
 
 
@@ -601,6 +654,7 @@ def _add_paint_parser(sub) -> None:
     p.add_argument("--format", choices=["png", "jpg", "webp"], default="png")
     p.add_argument("--out", required=True, help="output folder")
     _add_output_args(p)
+    _add_originality_arg(p)
     p.set_defaults(func=cmd_paint)
 
 
@@ -707,6 +761,13 @@ def _add_evaluation_parsers(sub) -> None:
                    help="print one JSON object per image (file, verdict, flagged_by, nearest) instead")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_originality, weights_option="--features PATH")
+
+    p = sub.add_parser("index", help="build (or bring up to date) a collection's originality index: "
+                       "afterwards every image made from a run trained on it records whether it is a copy")
+    p.add_argument("data", help="the collection: a folder of images (or builtin:...)")
+    p.add_argument("--res", type=number(int, 16), default=64, help="the resolution of the runs trained on it")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("evaluate", help="score a run's samples: SWD, FID, KID, precision/recall, "
                        "style (accuracy, ambiguity, novelty, memorisation)")

@@ -154,3 +154,49 @@ def originality(generated: torch.Tensor, data: str, resolution: int, features: s
     if report_path is not None:
         write_report(report, generated, ds.images, Path(report_path))
     return report
+
+
+class RunJudge:
+    """Checks images a run makes against its training collection's index (``TrainedModel.judge``).
+    Remembers the verdicts of the images it has seen, by their pixels: ``--avoid-copies`` judges
+    seeds before they are written, and writing them does not check them again."""
+
+    def __init__(self, index, remember: int = 4096):
+        self.index, self.remember, self.seen = index, remember, {}
+
+    def __call__(self, images: torch.Tensor) -> list[dict]:
+        from brushwork.imaging import uint8_from_unit
+
+        pixels = images if images.dtype == torch.uint8 else uint8_from_unit(images.float().cpu())
+        keys = [hashlib.sha1(p.numpy().tobytes()).hexdigest() for p in pixels]
+        new = [i for i, key in enumerate(keys) if key not in self.seen]
+        if new:
+            for i, verdict in zip(new, self.index.check(pixels[new])):
+                self.seen[keys[i]] = verdict
+            while len(self.seen) > self.remember:  # oldest first (dicts keep insertion order)
+                self.seen.pop(next(iter(self.seen)))
+        return [dict(self.seen[key]) for key in keys]
+
+
+_TOLD: set[str] = set()  # collections already said to have no index (said once per process)
+
+
+def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJudge | None:
+    """The judge of a run's images: its training collection's originality index, if one was built
+    (``brushwork index DATA``); else None, said once."""
+    import sys
+
+    from brushwork.metrics.collection_index import open_index
+
+    if not enabled:
+        return None
+    data, resolution = model.config.train.data, model.config.model.resolution
+    index = open_index(data, resolution, cache_dir) if data else None
+    if index is None:
+        if data not in _TOLD:
+            _TOLD.add(data)
+            print(f"originality not checked: {data or 'the training data'} has no originality index at "
+                  f"{resolution} px (build it once: brushwork index {data or 'DATA'} --res {resolution}; "
+                  "or pass --no-originality)", file=sys.stderr)
+        return None
+    return RunJudge(index)

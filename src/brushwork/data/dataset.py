@@ -200,7 +200,7 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
     ds = _load_cache(cache_file) if cache_file.exists() else None
     if ds is None:
         try:
-            with _one_builder(cache_file, spec):
+            with one_builder(cache_file, spec):
                 ds = _load_cache(cache_file) if cache_file.exists() else None  # built while we waited
                 if ds is None:
                     _build_cache(root, files, size, cache_file, progress)
@@ -215,7 +215,7 @@ def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: st
 
 
 @contextlib.contextmanager
-def _one_builder(cache_file: Path, spec: str):
+def one_builder(cache_file: Path, spec: str):
     """Hold the cache's build lock: one process (of any number asking: torchrun ranks, a studio
     job beside a CLI run, nodes on a shared file system) builds a cache, the others wait here,
     then find the finished file. An OS lock (flock through ``filelock``, which Linux also takes

@@ -8,6 +8,7 @@ its own seed, never on which other seeds share its batch.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,10 @@ class TrainedModel:
     device: torch.device
     record_paths: bool = False  # put the run's absolute path into records (off: it names the author's folders)
     sampling: DiffusionSampling | None = None  # diffusion runs: sampler, steps, guidance
+    # checks each image it makes against the training collection: images [N, 3, R, R] -> one
+    # verdict dict each, recorded in the image's provenance (set by the caller, who can reach the
+    # collection's index: originality_report.run_judge)
+    judge: Callable[[torch.Tensor], list[dict]] | None = None
 
     @property
     def kind(self) -> str:
@@ -359,16 +364,31 @@ def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out
             part = slice(start, start + WRITE_BATCH)
             images = model.generate(latents_for_recipes(recipes[part], model.z_dim, truncation),
                                     styles[part] if styles else None)
+            verdicts = judged(model, images, names[part], bar.write)
             for i, img in enumerate(to_pil(images), start):
                 asked = describe(styles[i], model.style_names) if styles else {}
                 recipe = recipes[i]
                 latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
-                record = model.record(**latent, **prior, **asked) if metadata else None
+                record = model.record(**latent, **prior, **asked, **verdicts[i - start]) if metadata else None
                 paths.append(_save(img, Path(out_dir) / f"{names[i]}.{ext}", record, watermark, c2pa_credentials))
             if len(kept) * WRITE_BATCH < keep:
                 kept.append(images[:max(0, keep - start)])
             bar.update(len(images))
     return paths, torch.cat(kept) if kept else torch.zeros(0)
+
+
+def judged(model: TrainedModel, images: torch.Tensor, names: list[str], say=print) -> list[dict]:
+    """``{"originality": verdict}`` per image when the model has a judge (else ``{}``); a copy
+    is said at once (``say``), not only written into its file."""
+    if model.judge is None:
+        return [{} for _ in images]
+    verdicts = model.judge(images)
+    for name, verdict in zip(names, verdicts):
+        if verdict["verdict"] == "COPY":
+            work = verdict["nearest"]["edit" if "edited copy" in verdict["flagged_by"] else "region"]["work"]
+            say(f"COPY: {name} looks like the training work {work} ({', '.join(verdict['flagged_by'])})",
+                file=sys.stderr)
+    return [{"originality": v} for v in verdicts]
 
 
 def _save(img, path: Path, record: dict | None, watermark: bool, c2pa_credentials) -> Path:
@@ -384,11 +404,14 @@ def _save(img, path: Path, record: dict | None, watermark: bool, c2pa_credential
 def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, truncation: float = 1.0,
                       metadata: bool = True, grid: bool = False, ext: str = "png",
                       watermark: bool = False, c2pa_credentials=None, style=None,
-                      progress: bool = True) -> list[Path]:
+                      progress: bool = True, avoid_copies: bool = False) -> list[Path]:
     """One image per seed (``seed0007.png``) carrying its provenance record; optional grid.png of
     the first GRID_MAX. ``truncation`` scales the latents: the GAN truncation psi, or a VAE's
     temperature. ``style``: a conditional run's style or mix for every seed (default: seed s gets
-    style s % K)."""
+    style s % K). ``avoid_copies``: a seed whose image the model's judge calls a copy is replaced
+    by the next unused seed (said on stderr)."""
+    if avoid_copies:
+        seeds = original_seeds(model, seeds, truncation, style)
     paths, images = write_images(model, [{"seed": s} for s in seeds], [f"seed{s:04d}" for s in seeds],
                                  out_dir, truncation, metadata, ext, watermark, c2pa_credentials, style,
                                  keep=GRID_MAX if grid else 0, progress=progress)
@@ -400,16 +423,51 @@ def write_seed_images(model: TrainedModel, seeds: list[int], out_dir: Path, trun
     return paths
 
 
+MAX_REPLACEMENTS = 10  # --avoid-copies tries at most this many seeds per seed asked for
+
+
+def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.0, style=None) -> list[int]:
+    """``seeds`` with each one whose image is judged a copy replaced by the next seed not asked
+    for and not tried; says which were replaced. (The judge remembers these verdicts, so the
+    images are not checked twice when they are written.)"""
+    if model.judge is None:
+        raise BrushworkError("--avoid-copies needs the training collection's originality index "
+                             f"(build it once: brushwork index {model.config.train.data} "
+                             f"--res {model.config.model.resolution})")
+    chosen, tried, spare = list(seeds), set(seeds), max(seeds) + 1
+    pending = list(range(len(seeds)))  # positions whose seed is not yet judged original
+    while pending:
+        batch, pending = pending[:WRITE_BATCH], pending[WRITE_BATCH:]
+        batch_seeds = [chosen[i] for i in batch]
+        for i, verdict in zip(batch, model.judge(model.generate_seeds(batch_seeds, truncation, style))):
+            if verdict["verdict"] != "COPY":
+                continue
+            if len(tried) >= (MAX_REPLACEMENTS + 1) * len(seeds):
+                raise BrushworkError(f"--avoid-copies gave up after {len(tried) - len(seeds)} replacement "
+                                     "seeds: this run has memorised its collection")
+            while spare in tried:
+                spare += 1
+            print(f"seed {chosen[i]} makes a copy of a training work: replaced by seed {spare}", file=sys.stderr)
+            chosen[i] = spare
+            tried.add(spare)
+            pending.append(i)  # judged again
+    return chosen
+
+
 def breed_from_images(images: list[str | Path], out_dir: Path, n: int = 8, strength: float = 0.3,
                       first_seed: int = 0, run=None, runs_dir: str | Path = "runs", device: str = "auto",
-                      record_paths: bool = False) -> list[Path]:
+                      record_paths: bool = False, prepare: Callable[[TrainedModel], None] | None = None
+                      ) -> list[Path]:
     """Children of one image or crossbreeds of two, from the seeds or lineages their records hold
-    (both parents must come from the same model); the first parent's truncation and style."""
+    (both parents must come from the same model); the first parent's truncation and style.
+    ``prepare``: called with the parents' model before anything is made (to give it a judge)."""
     parents = [load_for_regeneration(image, run, runs_dir, device) for image in images]
     model, _, truncation, style = parents[0]
     if any(p[0].model_hash != model.model_hash for p in parents):
         raise BrushworkError("the two parents were made by different models; crossbreeds need one model")
     model.record_paths = record_paths
+    if prepare is not None:
+        prepare(model)
     return write_offspring(model, [p[1] for p in parents], out_dir, n, strength, first_seed,
                            truncation, style)
 

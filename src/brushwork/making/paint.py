@@ -29,7 +29,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.latents import latent_for_seed
-from brushwork.making.generate import TrainedModel
+from brushwork.making.generate import TrainedModel, judged
 from brushwork.models.samplers import guided, heun_step, in_fixed_batches, karras_sigmas, sigma_at_strength, solve
 
 MAX_CANVAS_PIXELS = 50_000_000  # largest output (sketch plus margins), as the studio's uploads
@@ -328,12 +328,18 @@ def _write(model: TrainedModel, seeds: list[int], images: np.ndarray, out_dir: P
     from brushwork.utils import ensure_dir
 
     styles, prior = model.seed_styles(seeds, style), model.prior_record(1.0)
+    names = names or [f"paint{seed:04d}" for seed in seeds]
+    verdicts = [{} for _ in seeds]
+    if model.judge is not None:  # judged as the collection is indexed: square, at the run's resolution
+        square = F.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float(),
+                               size=model.config.model.resolution, mode="area")
+        verdicts = judged(model, square.round().to(torch.uint8), names)
     ensure_dir(out_dir)
     paths = []
     for i, (seed, pixels) in enumerate(zip(seeds, images)):
         asked = describe(styles[i], model.style_names) if styles else {}
-        record = model.record(seed=seed, **prior, paint=how, **asked) if metadata else None
-        name = names[i] if names else f"paint{seed:04d}"
+        record = model.record(seed=seed, **prior, paint=how, **asked, **verdicts[i]) if metadata else None
+        name = names[i]
         paths.append(save_image(Image.fromarray(pixels), Path(out_dir) / f"{name}.{ext}", record))
     return paths
 

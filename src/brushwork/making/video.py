@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.making.generate import TrainedModel
+from brushwork.making.generate import TrainedModel, judged
 from brushwork.imaging import to_uint8
 from brushwork.latents import latents_for_seeds, walk, walk_latents
 from brushwork.utils import atomic_write, ensure_output_file
@@ -82,10 +82,26 @@ def write_walk(model: TrainedModel, seeds: list[int], frames: int, out: Path, tr
     style_frames = None
     if key_styles is not None:
         style_frames = walk(model.style_weights(key_styles, len(seeds)), frames, loop, torch.lerp)
+    video = frames_of(model, z, style_frames)
     record = model.record(seeds=seeds, frames=frames, loop=loop, interpolation="slerp",
-                          **model.prior_record(truncation),
+                          **model.prior_record(truncation), **judged_walk(model, video, out.name),
                           **({"styles": key_styles} if key_styles is not None else {})) if metadata else None
-    return write_frames(frames_of(model, z, style_frames), out, fps, record)
+    return write_frames(video, out, fps, record)
+
+
+def judged_walk(model: TrainedModel, video: np.ndarray, name: str, batch: int = 64) -> dict:
+    """``{"originality": ...}`` for a walk whose model has a judge: COPY when any frame is one,
+    which frames, and the verdict of the frame closest to a training work."""
+    if model.judge is None:
+        return {}
+    verdicts = []
+    for i in range(0, len(video), batch):
+        frames = torch.from_numpy(np.ascontiguousarray(video[i:i + batch].transpose(0, 3, 1, 2)))
+        verdicts += [v["originality"] for v in judged(model, frames, [f"{name} frame {j}" for j in
+                                                                     range(i, i + len(frames))])]
+    closest = max(verdicts, key=lambda v: v["nearest"]["edit"]["score"])
+    flagged = [i for i, v in enumerate(verdicts) if v["verdict"] == "COPY"]
+    return {"originality": closest | {"verdict": "COPY" if flagged else "original", "frames_flagged": flagged}}
 
 
 def frames_of(model: TrainedModel, z: torch.Tensor, styles: torch.Tensor | None = None,

@@ -135,6 +135,16 @@ def verification_view(gray: torch.Tensor, thetas: torch.Tensor | None = None) ->
     return _unit(warped(gray, thetas, VERIFY, VERIFY_WARP)[..., disc])
 
 
+def _inner_product_index(described: np.ndarray):
+    """Exact inner-product search over unit vectors [n, D] through FAISS, the field's
+    nearest-neighbour library (flat is exact and fast enough up to about 10^5 works)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(described.shape[1])
+    index.add(np.ascontiguousarray(described, dtype=np.float32))
+    return index
+
+
 @dataclass
 class CopyIndex:
     """A collection ready to be searched for edited copies of its works."""
@@ -143,16 +153,18 @@ class CopyIndex:
     index: object  # faiss.IndexFlatIP over [M * len(INDEXED), D] descriptors
     per_work: int  # descriptors per work
 
-    @classmethod
-    def build(cls, works: torch.Tensor) -> "CopyIndex":
-        import faiss  # the field's nearest-neighbour library (exact inner product here)
+    @staticmethod
+    def describe(works: torch.Tensor) -> torch.Tensor:
+        """[k, 3, R, R] works -> their [k * len(INDEXED), D] retrieval descriptors, work by work."""
+        return descriptors(luminance(works), INDEXED).flatten(0, 1)
 
-        gray = luminance(works)
-        parts = [descriptors(chunk, INDEXED).flatten(0, 1) for chunk in gray.split(INDEX_BATCH)]
-        feats = torch.cat(parts).numpy().astype(np.float32)
-        index = faiss.IndexFlatIP(feats.shape[1])
-        index.add(feats)
-        return cls(gray, index, len(INDEXED))
+    @classmethod
+    def build(cls, works: torch.Tensor, described: np.ndarray | None = None) -> "CopyIndex":
+        """Index ``works``; ``described``: their descriptors, when kept from before (an index file)."""
+        if described is None:
+            described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
+        gray = torch.cat([luminance(chunk) for chunk in works.split(INDEX_BATCH)])
+        return cls(gray, _inner_product_index(described), len(INDEXED))
 
     def candidates(self, gray: torch.Tensor, k: int = CANDIDATES) -> list[list[tuple[int, int]]]:
         """Each query's nearest (work, indexed view) pairs, best first."""
@@ -296,16 +308,18 @@ class RegionIndex:
     index: object  # faiss.IndexFlatIP over [M * places, D] luminance descriptors of their windows
     places: int  # windows per side indexed per work
 
-    @classmethod
-    def build(cls, works: torch.Tensor) -> "RegionIndex":
-        import faiss
+    @staticmethod
+    def describe(works: torch.Tensor) -> torch.Tensor:
+        """[k, 3, R, R] works -> [k * P * P, D] descriptors of their windows, work by work."""
+        return _window_descriptors(_all_windows(_colour(works), WORK_STEP)).flatten(0, 2)
 
-        colour = torch.cat([_colour(c) for c in works.split(INDEX_BATCH)])
-        windows = _all_windows(colour, WORK_STEP)  # [M, P, P, 3, V, V]
-        feats = torch.cat([_window_descriptors(c).flatten(0, 2) for c in windows.split(INDEX_BATCH)])
-        index = faiss.IndexFlatIP(feats.shape[1])
-        index.add(feats.numpy().astype(np.float32))
-        return cls(colour, index, windows.shape[1])
+    @classmethod
+    def build(cls, works: torch.Tensor, described: np.ndarray | None = None) -> "RegionIndex":
+        if described is None:
+            described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
+        colour = torch.cat([_colour(chunk) for chunk in works.split(INDEX_BATCH)])
+        places = (SIDE - WINDOW_PX) // WORK_STEP + 1
+        return cls(colour, _inner_product_index(described), places)
 
     def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,10 +355,21 @@ class RegionIndex:
     threshold = CopyIndex.threshold
 
 
-CALIBRATION_VERSION = 1  # bump when the descriptors or checks change: cached thresholds expire
+EXACT = 0.9999  # the threshold of a collection too alike to calibrate on: an exact copy's score
+CALIBRATION_VERSION = 2  # bump when the descriptors or checks change: cached thresholds expire
 WHOLE_QUANTILE = 0.99  # share of works (against the others) below the edited-copy threshold
 REGION_QUANTILE = 0.995  # the same for regions: stricter, as chance likeness between small
 # regions is common (measured: 1% of WikiArt works reach 0.965 against the others)
+
+
+def calibrate(whole: CopyIndex, regions: RegionIndex, works: torch.Tensor, calibration: int = 1000,
+              seed: int = 0) -> tuple[float, float]:
+    """(edited-copy, region) thresholds: the scores that only 1% and 0.5% of ``calibration``
+    sampled works reach against the rest of their collection."""
+    chosen = calibration_works(works, calibration, seed)
+    if len(chosen) < 2:  # a collection of twins: nothing but an exact copy counts (which scores
+        return EXACT, EXACT  # 1 up to rounding)
+    return whole.threshold(works, chosen, WHOLE_QUANTILE), regions.threshold(works, chosen, REGION_QUANTILE)
 
 
 @dataclass
@@ -365,12 +390,7 @@ class EditedCopies:
         known = _read_thresholds(cache)
         if known is not None:
             return cls(whole, regions, *known)
-        chosen = calibration_works(works, calibration, seed)
-        if len(chosen) < 2:  # a collection of twins: nothing but an exact copy would count
-            thresholds = (1.0, 1.0)
-        else:
-            thresholds = (whole.threshold(works, chosen, WHOLE_QUANTILE),
-                          regions.threshold(works, chosen, REGION_QUANTILE))
+        thresholds = calibrate(whole, regions, works, calibration, seed)
         if cache is not None:
             from brushwork.utils import atomic_write
 

@@ -1,0 +1,152 @@
+"""The collection's originality index (``brushwork index``) and the verdict every written image
+records: built once, updated for changed files only, reused by sample, breed, interpolate and
+paint; ``--avoid-copies`` replaces seeds whose images are copies."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork.cli import main
+from brushwork.data import images as image_io
+from brushwork.metrics.collection_index import build_index, index_home, open_index
+from brushwork.provenance import read_record
+from test_cli import TINY, run_cli
+
+
+def _collection(folder, n=24, size=40, seed=0):
+    """A folder of n distinct random-texture works (two style subfolders)."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        style = folder / ("a" if i % 2 else "b")
+        style.mkdir(parents=True, exist_ok=True)
+        coarse = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
+        img = Image.fromarray(coarse).resize((size, size), Image.BICUBIC)
+        img.save(style / f"w{i:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    calls = []
+    real = image_io.decode_square
+
+    def counting(path, size):
+        calls.append(str(path))
+        return real(path, size)
+
+    monkeypatch.setattr(image_io, "decode_square", counting)
+    return calls
+
+
+def test_index_is_reused_and_updated_for_changed_files_only(tmp_path, count_decodes):
+    data = _collection(tmp_path / "data")
+    (data / "a" / "broken.png").write_bytes(b"not an image")
+    first = build_index(str(data), 32, progress=False)
+    assert len(first.names) == 24 and len(count_decodes) == 25
+    assert set(first.skipped) == {"a/broken.png"}
+
+    count_decodes.clear()
+    again = build_index(str(data), 32, progress=False)  # nothing changed: nothing read
+    assert count_decodes == [] and again.fingerprint == first.fingerprint
+
+    shutil.copy(data / "a" / "w001.png", data / "b" / "added.png")
+    (data / "b" / "w000.png").unlink()
+    updated = build_index(str(data), 32, progress=False)
+    assert [p.rsplit("/", 2)[-2:] for p in count_decodes] == [["b", "added.png"]]  # only the new file
+    assert "b/added.png" in updated.names and "b/w000.png" not in updated.names
+    assert "a/broken.png" in updated.skipped  # known unreadable: not read again
+    kept = updated.names.index("a/w003.png")
+    assert np.array_equal(updated.pixels[kept], first.pixels[first.names.index("a/w003.png")])
+    assert updated.thresholds == first.thresholds  # 2 of 24 changed: the calibration is kept
+
+
+def test_index_finds_edited_copies_and_passes_other_works(tmp_path):
+    data = _collection(tmp_path / "data", n=30)
+    index = build_index(str(data), 32, progress=False)
+    import torch
+
+    works = torch.from_numpy(np.array(index.pixels[:4]))
+    others = torch.from_numpy(np.array(build_index(str(_collection(tmp_path / "other", n=4, seed=9)), 32,
+                                                   progress=False).pixels))
+    verdicts = index.check(torch.cat([works.flip(-1), others]))
+    assert [v["verdict"] for v in verdicts] == ["COPY"] * 4 + ["original"] * 4
+    assert [v["nearest"]["edit"]["work"] for v in verdicts[:4]] == index.names[:4]
+
+
+def test_index_bad_input(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["index", str(empty)]) == 2
+    assert "no image files" in capsys.readouterr().err
+    only_broken = tmp_path / "broken"
+    only_broken.mkdir()
+    (only_broken / "x.png").write_bytes(b"junk")
+    assert main(["index", str(only_broken)]) == 2
+    assert "no readable images" in capsys.readouterr().err
+
+    data = _collection(tmp_path / "data", n=6)
+    build_index(str(data), 32, progress=False)
+    home = index_home(str(data), 32)
+    build = home / (home / "current").read_text()
+    manifest = json.loads((build / "manifest.json").read_text())
+    (build / "manifest.json").write_text(json.dumps(manifest | {"resolution": 64}))
+    assert main(["index", str(data), "--res", "32", "--quiet"]) == 2  # someone else's index
+    err = capsys.readouterr().err
+    assert "was built for" in err and "at 64 px, not" in err
+    (build / "pixels.npy").write_bytes(b"damaged")
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    assert open_index(str(data), 32) is None
+    assert "damaged; it will be rebuilt" in capsys.readouterr().err
+    assert main(["index", str(data), "--res", "32", "--quiet"]) == 0
+    assert open_index(str(data), 32) is not None
+
+
+def test_written_images_record_their_verdict_and_copies_are_said_and_avoided(tmp_path):
+    data = tmp_path / "data"
+    run = tmp_path / "run"
+    done = run_cli("train", "gan", "--out", str(run), "--steps", "2", *TINY[2:], "--data", str(
+        _collection(data, n=8)))
+    assert done.returncode == 0, done.stderr
+    told = run_cli("sample", str(run), "--seeds", "0-1", "--out", str(tmp_path / "before"), "--device", "cpu")
+    assert told.returncode == 0 and "has no originality index" in told.stderr
+    assert "originality" not in read_record(tmp_path / "before" / "seed0000.png")["brushwork"]
+
+    # the collection becomes the run's own seeds 0-2: a run that has memorised it
+    shutil.rmtree(data)
+    (data / "a").mkdir(parents=True)
+    for seed in range(3):
+        shutil.copy(tmp_path / "before" / f"seed000{min(seed, 1)}.png", data / "a" / f"s{seed}.png")
+    assert main(["sample", str(run), "--seeds", "2", "--out", str(tmp_path / "two"), "--device", "cpu",
+                 "--no-originality"]) == 0
+    shutil.copy(tmp_path / "two" / "seed0002.png", data / "a" / "s2.png")
+    assert run_cli("index", str(data), "--res", "32").returncode == 0
+
+    made = run_cli("sample", str(run), "--seeds", "0-5", "--out", str(tmp_path / "after"), "--device", "cpu")
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.count("COPY: seed000") == 3  # said at once, not only written into the file
+    record = read_record(tmp_path / "after" / "seed0001.png")["brushwork"]
+    assert record["originality"]["verdict"] == "COPY" and record["originality"]["nearest"]["edit"]["work"] == "a/s1.png"
+    assert read_record(tmp_path / "after" / "seed0004.png")["brushwork"]["originality"]["verdict"] == "original"
+    info = run_cli("info", str(tmp_path / "after" / "seed0001.png"))
+    assert "originality: COPY (edited copy" in info.stdout and "a/s1.png" in info.stdout
+
+    avoided = run_cli("sample", str(run), "--seeds", "0-3", "--out", str(tmp_path / "avoided"), "--device", "cpu",
+                      "--avoid-copies")
+    assert avoided.returncode == 0, avoided.stderr
+    for seed, new in ((0, 4), (1, 5), (2, 6)):
+        assert f"seed {seed} makes a copy of a training work: replaced by seed {new}" in avoided.stderr
+    written = sorted(p.name for p in (tmp_path / "avoided").iterdir())
+    assert written == ["seed0003.png", "seed0004.png", "seed0005.png", "seed0006.png"]
+    assert all(read_record(tmp_path / "avoided" / name)["brushwork"]["originality"]["verdict"] == "original"
+               for name in written)
+
+    assert main(["breed", str(tmp_path / "after" / "seed0004.png"), "--n", "2", "--out", str(tmp_path / "kids"),
+                 "--run", str(run), "--device", "cpu"]) == 0
+    assert "originality" in read_record(tmp_path / "kids" / "child0000.png")["brushwork"]
+    assert main(["interpolate", str(run), "--seeds", "1,4", "--frames", "4", "--out", str(tmp_path / "w.gif"),
+                 "--device", "cpu"]) == 0
+    walk = read_record(tmp_path / "w.gif")["brushwork"]["originality"]
+    assert walk["verdict"] == "COPY" and 0 in walk["frames_flagged"]  # its first frame is seed 1
