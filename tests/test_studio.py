@@ -311,3 +311,21 @@ def test_file_guard_serves_only_images_and_videos_marked_nosniff():
     status, headers, body = get("/gradio_api/file=/outputs/a/seed0001.PNG")
     assert status == 200 and headers[b"x-content-type-options"] == b"nosniff" and body == b"served"
     assert get("/")[2] == b"served" and b"x-content-type-options" not in get("/")[1]
+
+
+def test_images_show_their_originality_badge_and_open_their_nearest_work(studio, tmp_path):
+    from brushwork.provenance import save_png
+
+    assert main(["index", "builtin:abstract:8", "--res", "32", "--quiet"]) == 0
+    made = studio.generate("gan", "0-1")
+    assert [m.caption.rsplit(" · ", 1)[0] for m in made] == ["seed 0", "seed 1"]
+    assert all(m.caption.endswith((" · original", " · COPY")) for m in made)
+    image, caption = studio.nearest_work(made[0].path)
+    nearest = made[0].record["originality"]["nearest"]["edit"]["work"]
+    assert image.size == (256, 256) and nearest in caption
+    # a record may name only the data root's folders (or a built-in set)
+    hostile = made[0].record | {"originality": made[0].record["originality"] | {"collection": "/etc"}}
+    forged = studio.settings.outputs / "forged.png"
+    save_png(Image.open(made[0].path), forged, hostile)
+    with pytest.raises(BrushworkError, match="outside"):
+        studio.nearest_work(forged)

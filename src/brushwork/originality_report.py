@@ -138,6 +138,17 @@ def verdicts(report: OriginalityReport, names: list[str]) -> list[dict]:
     return out
 
 
+def _indexed_checks(data: str, resolution: int, ds):
+    """The edited-copy checks of the collection's index when it holds exactly ``ds``'s works
+    (built with ``brushwork index``, not changed since), else None (they are built here)."""
+    from brushwork.metrics.collection_index import open_index
+
+    index = open_index(data, resolution)
+    if index is None or len(index.names) != len(ds) or (ds.files and index.names != list(ds.files)):
+        return None
+    return index.copies
+
+
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,
                 report_path: Path | None = None, percentile: float = 5.0) -> OriginalityReport:
     """Check uint8 images [N, 3, R, R] against a data folder; optionally write the HTML report."""
@@ -149,7 +160,7 @@ def originality(generated: torch.Tensor, data: str, resolution: int, features: s
         key = hashlib.sha256(f"{ds.fingerprint}-{resolution}".encode()).hexdigest()[:24]
         cache = default_cache_dir() / "originality" / f"{key}.json"
     report = check_originality(generated, ds.images, originality_encoder(features, device), percentile,
-                               edits_cache=cache)
+                               edits_cache=cache, edited=_indexed_checks(data, resolution, ds))
     report.train_names = list(ds.files)
     if report_path is not None:
         write_report(report, generated, ds.images, Path(report_path))

@@ -64,6 +64,12 @@ class CollectionIndex:
         return EditedCopies(CopyIndex.build(works, self.whole), RegionIndex.build(works, self.region),
                             *self.thresholds)
 
+    def work(self, name: str) -> np.ndarray:
+        """uint8 [R, R, 3]: the work called ``name``, as checked."""
+        if name not in self.names:
+            raise BrushworkError(f"{name} is not in the index of {self.spec} (rebuild it: brushwork index)")
+        return np.ascontiguousarray(self.pixels[self.names.index(name)].transpose(1, 2, 0))
+
     def check(self, images: torch.Tensor) -> list[dict]:
         """Each image [N, 3, R, R] (uint8 or [-1, 1]): its verdict, the checks that flagged it,
         and its nearest work by each check (what provenance records and ``--json`` prints)."""
@@ -78,7 +84,8 @@ class CollectionIndex:
                 if score >= threshold:
                     flagged.append(label)
             verdicts.append({"verdict": "COPY" if flagged else "original", "flagged_by": flagged,
-                             "nearest": nearest, "collection": self.spec, "index": self.fingerprint})
+                             "nearest": nearest, "collection": self.spec, "resolution": self.resolution,
+                             "index": self.fingerprint})
         return verdicts
 
 

@@ -140,14 +140,15 @@ class OriginalityReport:
 
 def check_originality(generated: torch.Tensor, train: torch.Tensor, encoder, percentile: float = 5.0,
                       calibration: int = 2000, seed: int = 0, edits: bool = True,
-                      edits_cache=None) -> OriginalityReport:
+                      edits_cache=None, edited=None) -> OriginalityReport:
     """Nearest training images of every generated image, and copy flags calibrated on ``train``.
 
     ``percentile``: a generated image is flagged by a measure when it is closer to its nearest
     training image than ``percentile``% of training images are to theirs (default 5%).
     ``calibration``: how many training images estimate that distribution (all when fewer).
     ``edits``: also run the edited-copy and pasted-region checks (``metrics/copies.py``), their
-    thresholds kept in the file ``edits_cache`` when given (keyed by the caller to ``train``).
+    thresholds kept in the file ``edits_cache`` when given (keyed by the caller to ``train``), or
+    ``edited``: those checks already built on ``train`` (a collection's index, ``EditedCopies``).
     """
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     sample = order[: min(calibration, len(train))]
@@ -163,7 +164,7 @@ def check_originality(generated: torch.Tensor, train: torch.Tensor, encoder, per
     if edits:
         from brushwork.metrics.copies import EditedCopies
 
-        check = EditedCopies.build(train, min(calibration, 1000), seed, edits_cache)
+        check = edited or EditedCopies.build(train, min(calibration, 1000), seed, edits_cache)
         report.edits = check.scores(generated)
         report.edit_threshold, report.region_threshold = check.whole_threshold, check.region_threshold
     return report

@@ -124,7 +124,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
 
 CSS = """
 #walk img, #blend img, #paint-forming img, #gallery img, #offspring img, #reproduced img,
-#paint-gallery img, #neighbours img, #train-grid img { image-rendering: pixelated; }
+#paint-gallery img, #neighbours img, #train-grid img, #nearest-work img { image-rendering: pixelated; }
 #walk img, #blend img, #paint-forming img { min-height: 256px; object-fit: contain; }
 """  # small works enlarged with crisp pixels, not blurred
 
@@ -154,6 +154,7 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
             download = gr.File(label="The selected image, as written (with its provenance record)",
                                elem_id="download", height=120)
             parameters = gr.Textbox(label="Its parameters", lines=4, elem_id="parameters")
+            nearest = gr.Image(label=NEAREST_LABEL, elem_id="nearest-work", height=160, interactive=False)
         with gr.Row():
             reuse = gr.Button("Reuse this image's seed", elem_id="reuse-seed")
             to_a = gr.Button("Send to Explore as parent A", elem_id="to-parent-a")
@@ -170,15 +171,27 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
     @_page
     def select(items, event: gr.SelectData):
         path = items[event.index]
-        return path, path, made(studio.readable(path)).parameters
+        return path, path, made(studio.readable(path)).parameters, _nearest_work(studio, path)
 
     go.click(make, [run, seed, count, scale, style, mix], [gallery, paths], **heavy)
     random_seed.click(studio.random_seed, None, seed, **light)
-    gallery.select(select, paths, [selected, download, parameters], **light)
+    gallery.select(select, paths, [selected, download, parameters, nearest], **light)
     reuse.click(_page(lambda path: studio.seed_of(_chosen(path))), selected, seed, **light)
     return {"seed": seed, "count": count, "scale": scale, "style": style, "mix": mix,
             "gallery": gallery, "paths": paths, "selected": selected, "download": download,
-            "parameters": parameters, "to_a": to_a, "to_b": to_b, "to_paint": to_paint}
+            "parameters": parameters, "nearest": nearest, "to_a": to_a, "to_b": to_b, "to_paint": to_paint}
+
+
+NEAREST_LABEL = "Its nearest training work (when the collection is indexed: brushwork index DATA)"
+
+
+def _nearest_work(studio: Studio, path: str):
+    """The selected image's nearest training work, as its record's originality verdict names it."""
+    found = studio.nearest_work(path)
+    if found is None:
+        return gr.update(value=None, label=NEAREST_LABEL)
+    image, caption = found
+    return gr.update(value=image, label=caption)
 
 
 def _chosen(path):
@@ -525,10 +538,10 @@ def _info_tab(studio: Studio, run, generate: dict, tabs, heavy, light) -> None:
         return (gr.update(value=settings["run"]), settings["seed"] if settings["seed"] is not None else gr.update(),
                 1, settings["scale"], gr.update(value=style), settings["mix"] or "",
                 _gallery([item]), [str(item.path)], str(item.path), str(item.path), item.parameters,
-                gr.Tabs(selected="generate"))
+                _nearest_work(studio, str(item.path)), gr.Tabs(selected="generate"))
 
     image.change(read, image, [record, watermark], **light)
     send.click(regenerate, image,
                [run, generate["seed"], generate["count"], generate["scale"], generate["style"],
                 generate["mix"], generate["gallery"], generate["paths"], generate["selected"],
-                generate["download"], generate["parameters"], tabs], **heavy)
+                generate["download"], generate["parameters"], generate["nearest"], tabs], **heavy)

@@ -34,6 +34,7 @@ from brushwork.making.generate import (TrainedModel, breed_from_images, load_for
 from brushwork.imaging import to_pil
 from brushwork.jobs import JobStatus, TrainingJobs
 from brushwork.latents import parse_seeds
+from brushwork.originality_report import run_judge
 from brushwork.provenance import read_record
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import read_run_config
@@ -112,9 +113,12 @@ class Neighbour:
 
 
 def made(path: Path, caption: str = "") -> Made:
+    """A written file and its caption, with its originality badge when its record holds a verdict."""
     record = read_record(path)
-    return Made(Path(path), caption or Path(path).stem, record.get("parameters", ""),
-                record.get("brushwork", {}))
+    ours = record.get("brushwork", {})
+    verdict = (ours.get("originality") or {}).get("verdict")
+    badge = f" · {verdict}" if verdict else ""
+    return Made(Path(path), (caption or Path(path).stem) + badge, record.get("parameters", ""), ours)
 
 
 class Studio:
@@ -197,7 +201,10 @@ class Studio:
                 if len(self._models) >= 4:
                     self._models.pop(next(iter(self._models)))
                 self._models[key] = load_model(run, str(self.device), newest)
-            return self._models[key]
+            model = self._models[key]
+            if model.judge is None:  # the collection may have been indexed since
+                model.judge = run_judge(model)
+            return model
 
     def describe_run(self, name: str | None) -> dict:
         """What the page needs to offer the right controls for a run."""
@@ -252,14 +259,14 @@ class Studio:
         parent = self.readable(image)
         paths = breed_from_images([parent], self.output_path("children"), self._count(n),
                                   float(strength), int(first_seed), runs_dir=self.settings.runs,
-                                  device=str(self.device))
+                                  device=str(self.device), prepare=_give_judge)
         return [made(p, f"child {i}") for i, p in enumerate(paths)]
 
     def crossbreed(self, image_a: str | Path, image_b: str | Path, n: int) -> list[Made]:
         """Crossbreeds of two images one model made (a latent blend, lineage recorded)."""
         parents = [self.readable(image_a), self.readable(image_b)]
         paths = breed_from_images(parents, self.output_path("crossbreed"), self._count(n),
-                                  runs_dir=self.settings.runs, device=str(self.device))
+                                  runs_dir=self.settings.runs, device=str(self.device), prepare=_give_judge)
         return [made(p, f"cross {i}") for i, p in enumerate(paths)]
 
     def crossbreed_note(self, image_a, image_b) -> str:
@@ -538,6 +545,27 @@ class Studio:
                       f"region >= {report.region_threshold:.4f} ({len(train)} training works at {resolution} px)")
         return f"{verdict}\n{thresholds}", neighbours
 
+    def nearest_work(self, image: str | Path) -> tuple[Image.Image, str] | None:
+        """The training work an image's record names as its nearest (from the collection's index),
+        enlarged, with a caption; None when the image records no verdict."""
+        from brushwork.metrics.collection_index import open_index
+
+        verdict = (read_record(self.readable(image)).get("brushwork") or {}).get("originality")
+        if not verdict:
+            return None
+        spec = verdict["collection"]
+        if not spec.startswith("builtin:"):  # a record names a folder: only the data root's are shown
+            spec = str(confined(self.settings.data, spec, "the training data"))
+        index = open_index(spec, int(verdict["resolution"]))
+        if index is None:
+            raise BrushworkError("the index this image was checked against is gone (brushwork index rebuilds it)")
+        flagged = verdict.get("flagged_by", [])
+        near = verdict["nearest"]["region" if flagged == ["pasted region"] else "edit"]
+        work = Image.fromarray(index.work(near["work"]))
+        caption = (f"{verdict['verdict']}{' (' + ', '.join(flagged) + ')' if flagged else ''}: nearest training "
+                   f"work {near['work']}, score {near['score']:.3f}")
+        return work.resize((256, 256), Image.NEAREST), caption
+
     def _reference_data(self, run: str | None, data: str | None) -> tuple[str, int]:
         """(the data to compare with: ``data``, else the run's training data; the run's size, else 64)."""
         cfg = read_run_config(self.run_dir(run)) if run else None
@@ -641,6 +669,7 @@ class Studio:
         path = self.upload(image)
         model, recipe, scale, style = load_for_regeneration(path, None, self.settings.runs,
                                                             str(self.device))
+        _give_judge(model)
         paths, _ = write_images(model, [recipe], [path.stem], self.output_path("regenerate"),
                                 scale, style=style)
         settings = {"run": model.run_dir.name, "scale": scale, "recipe": recipe,
@@ -684,3 +713,8 @@ def loss_rows(status: JobStatus) -> list[dict]:
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     rows.append({"step": row.get("step", 0), "term": key, "value": float(value)})
     return rows
+
+
+def _give_judge(model: TrainedModel) -> None:
+    """Check what ``model`` makes against its collection's index (breed loads its own model)."""
+    model.judge = run_judge(model)
