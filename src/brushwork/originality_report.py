@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import sys
 from pathlib import Path
 
 import torch
@@ -101,7 +102,6 @@ def images_to_check(run: str | None, image: str | None, n: int, resolution: int,
 def folder_to_check(folder: str | Path, resolution: int) -> tuple[torch.Tensor, list[str]]:
     """Every readable image under ``folder`` as uint8 [N, 3, R, R] (centre square, resized), with
     its path relative to the folder; unreadable ones are skipped and named on stderr."""
-    import sys
 
     from brushwork.data.images import decode_square, list_image_files
     from brushwork.errors import BrushworkError
@@ -170,14 +170,21 @@ def originality(generated: torch.Tensor, data: str, resolution: int, features: s
 class RunJudge:
     """Checks images a run makes against its training collection's index (``TrainedModel.judge``).
     Remembers the verdicts of the images it has seen, by their pixels: ``--avoid-copies`` judges
-    seeds before they are written, and writing them does not check them again."""
+    seeds before they are written, and writing them does not check them again. Without an index
+    (``index`` None) every verdict is None, and ``missing`` is said once, when images are first
+    made: a mistake found before that still gets its one line."""
 
-    def __init__(self, index, remember: int = 4096):
-        self.index, self.remember, self.seen = index, remember, {}
+    def __init__(self, index, missing: str = "", remember: int = 4096):
+        self.index, self.missing, self.remember, self.seen = index, missing, remember, {}
 
-    def __call__(self, images: torch.Tensor) -> list[dict]:
+    def __call__(self, images: torch.Tensor) -> list[dict | None]:
         from brushwork.imaging import uint8_from_unit
 
+        if self.index is None:
+            if self.missing not in _TOLD:
+                _TOLD.add(self.missing)
+                print(self.missing, file=sys.stderr)
+            return [None] * len(images)
         pixels = images if images.dtype == torch.uint8 else uint8_from_unit(images.float().cpu())
         keys = [hashlib.sha1(p.numpy().tobytes()).hexdigest() for p in pixels]
         new = [i for i, key in enumerate(keys) if key not in self.seen]
@@ -189,25 +196,20 @@ class RunJudge:
         return [dict(self.seen[key]) for key in keys]
 
 
-_TOLD: set[str] = set()  # collections already said to have no index (said once per process)
+_TOLD: set[str] = set()  # what was said about missing indexes (once per process)
 
 
 def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJudge | None:
     """The judge of a run's images: its training collection's originality index, if one was built
-    (``brushwork index DATA``); else None, said once."""
-    import sys
-
+    (``brushwork index DATA``; a judge that says once that there is none, if not); None when
+    ``enabled`` is off."""
     from brushwork.metrics.collection_index import open_index
 
     if not enabled:
         return None
     data, resolution = model.config.train.data, model.config.model.resolution
     index = open_index(data, resolution, cache_dir) if data else None
-    if index is None:
-        if data not in _TOLD:
-            _TOLD.add(data)
-            print(f"originality not checked: {data or 'the training data'} has no originality index at "
-                  f"{resolution} px (build it once: brushwork index {data or 'DATA'} --res {resolution}; "
-                  "or pass --no-originality)", file=sys.stderr)
-        return None
-    return RunJudge(index)
+    missing = (f"originality not checked: {data or 'the training data'} has no originality index at "
+               f"{resolution} px (build it once: brushwork index {data or 'DATA'} --res {resolution}; "
+               "or pass --no-originality)")
+    return RunJudge(index, missing)

@@ -69,9 +69,9 @@ class TrainedModel:
     record_paths: bool = False  # put the run's absolute path into records (off: it names the author's folders)
     sampling: DiffusionSampling | None = None  # diffusion runs: sampler, steps, guidance
     # checks each image it makes against the training collection: images [N, 3, R, R] -> one
-    # verdict dict each, recorded in the image's provenance (set by the caller, who can reach the
-    # collection's index: originality_report.run_judge)
-    judge: Callable[[torch.Tensor], list[dict]] | None = None
+    # verdict dict each (None: not checked), recorded in the image's provenance (set by the
+    # caller, who can reach the collection's index: originality_report.run_judge)
+    judge: Callable[[torch.Tensor], list[dict | None]] | None = None
 
     @property
     def kind(self) -> str:
@@ -384,11 +384,11 @@ def judged(model: TrainedModel, images: torch.Tensor, names: list[str], say=prin
         return [{} for _ in images]
     verdicts = model.judge(images)
     for name, verdict in zip(names, verdicts):
-        if verdict["verdict"] == "COPY":
+        if verdict and verdict["verdict"] == "COPY":
             work = verdict["nearest"]["edit" if "edited copy" in verdict["flagged_by"] else "region"]["work"]
             say(f"COPY: {name} looks like the training work {work} ({', '.join(verdict['flagged_by'])})",
                 file=sys.stderr)
-    return [{"originality": v} for v in verdicts]
+    return [{"originality": v} if v else {} for v in verdicts]
 
 
 def _save(img, path: Path, record: dict | None, watermark: bool, c2pa_credentials) -> Path:
@@ -430,7 +430,7 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
     """``seeds`` with each one whose image is judged a copy replaced by the next seed not asked
     for and not tried; says which were replaced. (The judge remembers these verdicts, so the
     images are not checked twice when they are written.)"""
-    if model.judge is None:
+    if getattr(model.judge, "index", None) is None:
         raise BrushworkError("--avoid-copies needs the training collection's originality index "
                              f"(build it once: brushwork index {model.config.train.data} "
                              f"--res {model.config.model.resolution})")

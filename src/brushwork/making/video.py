@@ -97,8 +97,10 @@ def judged_walk(model: TrainedModel, video: np.ndarray, name: str, batch: int = 
     verdicts = []
     for i in range(0, len(video), batch):
         frames = torch.from_numpy(np.ascontiguousarray(video[i:i + batch].transpose(0, 3, 1, 2)))
-        verdicts += [v["originality"] for v in judged(model, frames, [f"{name} frame {j}" for j in
-                                                                     range(i, i + len(frames))])]
+        verdicts += [v.get("originality") for v in judged(model, frames, [f"{name} frame {j}" for j in
+                                                                         range(i, i + len(frames))])]
+    if None in verdicts:  # not checked (no index)
+        return {}
     closest = max(verdicts, key=lambda v: v["nearest"]["edit"]["score"])
     flagged = [i for i, v in enumerate(verdicts) if v["verdict"] == "COPY"]
     return {"originality": closest | {"verdict": "COPY" if flagged else "original", "frames_flagged": flagged}}

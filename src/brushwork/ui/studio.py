@@ -202,7 +202,7 @@ class Studio:
                     self._models.pop(next(iter(self._models)))
                 self._models[key] = load_model(run, str(self.device), newest)
             model = self._models[key]
-            if model.judge is None:  # the collection may have been indexed since
+            if getattr(model.judge, "index", None) is None:  # the collection may have been indexed since
                 model.judge = run_judge(model)
             return model
 
