@@ -76,7 +76,8 @@ def main() -> None:
         result["check_share_of_sample"] = round(result["check_ms"] / per_image["sample_ms"], 2)
         result["cpu_threads"] = __import__("torch").get_num_threads()
     print(json.dumps(result, indent=2))
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(__file__).resolve().parents[1] / args.json
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
