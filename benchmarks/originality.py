@@ -18,6 +18,7 @@ import io
 import json
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -128,7 +129,7 @@ def main(argv=None) -> dict:
         result["detected"][name] = rates(flags(as_tensor([edit(im) for im in originals])))
         print(json.dumps({name: result["detected"][name]}), flush=True)
     print(json.dumps(result, indent=1))
-    with open(args.json, "a") as f:
+    with open(Path(__file__).resolve().parents[1] / args.json, "a") as f:
         f.write(json.dumps(result) + "\n")
     return result
 
