@@ -118,6 +118,11 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("--encoder", default="imagenet", help="VGG19 weights: imagenet, random or a file")
     p.add_argument("--vgg-weights", help="a local VGG19 weights file (overrides --encoder)")
     p.set_defaults(family="adain", res=256, weights_option="--vgg-weights PATH")
+    p = sub.add_parser("upscaler", help="train a super-resolution network on the collection's own works "
+                       "(enlarge images with brushwork upscale --run)")
+    _add_common_train_args(p)
+    p.add_argument("--scale", type=int, choices=[2, 4], default=2, help="enlargement (default 2)")
+    p.set_defaults(family="upscaler", res=128)
 
 
 def _train_overrides(args) -> dict:
@@ -150,6 +155,10 @@ def _model_config(args):
         if args.dropout is not None:
             cfg.dropout = args.dropout
         return apply_overrides(cfg, args.set)
+    if args.family == "upscaler":
+        from brushwork.config import UpscalerConfig
+
+        return apply_overrides(UpscalerConfig(resolution=args.res, scale=args.scale), args.set)
     if args.family == "adain":
         from brushwork.config import AdaINConfig
 
@@ -634,6 +643,32 @@ def _add_generation_parsers(sub) -> None:
     p.set_defaults(func=cmd_interpolate)
 
 
+def _add_upscale_parser(sub) -> None:
+    p = sub.add_parser("upscale", help="enlarge images 2x or 4x with an upscaler trained on your collection "
+                       "(--run) or your own pretrained weights (--weights: ESRGAN, SwinIR, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--run", help="an upscaler run (brushwork train upscaler)")
+    p.add_argument("--weights", help="a pretrained upscaler file (.safetensors, or a weights-only .pth), "
+                   "read by spandrel; nothing is downloaded")
+    p.add_argument("--scale", type=int, choices=[2, 4], help="check the upscaler enlarges this much")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tile", type=number(int, 16), default=256, help="input pixels per tile side (bounds memory)")
+    p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="largest enlarged image, in pixels")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_upscale)
+
+
+def cmd_upscale(args) -> int:
+    from brushwork.making.upscale import load_upscaler, upscale_files
+
+    up = load_upscaler(args.run, args.weights, args.device)
+    if args.scale is not None and args.scale != up.scale:
+        raise BrushworkError(f"--scale {args.scale}: {up.name} enlarges {up.scale}x")
+    paths = upscale_files(args.images, up, Path(args.out), args.tile, args.max_pixels)
+    print(f"wrote {len(paths)} image(s) enlarged {up.scale}x to {args.out}")
+    return 0
+
+
 def _add_paint_parser(sub) -> None:
     p = sub.add_parser("paint", help="guided creation with a diffusion run: paint a sketch in the "
                        "learned style, repaint a region (--mask), widen the canvas (--extend)")
@@ -836,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parsers(train)
     _add_generation_parsers(sub)
     _add_paint_parser(sub)
+    _add_upscale_parser(sub)
     _add_reproduction_parsers(sub)
     _add_style_parsers(sub)
     _add_evaluation_parsers(sub)

@@ -390,10 +390,39 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
 
 
 @dataclass
+class UpscalerConfig:
+    """A small super-resolution network learned from the collection's own works (``models/upscaler.py``):
+    inputs are the works area-downscaled by ``scale``, targets the works themselves, so the detail
+    it adds is the collection's brushwork, not a photo model's."""
+
+    resolution: int = 128  # the works' training size (high resolution): the collection's stored size
+    scale: int = 2  # enlargement, 2 or 4
+    width: int = 32  # channels of the residual blocks
+    blocks: int = 6  # residual blocks: each widens the receptive field by 2 input pixels
+    lr: float = 2e-4  # Adam learning rate (EDSR's 1e-4, doubled for short CPU runs)
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.99  # Adam beta2
+    val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
+    mixed_precision: str = "no"  # fp32: small nets gain little from bf16, and PSNR is sensitive to it
+    channels_last: bool = False
+
+    def validate(self) -> None:
+        if self.scale not in (2, 4):
+            raise BrushworkError(f"upscaler scale must be 2 or 4, got {self.scale}")
+        if self.resolution < 8 * self.scale or self.resolution % self.scale:
+            raise BrushworkError(f"upscaler resolution must be a multiple of {self.scale} and at least "
+                                 f"{8 * self.scale}; got {self.resolution}")
+        if self.width < 1 or self.blocks < 0:
+            raise BrushworkError("width must be >= 1 and blocks >= 0")
+        if not 0 < self.val_fraction < 0.5:
+            raise BrushworkError("val_fraction must be between 0 and 0.5")
+
+
+@dataclass
 class RunConfig:
     """Everything ``config.json`` in a run directory holds."""
 
-    kind: str = "gan"  # model family of the run: "gan", "vae", "diffusion" or "adain"
+    kind: str = "gan"  # model family of the run: "gan", "vae", "diffusion", "adain" or "upscaler"
     model: Any = field(default_factory=GANConfig)  # GANConfig, VAEConfig, DiffusionConfig or AdaINConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     labels: list = field(default_factory=list)  # style label names, index = label id
@@ -413,4 +442,5 @@ class RunConfig:
                    version=data.get("version", ""))
 
 
-MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "diffusion": DiffusionConfig, "adain": AdaINConfig}
+MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "diffusion": DiffusionConfig, "adain": AdaINConfig,
+                 "upscaler": UpscalerConfig}

@@ -118,16 +118,18 @@ def read_checkpoint(path: Path, prefixes: tuple[str, ...] = ()) -> tuple[dict[st
 
 
 # what sampling reads of a checkpoint
-SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/", "model/denoiser_ema/")
+SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/", "model/denoiser_ema/", "model/upscaler/")
 
 
 def sampling_weights(kind: str, tensors: dict) -> dict:
     """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE, the
-    EMA denoiser of a diffusion run."""
+    EMA denoiser of a diffusion run, an upscaler's network."""
     if kind == "gan":
         return module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
     if kind == "diffusion":
         return module_state(tensors, "denoiser_ema")
+    if kind == "upscaler":
+        return module_state(tensors, "upscaler")
     return module_state(tensors, "vae")
 
 

@@ -57,6 +57,7 @@ def next_step_hint(kind: str, run_dir: Path) -> str:
                      f"(or paint a sketch: brushwork paint {run_dir} --sketch sketch.png --out painted)",
         "adain": f"stylise a photo with: brushwork stylize photo.jpg --style painting.jpg "
                  f"--method adain --model {run_dir} --out stylised.png",
+        "upscaler": f"enlarge images with: brushwork upscale image.png --run {run_dir} --out enlarged",
     }
     return hints[kind]
 
@@ -107,6 +108,11 @@ def _make_task(run_cfg: RunConfig, ds, device, world: World):
         from brushwork.training.diffusion import DiffusionTask
 
         return DiffusionTask(run_cfg.model, device, seed=seed, world=world), ds
+    if run_cfg.kind == "upscaler":
+        from brushwork.training.upscaler import UpscalerTask
+
+        train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
+        return UpscalerTask(run_cfg.model, device, seed=seed, val_images=held_out.images, world=world), train
     if run_cfg.kind == "adain":
         from brushwork.training.adain import AdaINTask
 
