@@ -265,17 +265,21 @@ def calibration_works(works: torch.Tensor, sample: int = 1000, seed: int = 0,
     return order[_nearest_other(works, order) > twin_distance]
 
 
-def _nearest_other(works: torch.Tensor, order: torch.Tensor, chunk: int = 128) -> torch.Tensor:
-    """Tiled L2 from each work in ``order`` to its nearest *other* work of the collection."""
+def _nearest_other(works: torch.Tensor, order: torch.Tensor, chunk: int = 128, block: int = 4096) -> torch.Tensor:
+    """Tiled L2 from each work in ``order`` to its nearest *other* work of the collection, the
+    collection visited ``block`` works at a time (its tiles are never all in memory)."""
     from brushwork.metrics.originality import tiles
 
-    everything, nearest = tiles(works), []
-    for start in range(0, len(order), chunk):
-        rows = order[start:start + chunk]
-        d = torch.cdist(tiles(works[rows]), everything).amax(dim=0)  # [S, M]: worst tile
-        d[torch.arange(len(rows)), rows] = float("inf")
-        nearest.append(d.min(dim=1).values)
-    return torch.cat(nearest)
+    nearest = torch.full((len(order),), float("inf"))
+    for first in range(0, len(works), block):
+        everything = tiles(torch.as_tensor(works[first:first + block]))
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
+            d = torch.cdist(tiles(works[rows]), everything).amax(dim=0)  # [S, block]: worst tile
+            own = (rows >= first) & (rows < first + block)
+            d[own.nonzero()[:, 0], rows[own] - first] = float("inf")
+            nearest[start:start + chunk] = torch.minimum(nearest[start:start + chunk], d.min(dim=1).values)
+    return nearest
 
 
 # -- regions: a quarter of a work (half its side) inside another picture ------------------------
