@@ -164,7 +164,8 @@ def _inner_product_index(described: np.ndarray):
 class CopyIndex:
     """A collection ready to be searched for edited copies of its works."""
 
-    gray: torch.Tensor  # [M, 1, R, R] the works' luminance (verification warps them)
+    works: torch.Tensor  # [M, 3, R, R] uint8, perhaps memory-mapped: verification warps the few
+    # works retrieved for each query, their luminance computed then (never the whole collection's)
     index: object  # faiss.IndexFlatIP over [M * len(INDEXED), D] descriptors
     per_work: int  # descriptors per work
 
@@ -178,8 +179,12 @@ class CopyIndex:
         """Index ``works``; ``described``: their descriptors, when kept from before (an index file)."""
         if described is None:
             described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
-        gray = torch.cat([luminance(chunk) for chunk in works.split(INDEX_BATCH)])
-        return cls(gray, _inner_product_index(described), len(INDEXED))
+        return cls(works, _inner_product_index(described), len(INDEXED))
+
+    def gray(self, rows: torch.Tensor) -> torch.Tensor:
+        """[K] work indices -> [K, 1, r, r] their luminance (each distinct work converted once)."""
+        unique, back = torch.unique(rows, return_inverse=True)
+        return luminance(self.works[unique])[back]
 
     def candidates(self, gray: torch.Tensor, k: int = CANDIDATES) -> list[list[tuple[int, int]]]:
         """Each query's nearest (work, indexed view) pairs, best first."""
@@ -213,7 +218,7 @@ class CopyIndex:
         if not rows:
             return best, where
         rows, works, transforms = torch.tensor(rows), torch.tensor(works), torch.cat(transforms)
-        seen = warp_each(self.gray[works], VERIFIED[transforms], VERIFY, VERIFY_WARP)[:, 0]  # [I, V, V]
+        seen = warp_each(self.gray(works), VERIFIED[transforms], VERIFY, VERIFY_WARP)[:, 0]  # [I, V, V]
         views = _unit(seen[:, _disc(VERIFY, DISC)])  # [I, P]
         query = verification_view(gray)[:, 0]  # [Q, P]
         score = (views * query[rows]).sum(dim=1)  # [I]
@@ -234,7 +239,7 @@ class CopyIndex:
         fine = thetas.repeat_interleave(r, dim=0).clone()  # [n * r, 2, 3]
         fine[:, :, :2] *= REFINE[:, 2].repeat(n)[:, None, None]
         fine[:, :, 2] += REFINE[:, :2].repeat(n, 1)
-        seen = warp_each(self.gray[works].repeat_interleave(r, dim=0), fine, VERIFY, VERIFY_WARP)[:, 0]
+        seen = warp_each(self.gray(works).repeat_interleave(r, dim=0), fine, VERIFY, VERIFY_WARP)[:, 0]
         views = _unit(seen[:, _disc(VERIFY, DISC)]).view(n, r, -1)
         return torch.einsum("nrp,np->nr", views, query).amax(dim=1)
 
@@ -323,7 +328,8 @@ def _all_windows(colour: torch.Tensor, step: int) -> torch.Tensor:
 class RegionIndex:
     """A collection's windows, ready to be searched for a region of a work pasted elsewhere."""
 
-    colour: torch.Tensor  # [M, 3, SIDE, SIDE] the works
+    colour: torch.Tensor  # [M, 3, SIDE, SIDE] the works, small (float16: half the memory; kept,
+    # as making them for every found window's work costs a third of a check)
     index: object  # faiss.IndexFlatIP over [M * places, D] luminance descriptors of their windows
     places: int  # windows per side indexed per work
 
@@ -336,8 +342,8 @@ class RegionIndex:
     def build(cls, works: torch.Tensor, described: np.ndarray | None = None) -> "RegionIndex":
         if described is None:
             described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
-        colour = torch.cat([_colour(chunk) for chunk in works.split(INDEX_BATCH)])
         places = (SIDE - WINDOW_PX) // WORK_STEP + 1
+        colour = torch.cat([_colour(chunk).half() for chunk in works.split(INDEX_BATCH)])
         return cls(colour, _inner_product_index(described), places)
 
     def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None
@@ -364,7 +370,7 @@ class RegionIndex:
             x = ((place % self.places) * WORK_STEP)[:, None, None] + offsets[None, None, :]
             y, x = y.clamp(0, SIDE - WINDOW_PX).expand(-1, len(offsets), len(offsets)).flatten(1), \
                 x.clamp(0, SIDE - WINDOW_PX).expand(-1, len(offsets), len(offsets)).flatten(1)
-            every = _all_windows(self.colour[works], 1)  # [H, SIDE-V+1, SIDE-V+1, 3, V, V]
+            every = _all_windows(self.colour[works].float(), 1)  # [H, SIDE-V+1, SIDE-V+1, 3, V, V]
             around = every[torch.arange(len(works))[:, None], y, x]  # [H, S, 3, V, V]
             score = torch.einsum("hsd,hd->hs", _colour_unit(around), _colour_unit(views)[rows]).amax(dim=1)
             j = int(score.argmax())
