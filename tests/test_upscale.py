@@ -109,3 +109,25 @@ def test_upscale_mistakes_get_one_line_and_write_nothing(upscaler_run, tmp_path)
         assert done.stderr.strip().count("\n") == 0 and message in done.stderr, (args, done.stderr)
         assert "pickled code ran" not in done.stdout + done.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_sample_writes_enlarged_works_and_from_remakes_them(upscaler_run, tmp_path):
+    gan = tmp_path / "gan"
+    assert main(["train", "gan", "--data", "builtin:abstract:8", "--out", str(gan), "--res", "32",
+                 "--steps", "1", "--batch-size", "8", "--set", "g_width=8", "--set", "d_width=8",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert main(["sample", str(gan), "--seeds", "0-1", "--upscale", str(upscaler_run), "--out",
+                 str(tmp_path / "big"), "--device", "cpu"]) == 0
+    big = tmp_path / "big" / "seed0001.png"
+    record = read_record(big)["brushwork"]
+    assert Image.open(big).size == (64, 64) and record["seed"] == 1
+    assert record["upscale"]["from_size"] == [32, 32] and record["upscale"]["to_size"] == [64, 64]
+    refused = run_cli("sample", "--from", str(big), "--run", str(gan), "--out", str(tmp_path / "again"),
+                      "--device", "cpu")
+    assert refused.returncode == 2 and "give --upscale RUN" in refused.stderr
+    assert main(["sample", "--from", str(big), "--run", str(gan), "--upscale", str(upscaler_run), "--out",
+                 str(tmp_path / "again"), "--device", "cpu"]) == 0
+    assert (tmp_path / "again" / "seed0001.png").read_bytes() == big.read_bytes()  # exactly remade
+    assert main(["breed", str(big), "--n", "2", "--run", str(gan), "--upscale", str(upscaler_run),
+                 "--out", str(tmp_path / "kids"), "--device", "cpu"]) == 0
+    assert Image.open(tmp_path / "kids" / "child0000.png").size == (64, 64)

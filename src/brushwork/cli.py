@@ -214,6 +214,7 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from brushwork.making.generate import load_for_regeneration, load_model, write_images, write_seed_images
     from brushwork.latents import parse_seeds
+    from brushwork.provenance import read_record
     from brushwork.provenance.c2pa import optional_credentials
     from brushwork.styles import style_request
 
@@ -231,6 +232,7 @@ def cmd_sample(args) -> int:
                                                                  args.device)
         model.record_paths = args.record_paths
         _judge(model, args)
+        _enlarge(model, args, read_record(args.from_image).get("brushwork") or {})
         if any(getattr(args, k) is not None for k in ("sampler", "steps", "guidance", "truncation",
                                                       "temperature")):
             raise BrushworkError("--from remakes an image as it was made; it takes no --sampler, "
@@ -244,6 +246,7 @@ def cmd_sample(args) -> int:
         model = load_model(run, args.device, record_paths=args.record_paths)
         _apply_sampling(model, args)
         _judge(model, args)
+        _enlarge(model, args)
         paths = write_seed_images(model, parse_seeds(args.seeds), out, _prior_scale(args),
                                   grid=args.grid, style=style_request(args.style, args.style_mix),
                                   avoid_copies=args.avoid_copies, **options)
@@ -275,7 +278,8 @@ def cmd_breed(args) -> int:
     from brushwork.making.generate import breed_from_images
 
     paths = breed_from_images(args.images, Path(args.out), args.n, args.strength, args.seed, args.run,
-                              args.runs, args.device, args.record_paths, lambda model: _judge(model, args))
+                              args.runs, args.device, args.record_paths,
+                              lambda model: (_judge(model, args), _enlarge(model, args)))
     print(f"wrote {len(paths)} {'children' if len(args.images) == 1 else 'crossbreeds'} to {args.out}")
     return 0
 
@@ -575,6 +579,22 @@ def _judge(model, args) -> None:
     model.judge = run_judge(model, not getattr(args, "no_originality", False))
 
 
+def _add_upscale_arg(p) -> None:
+    p.add_argument("--upscale", metavar="RUN", help="write each image enlarged by this upscaler run "
+                   "(brushwork train upscaler); the record keeps both sizes and its hash")
+
+
+def _enlarge(model, args, record: dict | None = None) -> None:
+    """--upscale RUN: every image the model makes is written enlarged (``record``: of an image
+    being remade, whose own upscaler must be the one given)."""
+    from brushwork.making.upscale import enlarger, load_upscaler, upscaler_for
+
+    given = getattr(args, "upscale", None)
+    up = upscaler_for(record, given, args.device) if record is not None else \
+        (load_upscaler(given, None, args.device) if given else None)
+    model.enlarge = enlarger(up) if up is not None else None
+
+
 def _add_record_paths_arg(p) -> None:
     p.add_argument("--record-paths", action="store_true",
                    help="record the run's absolute path in each image (off: run name and hash only)")
@@ -609,6 +629,7 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-metadata", action="store_true", help="write PNGs without provenance chunks")
     _add_originality_arg(p)
+    _add_upscale_arg(p)
     p.add_argument("--avoid-copies", action="store_true", help="replace a seed whose image is judged a copy "
                    "of a training work by the next unused seed (needs the collection's index)")
     _add_record_paths_arg(p)
@@ -625,6 +646,7 @@ def _add_generation_parsers(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
     _add_originality_arg(p)
+    _add_upscale_arg(p)
     _add_record_paths_arg(p)
     p.set_defaults(func=cmd_breed)
 

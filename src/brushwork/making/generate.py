@@ -72,6 +72,9 @@ class TrainedModel:
     # verdict dict each (None: not checked), recorded in the image's provenance (set by the
     # caller, who can reach the collection's index: originality_report.run_judge)
     judge: Callable[[torch.Tensor], list[dict | None]] | None = None
+    # enlarges each image before it is written: PIL image -> (larger image, what the record says
+    # of it); set by the caller (making.upscale.enlarger)
+    enlarge: Callable | None = None
 
     @property
     def kind(self) -> str:
@@ -370,6 +373,9 @@ def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out
                 recipe = recipes[i]
                 latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
                 record = model.record(**latent, **prior, **asked, **verdicts[i - start]) if metadata else None
+                if model.enlarge is not None:
+                    img, grown = model.enlarge(img)
+                    record = record | {"upscale": grown} if record is not None else None
                 paths.append(_save(img, Path(out_dir) / f"{names[i]}.{ext}", record, watermark, c2pa_credentials))
             if len(kept) * WRITE_BATCH < keep:
                 kept.append(images[:max(0, keep - start)])

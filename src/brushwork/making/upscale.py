@@ -155,6 +155,32 @@ def upscale_tensor(up: LoadedUpscaler, image: torch.Tensor, tile: int = TILE) ->
     return out.clamp(0, 1)
 
 
+def enlarger(up: LoadedUpscaler, tile: int = TILE):
+    """For ``TrainedModel.enlarge``: a made image -> (it enlarged, the record's ``upscale`` entry)."""
+    def enlarge(img):
+        pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+        big = upscale_tensor(up, pixels, tile)
+        return to_pil(big[None] * 2 - 1)[0], up.record() | {"from_size": [img.width, img.height],
+                                                              "to_size": [big.shape[2], big.shape[1]]}
+    return enlarge
+
+
+def upscaler_for(record: dict, run: str | Path | None, device: str = "auto") -> LoadedUpscaler | None:
+    """The upscaler that enlarged a recorded image (``run``, checked against the recorded hash),
+    None when it was not enlarged; refuses when it was and ``run`` is missing or another one."""
+    grown = record.get("upscale")
+    if not grown:
+        return load_upscaler(run, None, device) if run else None
+    if run is None:
+        raise BrushworkError(f"this image was enlarged by the upscaler {grown['upscaler']} (hash "
+                             f"{grown['upscaler_hash'][:10]}): give --upscale RUN to remake it at that size")
+    up = load_upscaler(run, None, device)
+    if up.model_hash != grown["upscaler_hash"]:
+        raise BrushworkError(f"{run} is not the upscaler this image records ({grown['upscaler']}, hash "
+                             f"{grown['upscaler_hash'][:10]}; {run}'s newest is {up.model_hash[:10]})")
+    return up
+
+
 def upscale_files(images: list[str | Path], up: LoadedUpscaler, out_dir: Path, tile: int = TILE,
                   max_pixels: int = MAX_OUTPUT_PIXELS) -> list[Path]:
     """Enlarge each image into ``out_dir`` (same name, .png) with a provenance record: a brushwork
