@@ -183,11 +183,12 @@ def _rebuild(home: Path, spec: str, resolution: int, works: list[tuple], fingerp
     build = home / fingerprint
     shutil.rmtree(build, ignore_errors=True)  # a half-written build of the same contents
     manifest = _assemble(build, spec, works, old, old_rows, part_files, resolution)
-    changed = len(todo) + (len(old.names) - len(old_rows) if old else 0)
+    current = {tuple(w[:3]) for w in works}
+    removed = sum(1 for key, row in old_rows.items() if row >= 0 and key not in current)
     index = CollectionIndex(spec, resolution, fingerprint, [f[0] for f in manifest["files"]],
                             *(np.load(build / f"{n}.npy", mmap_mode="c") for n in ("pixels", "whole", "region")),
                             thresholds=(1.0, 1.0), decoded=len(todo), skipped=manifest["skipped"])
-    if old is not None and changed <= RECALIBRATE * max(len(index.names), 1):
+    if old is not None and len(todo) + removed <= RECALIBRATE * max(len(index.names), 1):
         index.thresholds = old.thresholds
     elif index.names:
         copies = index.copies

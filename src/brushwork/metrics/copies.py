@@ -7,7 +7,8 @@ Whole works, in two stages as image-retrieval systems work (retrieve cheaply, ve
    dropped, mean removed, unit length): blind to brightness, contrast and hue, tolerant of JPEG,
    rescaling and small rotations. The collection's descriptors include each work's mirror image
    and crops (the centre 75%, 90% at nine places), so crops of a work find it. FAISS returns each
-   query's nearest ``CANDIDATES`` descriptors by inner product (exact, flat index).
+   query's nearest ``CANDIDATES`` descriptors by inner product (an exact flat index; an IVF
+   index for large collections, above FLAT_UP_TO descriptors).
 2. Verification. Each candidate work is warped by the transforms near the view it was found by
    (mirror x {whole, centre 75%, 90% on a 5 x 5 grid of places} x rotation {-5, 0, +5} degrees)
    and compared with the query at 16 x 16 by normalised correlation inside the central disc (so
