@@ -156,3 +156,23 @@ def test_written_images_record_their_verdict_and_copies_are_said_and_avoided(tmp
                  "--device", "cpu"]) == 0
     walk = read_record(tmp_path / "w.gif")["brushwork"]["originality"]
     assert walk["verdict"] == "COPY" and 0 in walk["frames_flagged"]  # its first frame is seed 1
+
+
+def test_a_large_index_keeps_its_trained_search_structure(tmp_path, monkeypatch):
+    import torch
+
+    from brushwork.metrics import copies
+
+    monkeypatch.setattr(copies, "FLAT_UP_TO", 100)  # IVF from 100 descriptors: this collection has more
+    data = _collection(tmp_path / "data", n=40)
+    index = build_index(str(data), 32, progress=False)
+    assert {"whole.faiss", "region.faiss"} <= {p.name for p in index.build.iterdir()}
+    queries = torch.from_numpy(np.array(index.pixels[:5])).flip(-1)
+    first = index.check(queries)
+    reopened = open_index(str(data), 32)
+    import faiss
+
+    trained = []
+    monkeypatch.setattr(faiss.IndexIVFFlat, "train", lambda self, x: trained.append(len(x)))
+    assert reopened.check(queries) == first and trained == []  # read back, not trained again
+    assert [v["verdict"] for v in first] == ["COPY"] * 5

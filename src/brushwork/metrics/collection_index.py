@@ -57,12 +57,16 @@ class CollectionIndex:
     thresholds: tuple[float, float]  # (edited copy, pasted region)
     decoded: int = 0  # files the build that produced this decoded (the rest were kept)
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> why
+    build: Path | None = None  # the build's folder (trained search indexes are kept there)
 
     @cached_property
     def copies(self) -> EditedCopies:
         works = torch.from_numpy(self.pixels)
-        return EditedCopies(CopyIndex.build(works, self.whole), RegionIndex.build(works, self.region),
-                            *self.thresholds)
+        return EditedCopies(CopyIndex.build(works, self.whole, self._kept("whole")),
+                            RegionIndex.build(works, self.region, self._kept("region")), *self.thresholds)
+
+    def _kept(self, name: str) -> Path | None:
+        return self.build / f"{name}.faiss" if self.build else None
 
     def work(self, name: str) -> np.ndarray:
         """uint8 [R, R, 3]: the work called ``name``, as checked."""
@@ -131,7 +135,8 @@ def open_index(spec: str, resolution: int, cache_dir: str | Path = "") -> Collec
         return None
     return CollectionIndex(spec, resolution, manifest["fingerprint"], [f[0] for f in manifest["files"]],
                            **arrays, thresholds=tuple(manifest["thresholds"]),
-                           decoded=manifest.get("decoded", 0), skipped=dict(manifest.get("skipped", {})))
+                           decoded=manifest.get("decoded", 0), skipped=dict(manifest.get("skipped", {})),
+                           build=build)
 
 
 def build_index(spec: str, resolution: int, cache_dir: str | Path = "", progress: bool = True,
@@ -187,7 +192,7 @@ def _rebuild(home: Path, spec: str, resolution: int, works: list[tuple], fingerp
     removed = sum(1 for key, row in old_rows.items() if row >= 0 and key not in current)
     index = CollectionIndex(spec, resolution, fingerprint, [f[0] for f in manifest["files"]],
                             *(np.load(build / f"{n}.npy", mmap_mode="c") for n in ("pixels", "whole", "region")),
-                            thresholds=(1.0, 1.0), decoded=len(todo), skipped=manifest["skipped"])
+                            thresholds=(1.0, 1.0), decoded=len(todo), skipped=manifest["skipped"], build=build)
     if old is not None and len(todo) + removed <= RECALIBRATE * max(len(index.names), 1):
         index.thresholds = old.thresholds
     elif index.names:

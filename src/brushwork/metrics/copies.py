@@ -142,11 +142,15 @@ FLAT_UP_TO = 50_000  # descriptors searched exactly; above, an inverted-file ind
 PROBED = 32
 
 
-def _inner_product_index(described: np.ndarray):
+def _inner_product_index(described: np.ndarray, kept: Path | None = None):
     """Inner-product search over unit vectors [n, D] through FAISS, the field's nearest-neighbour
-    library: exact (flat) for small collections, IVF above FLAT_UP_TO descriptors."""
+    library: exact (flat) for small collections, IVF above FLAT_UP_TO descriptors. ``kept``: a
+    file for the trained IVF index (FAISS's own binary format, not a pickle), read when it is
+    there, written when it is made (training it is most of the cost of opening a large index)."""
     import faiss
 
+    if kept is not None and kept.is_file():
+        return faiss.read_index(str(kept))
     described = np.ascontiguousarray(described, dtype=np.float32)
     n, dim = described.shape
     if n <= FLAT_UP_TO:
@@ -158,6 +162,10 @@ def _inner_product_index(described: np.ndarray):
         index.train(described[np.sort(sample)])
         index.nprobe = PROBED
     index.add(described)
+    if kept is not None and n > FLAT_UP_TO:
+        temporary = kept.with_name(kept.name + ".tmp")
+        faiss.write_index(index, str(temporary))
+        temporary.replace(kept)
     return index
 
 
@@ -176,11 +184,13 @@ class CopyIndex:
         return descriptors(luminance(works), INDEXED).flatten(0, 1)
 
     @classmethod
-    def build(cls, works: torch.Tensor, described: np.ndarray | None = None) -> "CopyIndex":
-        """Index ``works``; ``described``: their descriptors, when kept from before (an index file)."""
+    def build(cls, works: torch.Tensor, described: np.ndarray | None = None, kept: Path | None = None
+              ) -> "CopyIndex":
+        """Index ``works``; ``described``: their descriptors, when kept from before (an index file);
+        ``kept``: where the trained search index is kept (large collections)."""
         if described is None:
             described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
-        return cls(works, _inner_product_index(described), len(INDEXED))
+        return cls(works, _inner_product_index(described, kept), len(INDEXED))
 
     def gray(self, rows: torch.Tensor) -> torch.Tensor:
         """[K] work indices -> [K, 1, r, r] their luminance (each distinct work converted once)."""
@@ -340,12 +350,13 @@ class RegionIndex:
         return _window_descriptors(_all_windows(_colour(works), WORK_STEP)).flatten(0, 2)
 
     @classmethod
-    def build(cls, works: torch.Tensor, described: np.ndarray | None = None) -> "RegionIndex":
+    def build(cls, works: torch.Tensor, described: np.ndarray | None = None, kept: Path | None = None
+              ) -> "RegionIndex":
         if described is None:
             described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
         places = (SIDE - WINDOW_PX) // WORK_STEP + 1
         colour = torch.cat([_colour(chunk).half() for chunk in works.split(INDEX_BATCH)])
-        return cls(colour, _inner_product_index(described), places)
+        return cls(colour, _inner_product_index(described, kept), places)
 
     def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
