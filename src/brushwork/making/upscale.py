@@ -195,13 +195,10 @@ def upscale_files(images: list[str | Path], up: LoadedUpscaler, out_dir: Path, t
                                  f"{img.height * up.scale} px, more than --max-pixels {max_pixels:,}")
         sources.append((Path(path), img))
     ensure_dir(out_dir)
-    written = []
+    enlarge, written = enlarger(up, tile), []
     for path, img in sources:
-        pixels = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
-        big = upscale_tensor(up, pixels, tile)
+        big, grown = enlarge(img)
         record = (read_record(path).get("brushwork") or make_record(kind="upscaled", source=path.name,
                                                                     source_sha256=sha256_file(path)))
-        record = record | {"upscale": up.record() | {"from_size": [img.width, img.height],
-                                                     "to_size": [big.shape[2], big.shape[1]]}}
-        written.append(save_image(to_pil(big[None] * 2 - 1)[0], out_dir / f"{path.stem}.png", record))
+        written.append(save_image(big, out_dir / f"{path.stem}.png", record | {"upscale": grown}))
     return written
