@@ -172,7 +172,10 @@ def test_a_large_index_keeps_its_trained_search_structure(tmp_path, monkeypatch)
     reopened = open_index(str(data), 32)
     import faiss
 
-    trained = []
+    trained, real_train = [], faiss.IndexIVFFlat.train
     monkeypatch.setattr(faiss.IndexIVFFlat, "train", lambda self, x: trained.append(len(x)))
     assert reopened.check(queries) == first and trained == []  # read back, not trained again
     assert [v["verdict"] for v in first] == ["COPY"] * 5
+    (index.build / "region.faiss").write_bytes(b"damaged")  # trained again, not a traceback
+    monkeypatch.setattr(faiss.IndexIVFFlat, "train", real_train)
+    assert open_index(str(data), 32).check(queries) == first

@@ -117,8 +117,7 @@ def open_index(spec: str, resolution: int, cache_dir: str | Path = "") -> Collec
     try:
         manifest = json.loads((build / "manifest.json").read_text())
     except (OSError, ValueError):
-        print(f"the originality index of {spec} is damaged; it will be rebuilt", file=sys.stderr)
-        return None
+        return _damaged(spec)
     if manifest.get("format") != INDEX_FORMAT:
         return None
     if manifest["collection"] != _collection_name(spec) or manifest["resolution"] != resolution:
@@ -128,15 +127,18 @@ def open_index(spec: str, resolution: int, cache_dir: str | Path = "") -> Collec
         arrays = {name: np.load(build / f"{name}.npy", mmap_mode="c", allow_pickle=False)
                   for name in ("pixels", "whole", "region")}
     except (OSError, ValueError):
-        print(f"the originality index of {spec} is damaged; it will be rebuilt", file=sys.stderr)
-        return None
+        return _damaged(spec)
     if len(arrays["pixels"]) != len(manifest["files"]):
-        print(f"the originality index of {spec} is damaged; it will be rebuilt", file=sys.stderr)
-        return None
+        return _damaged(spec)
     return CollectionIndex(spec, resolution, manifest["fingerprint"], [f[0] for f in manifest["files"]],
                            **arrays, thresholds=tuple(manifest["thresholds"]),
                            decoded=manifest.get("decoded", 0), skipped=dict(manifest.get("skipped", {})),
                            build=build)
+
+
+def _damaged(spec: str) -> None:
+    print(f"the originality index of {spec} is damaged; it will be rebuilt", file=sys.stderr)
+    return None
 
 
 def build_index(spec: str, resolution: int, cache_dir: str | Path = "", progress: bool = True,

@@ -150,7 +150,10 @@ def _inner_product_index(described: np.ndarray, kept: Path | None = None):
     import faiss
 
     if kept is not None and kept.is_file():
-        return faiss.read_index(str(kept))
+        try:
+            return faiss.read_index(str(kept))
+        except RuntimeError:  # a damaged file: trained again and rewritten below
+            pass
     described = np.ascontiguousarray(described, dtype=np.float32)
     n, dim = described.shape
     if n <= FLAT_UP_TO:
