@@ -47,12 +47,14 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-def _paste(image: Image.Image, other: Image.Image, rng: random.Random) -> Image.Image:
-    """A quarter of the work's area (half its side), pasted in place onto another work."""
+def _paste(image: Image.Image, other: Image.Image, rng: random.Random, moved: bool = False) -> Image.Image:
+    """A quarter of the work's area (half its side), pasted onto another work in place, or
+    ``moved`` to another random place (no alignment with the work's own grid to lean on)."""
     half = image.width // 2
     x, y = rng.randint(0, half), rng.randint(0, half)
+    to = (rng.randint(0, half), rng.randint(0, half)) if moved else (x, y)
     out = other.copy()
-    out.paste(image.crop((x, y, x + half, y + half)), (x, y))
+    out.paste(image.crop((x, y, x + half, y + half)), to)
     return out
 
 
@@ -70,6 +72,7 @@ def edits(rng: random.Random, others: list[Image.Image]) -> dict:
         "rotation 5 deg": lambda im: im.rotate(rng.choice([-5, 5]), Image.BICUBIC),
         "downscale x2 and back": lambda im: im.resize((im.width // 2,) * 2, Image.BICUBIC).resize(im.size, Image.BICUBIC),
         "25% region pasted": lambda im: _paste(im, rng.choice(others), rng),
+        "25% region pasted elsewhere": lambda im: _paste(im, rng.choice(others), rng, moved=True),
     }
 
 

@@ -10,12 +10,15 @@ image; the goal of issue 21 is under 20% of the sample's time).
 ``brushwork index`` process: its time and peak memory) and audit timed apart. The collection is
 the 12,000 WikiArt works plus blends of two random works (weights 0.3-0.7, mirrored at random):
 new pictures, not edited copies of one work. The audited images are more such blends (textured,
-as generated paintings are; an untrained GAN's flat images would make the check look cheaper).
+as generated paintings are; an untrained GAN's flat images would make the check look cheaper)
+and ``--planted`` edited copies of collection works (each edit of ``originality.py`` in turn),
+whose detection rate at this scale is reported per edit.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -66,6 +69,26 @@ def _blends(folder: Path, works: list[Path], n: int, seed: int) -> Path:
     return folder
 
 
+def _planted(folder: Path, works: list[Path], n: int, seed: int) -> dict[str, str]:
+    """``n`` edited copies of collection works (the edits of ``originality.py``, in turn), as
+    PNGs in ``folder``: {file name: edit}."""
+    import random
+
+    from PIL import Image
+
+    from originality import edits
+
+    rng = random.Random(seed)
+    others = [Image.open(w).convert("RGB").resize((64, 64)) for w in rng.sample(works, 50)]
+    made = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (name, edit) in zip(range(n), itertools.cycle(edits(rng, others).items())):
+        work = Image.open(rng.choice(works)).convert("RGB").resize((64, 64))
+        edit(work).save(folder / f"p{i:04d}.png")
+        made[f"p{i:04d}.png"] = name
+    return made
+
+
 def audit(argv: list[str]) -> None:
     import subprocess
     import sys
@@ -79,6 +102,7 @@ def audit(argv: list[str]) -> None:
     ap.add_argument("--data", default=str(SHARED / "wikiart64"))
     ap.add_argument("--works", type=int, default=100_000)
     ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--planted", type=int, default=220, help="of the images, edited copies of works (20 per edit)")
     ap.add_argument("--work-dir", default="", help="keep the synthetic collection here (default: a temp folder)")
     ap.add_argument("--json", default="benchmarks/results/originality-audit.json")
     args = ap.parse_args(argv)
@@ -90,7 +114,8 @@ def audit(argv: list[str]) -> None:
         _collection(collection / "wikiart", Path(args.data), sorted(p.name for p in Path(args.data).iterdir()
                                                                     if p.is_dir()), 10**9)
         _blends(collection / "blends", real, args.works - len(real), 1)
-        _blends(root / "audited", real, args.images, 2)
+        _blends(root / "audited", real, args.images - args.planted, 2)
+    planted = _planted(root / "audited" / "planted", real, args.planted, 3)  # the same files each time
     done = subprocess.run(
         [sys.executable, "-c", "import resource, sys; from brushwork.cli import main; c = main(sys.argv[1:]); "
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(c)",
@@ -101,12 +126,16 @@ def audit(argv: list[str]) -> None:
               "index_build_s": float(done.stdout.split(" in ")[1].split(" s")[0]),
               "index_build_peak_rss_mib": round(int(done.stdout.split()[-1]) / 1024)}
     print(json.dumps(result), flush=True)
-    images, _ = folder_to_check(root / "audited", 64)
+    images, names = folder_to_check(root / "audited", 64)
     _, load_s = _timed(lambda: index.copies)  # the search structures, built from the index files
     verdicts, audit_s = _timed(lambda: [v for chunk in images.split(256) for v in index.check(chunk)])
+    copy = {Path(name).name: v["verdict"] == "COPY" for name, v in zip(names, verdicts)}
+    detected = {edit: round(sum(copy[f] for f, e in planted.items() if e == edit)
+                            / sum(e == edit for e in planted.values()), 3) for edit in dict.fromkeys(planted.values())}
     result |= {"images": len(images), "open_index_s": round(load_s, 1), "audit_s": round(audit_s, 1),
                "audit_ms_per_image": round(1000 * audit_s / len(images), 2),
-               "flagged": sum(v["verdict"] == "COPY" for v in verdicts),
+               "planted_detected": detected,
+               "blends_flagged": sum(flag for f, flag in copy.items() if f not in planted),
                "audit_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "cpu_threads": torch.get_num_threads()}
     print(json.dumps(result, indent=2))

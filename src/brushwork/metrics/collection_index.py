@@ -37,7 +37,7 @@ from brushwork.errors import BrushworkError
 from brushwork.metrics.copies import CopyIndex, EditedCopies, RegionIndex, calibrate
 from brushwork.utils import atomic_write, ensure_dir
 
-INDEX_FORMAT = 1  # bump when what is stored changes: older indexes are rebuilt
+INDEX_FORMAT = 2  # bump when what is stored changes: older indexes are rebuilt
 CHUNK = 256  # works decoded and described per resumable piece of a build
 RECALIBRATE = 0.05  # thresholds are recalibrated when more than this share of works changed
 # (calibration is the costly part, and a few added works barely move a 1% quantile)
