@@ -71,15 +71,17 @@ def _blends(folder: Path, works: list[Path], n: int, seed: int) -> Path:
 
 def _planted(folder: Path, works: list[Path], n: int, seed: int) -> dict[str, str]:
     """``n`` edited copies of collection works (the edits of ``originality.py``, in turn), as
-    PNGs in ``folder``: {file name: edit}."""
+    PNGs in ``folder``: {file name: edit}. Regions are pasted onto new blends (pictures that are
+    not in the collection), so that only the pasted region can make them copies."""
     import random
 
+    import numpy as np
     from PIL import Image
 
     from originality import edits
 
-    rng = random.Random(seed)
-    others = [Image.open(w).convert("RGB").resize((64, 64)) for w in rng.sample(works, 50)]
+    rng, blend_rng = random.Random(seed), np.random.default_rng(seed)
+    others = [_blend(works, blend_rng) for _ in range(50)]
     made = {}
     folder.mkdir(parents=True, exist_ok=True)
     for i, (name, edit) in zip(range(n), itertools.cycle(edits(rng, others).items())):
@@ -132,7 +134,8 @@ def audit(argv: list[str]) -> None:
     copy = {Path(name).name: v["verdict"] == "COPY" for name, v in zip(names, verdicts)}
     detected = {edit: round(sum(copy[f] for f, e in planted.items() if e == edit)
                             / sum(e == edit for e in planted.values()), 3) for edit in dict.fromkeys(planted.values())}
-    result |= {"images": len(images), "open_index_s": round(load_s, 1), "audit_s": round(audit_s, 1),
+    result |= {"thresholds": {"whole": round(index.thresholds[0], 4), "region": round(index.thresholds[1], 4)},
+               "images": len(images), "open_index_s": round(load_s, 1), "audit_s": round(audit_s, 1),
                "audit_ms_per_image": round(1000 * audit_s / len(images), 2),
                "planted_detected": detected,
                "blends_flagged": sum(flag for f, flag in copy.items() if f not in planted),
