@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from brushwork.config import RunConfig, config_hash
+from brushwork.config import RunConfig, config_hash, image_size, index_side
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
 from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latents_for_recipes,
@@ -149,9 +149,8 @@ class TrainedModel:
         return torch.cat([o.float().clamp(-1, 1).cpu() for o in out])
 
     def noise(self, z: torch.Tensor) -> torch.Tensor:
-        """A diffusion run's latents [N, 3*R*R] as the images of noise they are [N, 3, R, R]."""
-        r = self.config.model.resolution
-        return z.reshape(len(z), 3, r, r)
+        """A diffusion run's latents [N, 3*H*W] as the images of noise they are [N, 3, H, W]."""
+        return z.reshape(len(z), 3, *image_size(self.config.model))
 
     def sigmas(self, top: float | None = None) -> list[float]:
         """The noise levels this model's sampling visits (from ``top``, default sigma_max)."""
@@ -439,7 +438,7 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
     if getattr(model.judge, "index", None) is None:
         raise BrushworkError("--avoid-copies needs the training collection's originality index "
                              f"(build it once: brushwork index {model.config.train.data} "
-                             f"--res {model.config.model.resolution})")
+                             f"--res {index_side(model.config.model)})")
     chosen, tried, spare = list(seeds), set(seeds), max(seeds) + 1
     pending = list(range(len(seeds)))  # positions whose seed is not yet judged original
     while pending:

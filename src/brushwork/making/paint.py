@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from brushwork.config import index_side
 from brushwork.errors import BrushworkError
 from brushwork.latents import latent_for_seed
 from brushwork.making.generate import TrainedModel, judged
@@ -117,11 +118,12 @@ def working_size(inputs: PaintInputs, model: TrainedModel) -> tuple[int, int]:
     stride = 2 ** (len(cfg.multipliers) - 1)
     sketch_h = inputs.canvas.shape[0] - inputs.extend["top"] - inputs.extend["bottom"]
     sketch_w = inputs.canvas.shape[1] - inputs.extend["left"] - inputs.extend["right"]
-    scale = cfg.resolution / min(sketch_h, sketch_w)
+    side_px = index_side(cfg)  # the run's scale: its images' shorter side
+    scale = side_px / min(sketch_h, sketch_w)
     w, h = (max(stride, round(side * scale / stride) * stride) for side in inputs.size)
-    if w * h > MAX_WORK_AREA * cfg.resolution ** 2:
+    if w * h > MAX_WORK_AREA * side_px ** 2:
         raise BrushworkError(f"the canvas is {inputs.size[0]} x {inputs.size[1]}, which this "
-                             f"{cfg.resolution} px model would paint at {w} x {h}: more than "
+                             f"{side_px} px model would paint at {w} x {h}: more than "
                              f"{MAX_WORK_AREA}x its own area; extend it less")
     return w, h
 
@@ -293,7 +295,7 @@ def how_it_was_handled(inputs: PaintInputs, model: TrainedModel) -> str:
     if (w, h) == (cw, ch):
         return f"{what} at {w} x {h} (the canvas's own size)"
     return (f"{what} at {w} x {h} (the canvas of {cw} x {ch} resized so that the sketch's shorter side "
-            f"is the run's {model.config.model.resolution} px), then resized back to {cw} x {ch}")
+            f"is the run's {index_side(model.config.model)} px), then resized back to {cw} x {ch}")
 
 
 def write_paintings(model: TrainedModel, inputs: PaintInputs, seeds: list[int], out_dir: Path,
@@ -332,7 +334,7 @@ def _write(model: TrainedModel, seeds: list[int], images: np.ndarray, out_dir: P
     verdicts = [{} for _ in seeds]
     if model.judge is not None:  # judged as the collection is indexed: square, at the run's resolution
         square = F.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float(),
-                               size=model.config.model.resolution, mode="area")
+                               size=index_side(model.config.model), mode="area")
         verdicts = judged(model, square.round().to(torch.uint8), names)
     ensure_dir(out_dir)
     paths = []

@@ -27,6 +27,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from brushwork.config import image_size
 from brushwork.data.images import UnreadableImage, load_rgb
 from brushwork.errors import BrushworkError
 from brushwork.making.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
@@ -211,6 +212,7 @@ class Studio:
         model = self.model(name)
         cfg = model.config.model
         return {"kind": model.kind, "step": model.step, "resolution": cfg.resolution,
+                "size": list(reversed(image_size(cfg))),  # [width, height]
                 "sampling_steps": model.sampling.steps if model.sampling else None,
                 "scale_name": model.scale_name, "conditional": model.conditional,
                 "styles": model.style_names if model.conditional else [],
