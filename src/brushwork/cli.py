@@ -263,7 +263,7 @@ def cmd_sample(args) -> int:
         from brushwork.making.paint import repaint_from_record
 
         paths = repaint_from_record(args.from_image, args.sketch, args.mask, out, run, args.runs,
-                                    args.device, args.record_paths)
+                                    args.device, args.record_paths, getattr(args, "upscale", None))
     elif args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
         model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
                                                                  args.device)
@@ -302,6 +302,7 @@ def cmd_paint(args) -> int:
     model = load_model(args.run, args.device, record_paths=args.record_paths)
     _apply_sampling(model, args)
     _judge(model, args)
+    _enlarge(model, args)
     inputs = load_inputs(args.sketch, args.mask, args.extend)
     strength = args.strength if args.strength is not None else 1.0 if inputs.repaint is not None else 0.6
     paths = write_paintings(model, inputs, seeds, Path(args.out), strength, style, args.resample,
@@ -749,6 +750,7 @@ def _add_paint_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     _add_output_args(p)
     _add_originality_arg(p)
+    _add_upscale_arg(p)
     p.set_defaults(func=cmd_paint)
 
 

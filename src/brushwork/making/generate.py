@@ -372,14 +372,21 @@ def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out
                 recipe = recipes[i]
                 latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
                 record = model.record(**latent, **prior, **asked, **verdicts[i - start]) if metadata else None
-                if model.enlarge is not None:
-                    img, grown = model.enlarge(img)
-                    record = record | {"upscale": grown} if record is not None else None
+                img, record = enlarged(model, img, record)
                 paths.append(_save(img, Path(out_dir) / f"{names[i]}.{ext}", record, watermark, c2pa_credentials))
             if len(kept) * WRITE_BATCH < keep:
                 kept.append(images[:max(0, keep - start)])
             bar.update(len(images))
     return paths, torch.cat(kept) if kept else torch.zeros(0)
+
+
+def enlarged(model: TrainedModel, img, record: dict | None):
+    """(image, record) as written: enlarged by the model's upscaler (``--upscale RUN``) when it
+    has one, the record then holding both sizes and the upscaler's hash."""
+    if model.enlarge is None:
+        return img, record
+    img, grown = model.enlarge(img)
+    return img, (record | {"upscale": grown} if record is not None else None)
 
 
 def judged(model: TrainedModel, images: torch.Tensor, names: list[str], say=print) -> list[dict]:
