@@ -52,11 +52,24 @@ def test_vae_and_diffusion_make_any_canvas(width, height):
     assert task.sample([0, 1], None).shape == (2, 3, height, width)
 
 
-@pytest.mark.parametrize("preset", ["seed", "fastgan"])
-def test_presets_without_canvases_say_so(preset):
-    cfg = dataclasses.replace(gan_preset(preset, 32), resolution=32, height=48)
-    with pytest.raises(BrushworkError, match="square images only for now.*dcgan and modern"):
+def test_the_seed_preset_says_it_is_square_only():
+    cfg = dataclasses.replace(gan_preset("seed", 32), resolution=32, height=48)
+    with pytest.raises(BrushworkError, match="square images only for now.*dcgan, modern and fastgan"):
         cfg.validate()
+
+
+@pytest.mark.parametrize("width,height", [(128, 160), (160, 128), (256, 128)])
+def test_fastgan_makes_and_judges_any_canvas(width, height):
+    """Its second, 128 px judge sees the canvas with its shorter side at 128 px; its decoders
+    reconstruct T x T targets."""
+    cfg = dataclasses.replace(gan_preset("fastgan", min(width, height)), resolution=width, height=height,
+                              g_width=4, d_width=4, d_recon="pixel")
+    G, D = build_gan(cfg)
+    big, small = G(torch.randn(2, cfg.z_dim), both=True)
+    assert big.shape == (2, 3, height, width)
+    assert small is None or small.shape[-2:] == (height * 128 // min(width, height), width * 128 // min(width, height))
+    logits, pairs = D(big, reconstruct=True)
+    assert logits.shape[0] == 2 and all(a.shape == b.shape for a, b in pairs)
 
 
 def test_square_models_keep_their_shapes():

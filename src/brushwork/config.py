@@ -154,9 +154,9 @@ class GANConfig:
         if self.architecture not in ("seed", "dcgan", "fastgan"):
             raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed, dcgan or fastgan)")
         fastgan = self.architecture == "fastgan"
-        if self.height and self.height != self.resolution and self.architecture != "dcgan":
-            raise BrushworkError(f"the {self.preset} preset makes square images only for now; the dcgan "
-                                 f"and modern presets take --size {size_text(self.resolution, self.height)}")
+        if self.height and self.height != self.resolution and self.architecture == "seed":
+            raise BrushworkError(f"the {self.preset} preset makes square images only for now; the dcgan, "
+                                 f"modern and fastgan presets take --size {size_text(self.resolution, self.height)}")
         check_canvas(self.resolution, self.height, 1024 if fastgan else 256,
                      "the fastgan preset" if fastgan else "this preset (fastgan goes to 1024)")
         if fastgan and self.styled:
