@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(SHARED / "wikiart128"))
     ap.add_argument("--minutes", type=float, default=10.0, help="CPU minutes of upscaler training")
     ap.add_argument("--scale", type=int, choices=[2, 4], default=4)
+    ap.add_argument("--texture-weight", type=float, help="the upscaler's texture term (default: its config's)")
     ap.add_argument("--held-out", type=int, default=300, help="works never trained on (half upscaled, half reference)")
     ap.add_argument("--json", default="benchmarks/results/upscale.json")
     args = ap.parse_args()
@@ -61,7 +62,10 @@ def main() -> None:
         folder.mkdir(parents=True)
         for i in train.tolist():  # the training works as files (the run's data is a folder)
             Image.fromarray(ds.images[i].permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
-        cfg = RunConfig(kind="upscaler", model=UpscalerConfig(resolution=128, scale=args.scale),
+        model = UpscalerConfig(resolution=128, scale=args.scale)
+        if args.texture_weight is not None:
+            model.texture_weight = args.texture_weight
+        cfg = RunConfig(kind="upscaler", model=model,
                         train=TrainConfig(data=str(folder.parent), batch_size=16, steps=10**7, log_every=50,
                                           sample_every=10**7, ckpt_every=10**7, device="cpu"))
         trainer = train_run(cfg, Path(tmp) / "run", quiet=True, time_limit=args.minutes * 60,
@@ -74,6 +78,7 @@ def main() -> None:
                 "upscaler": torch.stack([_as_uint8(upscale_tensor(up, s.float() / 255)) for s in small])}
         result = {"benchmark": f"upscale {args.scale}x from {128 // args.scale} px", "train_works": len(train), "test_works": len(test),
                   "training_steps": trainer.step, "cpu_minutes": args.minutes,
+                  "texture_weight": model.texture_weight,
                   "floor_swd_real_vs_other_real": swd(real, others)["mean"]}
         for name, images in made.items():
             to_unit = lambda x: x.float() / 127.5 - 1  # noqa: E731

@@ -467,6 +467,9 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     return dataclasses.replace(cfg, **changes)
 
 
+TEXTURE_WEIGHT = 0.0  # the upscaler's texture term by default (benchmarks/RESULTS.md, "Upscaling")
+
+
 @dataclass
 class UpscalerConfig:
     """A small super-resolution network learned from the collection's own works (``models/upscaler.py``):
@@ -477,6 +480,7 @@ class UpscalerConfig:
     scale: int = 2  # enlargement, 2 or 4
     width: int = 32  # channels of the residual blocks
     blocks: int = 6  # residual blocks: each widens the receptive field by 2 input pixels
+    texture_weight: float = TEXTURE_WEIGHT  # weight of the texture term beside L1 (0 = L1 only)
     lr: float = 2e-4  # Adam learning rate (EDSR's 1e-4, doubled for short CPU runs)
     beta1: float = 0.9  # Adam beta1
     beta2: float = 0.99  # Adam beta2
@@ -490,8 +494,8 @@ class UpscalerConfig:
         if self.resolution < 8 * self.scale or self.resolution % self.scale:
             raise BrushworkError(f"upscaler resolution must be a multiple of {self.scale} and at least "
                                  f"{8 * self.scale}; got {self.resolution}")
-        if self.width < 1 or self.blocks < 0:
-            raise BrushworkError("width must be >= 1 and blocks >= 0")
+        if self.width < 1 or self.blocks < 0 or self.texture_weight < 0:
+            raise BrushworkError("width must be >= 1, blocks >= 0 and texture_weight >= 0")
         if not 0 < self.val_fraction < 0.5:
             raise BrushworkError("val_fraction must be between 0 and 0.5")
 

@@ -140,9 +140,6 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
     cfg = model.config.model
     ds = load_dataset(data, cfg.resolution, progress=False, height=getattr(cfg, "height", 0))
     index = open_index(data, index_side(cfg))
-    if index is None and metrics - {"style"}:
-        print(f"note: {data} has no originality index at {index_side(cfg)} px, so no copy_rate "
-              f"(brushwork index {data} --res {index_side(cfg)} makes one)", file=sys.stderr)
     evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights, index=index)
     row = {"step": model.step, "eval_n": min(n, len(ds))}
     if metrics - {"style"}:
@@ -151,4 +148,7 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
         row.update({f"eval_{k}": v for k, v in
                     style_metrics(model, ds, n, model.device, originality_features).items()})
     append_jsonl(Path(run) / "metrics.jsonl", row)
+    if index is None and metrics - {"style"}:  # said once the row is safely written
+        print(f"note: {data} has no originality index at {index_side(cfg)} px, so no copy_rate "
+              f"(brushwork index {data} --res {index_side(cfg)} makes one)", file=sys.stderr)
     return row

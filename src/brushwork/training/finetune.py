@@ -45,8 +45,9 @@ def check_parent_size(run_cfg: RunConfig) -> None:
 def _check_same_size(parent: RunConfig, child: RunConfig, parent_dir: Path) -> None:
     was, now = image_size(parent.model), image_size(child.model)
     if was != now:
+        keep = f"--res {was[0]}" if was[0] == was[1] else f"--size {was[1]}x{was[0]}"
         raise BrushworkError(f"--init-from {parent_dir}: it makes {was[1]}x{was[0]} images, this run "
-                             f"{now[1]}x{now[0]}; fine-tuning keeps the size (--size {was[1]}x{was[0]})")
+                             f"{now[1]}x{now[0]}; fine-tuning keeps the size ({keep})")
 
 
 def load_parent(modules: dict[str, nn.Module], run_cfg: RunConfig) -> str:
