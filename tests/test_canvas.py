@@ -58,7 +58,7 @@ def test_the_seed_preset_says_it_is_square_only():
         cfg.validate()
 
 
-@pytest.mark.parametrize("width,height", [(128, 160), (160, 128), (256, 128)])
+@pytest.mark.parametrize("width,height", [(128, 160), (160, 128), (256, 128), (128, 256)])
 def test_fastgan_makes_and_judges_any_canvas(width, height):
     """Its second, 128 px judge sees the canvas with its shorter side at 128 px; its decoders
     reconstruct T x T targets."""

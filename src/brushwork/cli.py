@@ -208,7 +208,7 @@ def _model_config(args):
 def cmd_train(args) -> int:
     from brushwork.config import RunConfig, TrainConfig, image_size
     from brushwork.runs.directory import read_run_config
-    from brushwork.training.run import next_step_hint, train_run
+    from brushwork.training.run import next_step_hint, refuse_other_size, train_run
 
     from brushwork.runs.checkpoint import latest_checkpoint
 
@@ -223,10 +223,8 @@ def cmd_train(args) -> int:
                                  f"'brushwork train {run_cfg.kind}'")
         run_cfg.train = dataclasses.replace(run_cfg.train, **_train_overrides(args))
         asked = _canvas(args) if getattr(args, "size", None) else None
-        if asked is not None and (asked[1], asked[0]) != image_size(run_cfg.model):
-            h, w = image_size(run_cfg.model)
-            raise BrushworkError(f"{run_dir} makes {w}x{h} images; it cannot resume at {asked[0]}x{asked[1]} "
-                                 f"(resume without --size, or train another size into a new --out)")
+        if asked is not None:
+            refuse_other_size(run_dir, image_size(run_cfg.model), (asked[1], asked[0]))
     else:
         train = dataclasses.replace(TrainConfig(data=args.data), **_train_overrides(args))
         if not args.data.startswith("builtin:"):

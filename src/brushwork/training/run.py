@@ -33,16 +33,20 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
                              f"it, or choose another --out")
 
 
+def refuse_other_size(run_dir: Path, was: tuple[int, int], now: tuple[int, int]) -> None:
+    """A run resumes at the (height, width) it was trained at, or is refused in one line."""
+    if was != now:
+        raise BrushworkError(f"{run_dir} makes {was[1]}x{was[0]} images; it cannot resume at {now[1]}x{now[0]} "
+                             f"(resume without --size/--res, or train another size into a new --out)")
+
+
 def check_same_model(run_dir: Path, run_cfg: RunConfig) -> None:
     """A resumed run must be built as its checkpoints were: refuse other model settings in one
     line (before config.json is rewritten) instead of failing to load the weights."""
     if not (run_dir / "config.json").is_file() or latest_checkpoint(run_dir) is None:
         return
     saved_cfg = read_run_config(run_dir).model
-    was, now = image_size(saved_cfg), image_size(run_cfg.model)
-    if was != now:
-        raise BrushworkError(f"{run_dir} makes {was[1]}x{was[0]} images; it cannot resume at {now[1]}x{now[0]} "
-                             f"(resume without --size/--res, or train another size into a new --out)")
+    refuse_other_size(run_dir, image_size(saved_cfg), image_size(run_cfg.model))
     saved = to_dict(saved_cfg)
     changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in to_dict(run_cfg.model).items() if saved.get(k) != v]
     if changed:
