@@ -140,7 +140,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float | None, batch: int = 64,
-              seed: int = 0, clock: str = "wall", steps: int | None = None) -> dict:
+              seed: int = 0, clock: str = "wall", steps: int | None = None, device: str = "cpu") -> dict:
     """Train a run with the library's Trainer for ``seconds`` of ``clock``: wall time on an
     otherwise idle machine, or this process's CPU time. (CPU time is not a fair budget on a
     shared machine after all: torch's threads spin while waiting for a descheduled partner, so
@@ -148,7 +148,7 @@ def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float | None,
     number of steps instead (equal images)."""
     load_dataset(data, model_cfg.resolution, progress=False)  # decoded and cached before the clock starts
     train = TrainConfig(data=data, batch_size=batch, steps=steps or 10**9, log_every=100, sample_every=10**9,
-                        ckpt_every=10**9, keep_checkpoints=1, seed=seed, device="cpu")
+                        ckpt_every=10**9, keep_checkpoints=1, seed=seed, device=device)
     t0, w0 = time.process_time(), time.perf_counter()
     trainer = train_run(RunConfig(kind=kind, model=model_cfg, train=train), out, quiet=True,
                         time_limit=seconds, clock=CLOCKS[clock])
@@ -400,7 +400,7 @@ def cmd_memorisation(args) -> dict:
     """Diffusion and the modern GAN at several collection sizes, equal CPU time each: how often
     their samples copy a training work, beside their quality."""
     out = Path(args.out)
-    everything, held_out = split_data(args.styles, args.res, args.held_out)
+    everything, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
     order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(2))
     result = {"benchmark": "diffusion-memorisation", "styles": args.styles, "res": args.res,
               "minutes": args.minutes, "clock": args.clock,
@@ -413,9 +413,11 @@ def cmd_memorisation(args) -> dict:
                                "diffusion-mitigated": ("diffusion", args.mitigation_set)}[name]
             cfg = diffusion_config(args.res, overrides) if kind == "diffusion" else gan_config(args.res, overrides)
             run = out / f"{name}-{size}"
-            row = {"training": train_for(kind, cfg, data, run, args.minutes * 60, args.batch, clock=args.clock)
+            budget = (None, args.kimg * 1000 // args.batch) if args.kimg else (args.minutes * 60, None)
+            row = {"training": train_for(kind, cfg, data, run, budget[0], args.batch, clock=args.clock,
+                                         steps=budget[1], device=args.device)
                    if not (run / "checkpoints").is_dir() else "reused"}
-            samples = samples_of(run, args.n)
+            samples = samples_of(run, args.n, args.device)
             row.update(quality(samples, held_out.images, train.images, "cpu"))
             save_grid(samples[:32].float() / 127.5 - 1, out / f"{name}-{size}-grid.png", 8)
             result[f"{name}/{size}"] = row
@@ -472,6 +474,9 @@ def main() -> None:
     p.add_argument("--sizes", default="300,2000,8000")
     p.add_argument("--families", default="diffusion,gan")
     p.add_argument("--mitigation-set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--kimg", type=float, default=0, help="thousands of images per run instead of --minutes")
+    p.add_argument("--data-root", default=str(SHARED / "wikiart64"), help="folder of the style subfolders")
+    p.add_argument("--device", default="cpu")
     sub.choices["versus"].add_argument("--families", default="diffusion,gan")
     for name in ("steps", "guided"):
         p = sub.add_parser(name)

@@ -105,6 +105,13 @@ diffusion() {  # issue 20: diffusion training step vs denoising-diffusion-pytorc
     done
 }
 
+memorisation() {  # issue 20: how often diffusion and the GAN copy at 300/2,000/8,000 works, equal images
+    # (not in the default PARTS: ~8 minutes alone; run with PARTS=memorisation)
+    python3 benchmarks/diffusion.py memorisation --device cuda --data-root "$DATA" --kimg "${MEMO_KIMG:-1000}" --batch 256 \
+        --sizes 300,2000,8000 --families diffusion,gan,diffusion-mitigated --mitigation-set dropout=0.1 \
+        --n 500 --out "$OUT/memorisation" 2>&1 | tail -12
+}
+
 quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
     python3 benchmarks/quality.py --device cuda --data "$DATA" --kimg "${QUALITY_KIMG:-800}" --batch 128 \
         --out "$OUT/quality" --quiet 2>&1 | tail -40
@@ -118,6 +125,7 @@ part fidelity 140 fidelity
 part projection 130 projection
 part memory 110 memory
 part style 90 style
+part memorisation 480 memorisation
 part creative 150 creative
 part vae 90 vae
 part quality 200 quality

@@ -139,6 +139,10 @@ def test_written_images_record_their_verdict_and_copies_are_said_and_avoided(tmp
     info = run_cli("info", str(tmp_path / "after" / "seed0001.png"))
     assert "originality: COPY (edited copy" in info.stdout and "a/s1.png" in info.stdout
 
+    assert main(["evaluate", str(run), "--data", str(data), "--n", "6", "--metrics", "swd", "--device", "cpu"]) == 0
+    evaluated = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert evaluated["copy_rate"] == 0.5  # seeds 0-5, of which 0-2 are the collection
+
     avoided = run_cli("sample", str(run), "--seeds", "0-3", "--out", str(tmp_path / "avoided"), "--device", "cpu",
                       "--avoid-copies")
     assert avoided.returncode == 0, avoided.stderr

@@ -140,7 +140,8 @@ def test_init_from_refuses_a_mismatch_and_records_the_parent(tmp_path, capsys):
     assert main(["train", "gan", *bad, "--out", str(tmp_path / "bad"), "--steps", "2",
                  "--init-from", str(parent)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "resolution 32 (this run: 64)" in err and len(err.splitlines()) == 1
+    assert "makes 32x32 images, this run 64x64; fine-tuning keeps the size (--res 32)" in err
+    assert len(err.splitlines()) == 1
     assert main(["train", "gan", *TINY, "--out", str(child), "--steps", "4", "--init-from", str(parent),
                  "--freeze-d", "1"]) == 0
     from safetensors.torch import load_file

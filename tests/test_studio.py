@@ -225,8 +225,11 @@ def test_training_job_from_the_page(studio):
         studio.start_training("t", "gan", "builtin:abstract:8", 10, model_settings="--out=/tmp/x")
     with pytest.raises(BrushworkError, match="a run named gan exists"):
         studio.start_training("gan", "gan", "builtin:abstract:8", 10)
+    with pytest.raises(BrushworkError, match="multiple of 8"):
+        studio.start_training("t", "gan", "builtin:abstract:8", 10, resolution=32, canvas="32x44")
+    assert not (studio.settings.runs / "t").exists()
     studio.start_training("watch", "gan", "builtin:abstract:8", 100000, resolution=32, batch_size=8,
-                          model_settings="g_width=8 d_width=8")
+                          model_settings="g_width=8 d_width=8", canvas="32x40")
     try:
         deadline = time.time() + 600  # generous: a busy machine is slow, not broken
         while len(loss_rows(studio.training_status("watch")[0])) < 2:
@@ -242,6 +245,7 @@ def test_training_job_from_the_page(studio):
     assert studio.jobs.wait("watch", 600) == 0
     status, line = studio.training_status("watch")
     assert not status.running and "stopped" in line and status.step > 0
+    assert studio.describe_run("watch")["size"] == [32, 40]  # a portrait canvas, trained from the page
     assert "press Resume to continue" in line and "--resume" not in line  # the page's own words
 
 

@@ -131,3 +131,34 @@ def test_sample_writes_enlarged_works_and_from_remakes_them(upscaler_run, tmp_pa
     assert main(["breed", str(big), "--n", "2", "--run", str(gan), "--upscale", str(upscaler_run),
                  "--out", str(tmp_path / "kids"), "--device", "cpu"]) == 0
     assert Image.open(tmp_path / "kids" / "child0000.png").size == (64, 64)
+
+
+def test_paint_and_the_studio_write_enlarged_works(upscaler_run, tmp_path):
+    import shutil
+
+    from brushwork.ui.studio import Studio, StudioSettings
+
+    runs = tmp_path / "runs"
+    diffusion = runs / "diffusion"
+    assert main(["train", "diffusion", "--data", "builtin:abstract:8", "--out", str(diffusion), "--res", "32",
+                 "--steps", "1", "--batch-size", "4", "--set", "width=8", "--set", "attention_levels=0",
+                 "--device", "cpu", "--quiet"]) == 0
+    sketch = tmp_path / "sketch.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(sketch)
+    assert main(["paint", str(diffusion), "--sketch", str(sketch), "--seeds", "3", "--steps", "2",
+                 "--upscale", str(upscaler_run), "--out", str(tmp_path / "painted"), "--device", "cpu"]) == 0
+    painted = tmp_path / "painted" / "paint0003.png"
+    record = read_record(painted)["brushwork"]
+    assert Image.open(painted).size == (64, 64) and record["upscale"]["to_size"] == [64, 64]
+    assert main(["sample", "--from", str(painted), "--sketch", str(sketch), "--run", str(diffusion), "--upscale",
+                 str(upscaler_run), "--out", str(tmp_path / "again"), "--device", "cpu"]) == 0
+    assert (tmp_path / "again" / "paint0003.png").read_bytes() == painted.read_bytes()  # exactly remade
+
+    shutil.copytree(upscaler_run, runs / "up")
+    studio = Studio(StudioSettings(runs=runs, data=tmp_path, outputs=tmp_path / "outputs", device="cpu",
+                                   features="random"))
+    assert studio.upscaler_runs() == ["up"]
+    big = studio.generate("diffusion", "1", upscale="up")[0].path
+    small = studio.generate("diffusion", "1")[0].path  # the cached model is not left enlarging
+    assert Image.open(big).size == (64, 64) and Image.open(small).size == (32, 32)
+    assert read_record(big)["brushwork"]["upscale"]["upscaler_hash"]

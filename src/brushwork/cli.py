@@ -55,7 +55,8 @@ def _add_common_train_args(p) -> None:
     p.add_argument("--data", default="builtin:abstract", help="image folder, or builtin:abstract")
     p.add_argument("--out", required=True, help="run directory (config, checkpoints, samples, logs)")
     p.add_argument("--res", type=number(int, 16), default=64,
-                   help="square training resolution (32..256; the fastgan preset 32..1024)")
+                   help="square training resolution (32..256; the fastgan preset 32..1024); "
+                        "--size WxH for other canvases")
     p.add_argument("--batch-size", type=COUNT)
     p.add_argument("--steps", type=STEPS_OR_ZERO, help="total optimisation steps")
     p.add_argument("--log-every", type=COUNT)
@@ -73,6 +74,31 @@ def _add_common_train_args(p) -> None:
     p.add_argument("--eval-metrics", help="comma list of swd, fid, kid, pr")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summaries")
     p.set_defaults(func=cmd_train)
+
+
+def _add_canvas_args(p) -> None:
+    canvas = p.add_mutually_exclusive_group()
+    canvas.add_argument("--size", metavar="WxH", help="a canvas that is not square, e.g. 64x80 (portrait) "
+                        "or 80x64: the shorter side a power of two, the longer a multiple of a quarter "
+                        "of it, up to 1:4 (default: square, --res)")
+    canvas.add_argument("--aspect", choices=["auto"], help="auto: the collection's typical proportions, "
+                        "with --res as the shorter side (says how many works it crops)")
+
+
+def _canvas(args) -> tuple[int, int] | None:
+    """(width, height) asked by --size or --aspect auto, or None (square at --res)."""
+    from brushwork.config import parse_size
+
+    if getattr(args, "size", None):
+        w, h = parse_size(args.size)
+        return w, h or w
+    if getattr(args, "aspect", None) == "auto":
+        from brushwork.data.aspect import auto_canvas
+
+        choice = auto_canvas(args.data, args.res)
+        print(choice.summary(), file=sys.stderr)
+        return choice.resolution, choice.height or choice.resolution
+    return None
 
 
 def _add_train_parsers(sub) -> None:
@@ -95,6 +121,7 @@ def _add_train_parsers(sub) -> None:
                    "convolutions fixed (FreezeD)")
     p.add_argument("--balance-styles", action="store_true",
                    help="draw styles uniformly (default: as often as the data has them)")
+    _add_canvas_args(p)
     p.set_defaults(family="gan")
     p = sub.add_parser("vae", help="train a VAE (learn a style; reproduce and vary artworks)")
     _add_common_train_args(p)
@@ -102,6 +129,7 @@ def _add_train_parsers(sub) -> None:
     p.add_argument("--beta", type=number(float, 0), default=1.0, help="KL weight (lambda)")
     p.add_argument("--kl-warmup", type=STEPS_OR_ZERO, default=0, help="steps to ramp beta up from 0")
     p.add_argument("--recon", choices=["mse", "l1"], default="mse", help="reconstruction term")
+    _add_canvas_args(p)
     p.set_defaults(family="vae", weights_option="--set vgg_weights=PATH")
     p = sub.add_parser("diffusion", help="train a diffusion model (EDM): sample it, or paint sketches, "
                        "repaint regions and widen canvases with it (brushwork paint)")
@@ -110,6 +138,7 @@ def _add_train_parsers(sub) -> None:
                    help="learn the style subfolders; sample with --style NAME and --guidance")
     p.add_argument("--dropout", type=number(float, 0, 1, high_open=True), help="dropout in the U-Net's blocks (default 0; curbs "
                    "copying of small collections)")
+    _add_canvas_args(p)
     p.set_defaults(family="diffusion", res=32)
     p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
     _add_common_train_args(p)
@@ -139,8 +168,11 @@ def _train_overrides(args) -> dict:
 def _model_config(args):
     from brushwork.config import VAEConfig, apply_overrides, gan_preset
 
+    canvas = _canvas(args) if args.family in ("gan", "vae", "diffusion") else None
+    width, height = canvas or (args.res, args.res)
+    sized = {"resolution": width, "height": 0 if height == width else height}
     if args.family == "gan":
-        cfg = dataclasses.replace(gan_preset(args.preset, args.res), conditional=args.conditional,
+        cfg = dataclasses.replace(gan_preset(args.preset, min(width, height)), **sized, conditional=args.conditional,
                                   creative=args.creative, balance_styles=args.balance_styles,
                                   ada=args.augment == "ada", freeze_d=args.freeze_d or 0)
         if args.creativity is not None:
@@ -151,7 +183,7 @@ def _model_config(args):
     if args.family == "diffusion":
         from brushwork.config import DiffusionConfig
 
-        cfg = DiffusionConfig(resolution=args.res, conditional=args.conditional)
+        cfg = DiffusionConfig(**sized, conditional=args.conditional)
         if args.dropout is not None:
             cfg.dropout = args.dropout
         return apply_overrides(cfg, args.set)
@@ -168,15 +200,15 @@ def _model_config(args):
             encoder = str(Path(encoder).expanduser().resolve())
         return apply_overrides(AdaINConfig(resolution=args.res, style_data=style, encoder=encoder),
                                args.set)
-    cfg = VAEConfig(resolution=args.res, latent_dim=args.latent_dim, beta=args.beta,
+    cfg = VAEConfig(**sized, latent_dim=args.latent_dim, beta=args.beta,
                     kl_warmup_steps=args.kl_warmup, recon=args.recon)
     return apply_overrides(cfg, args.set)
 
 
 def cmd_train(args) -> int:
-    from brushwork.config import RunConfig, TrainConfig
+    from brushwork.config import RunConfig, TrainConfig, image_size
     from brushwork.runs.directory import read_run_config
-    from brushwork.training.run import next_step_hint, train_run
+    from brushwork.training.run import next_step_hint, refuse_other_size, train_run
 
     from brushwork.runs.checkpoint import latest_checkpoint
 
@@ -190,6 +222,9 @@ def cmd_train(args) -> int:
             raise BrushworkError(f"{run_dir} is a {run_cfg.kind} run; resume it with "
                                  f"'brushwork train {run_cfg.kind}'")
         run_cfg.train = dataclasses.replace(run_cfg.train, **_train_overrides(args))
+        asked = _canvas(args) if getattr(args, "size", None) else None
+        if asked is not None:
+            refuse_other_size(run_dir, image_size(run_cfg.model), (asked[1], asked[0]))
     else:
         train = dataclasses.replace(TrainConfig(data=args.data), **_train_overrides(args))
         if not args.data.startswith("builtin:"):
@@ -226,7 +261,7 @@ def cmd_sample(args) -> int:
         from brushwork.making.paint import repaint_from_record
 
         paths = repaint_from_record(args.from_image, args.sketch, args.mask, out, run, args.runs,
-                                    args.device, args.record_paths)
+                                    args.device, args.record_paths, getattr(args, "upscale", None))
     elif args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
         model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
                                                                  args.device)
@@ -265,6 +300,7 @@ def cmd_paint(args) -> int:
     model = load_model(args.run, args.device, record_paths=args.record_paths)
     _apply_sampling(model, args)
     _judge(model, args)
+    _enlarge(model, args)
     inputs = load_inputs(args.sketch, args.mask, args.extend)
     strength = args.strength if args.strength is not None else 1.0 if inputs.repaint is not None else 0.6
     paths = write_paintings(model, inputs, seeds, Path(args.out), strength, style, args.resample,
@@ -712,6 +748,7 @@ def _add_paint_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     _add_output_args(p)
     _add_originality_arg(p)
+    _add_upscale_arg(p)
     p.set_defaults(func=cmd_paint)
 
 

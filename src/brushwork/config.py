@@ -22,6 +22,77 @@ def check_resolution(res: int, highest: int = 256, who: str = "") -> None:
                              f"{' for ' + who if who else ''}, got {res}")
 
 
+# -- canvases: images that are not square ------------------------------------------------------
+# A canvas is (height, width). Configs keep ``resolution`` (the width) and ``height`` (0: square).
+# The shorter side is a power of two, as square sizes are; the longer side a multiple of a quarter
+# of it, so that every model starts from a map 4 px on its shorter side and k px on its longer
+# (k = 4..16) and doubles both: 64x80 starts from 4 x 5. Ratios beyond 1:4 are refused.
+MAX_RATIO = 4
+
+
+def canvas_of(resolution: int, height: int = 0) -> tuple[int, int]:
+    """(height, width) of a config's images."""
+    return (height or resolution), resolution
+
+
+def base_map(resolution: int, height: int = 0) -> tuple[int, int]:
+    """(h0, w0): the map a model grows from (4 x 4 for squares), doubling to the canvas."""
+    h, w = canvas_of(resolution, height)
+    unit = min(h, w) // 4
+    return h // unit, w // unit
+
+
+def sizes_that_work(short: int) -> str:
+    """A readable list of the canvases with this shorter side, e.g. '64x80, 64x96, ...'."""
+    longs = [short * k // 4 for k in range(5, 4 * MAX_RATIO + 1)]
+    return ", ".join(f"{short}x{n}" for n in longs[:6]) + f", ... {short}x{longs[-1]} (and the same turned)"
+
+
+def check_canvas(resolution: int, height: int = 0, highest: int = 256, who: str = "") -> None:
+    """Refuse a canvas no model can be built for, saying which sizes work."""
+    h, w = canvas_of(resolution, height)
+    if h == w:
+        return check_resolution(w, highest, who)
+    short, long = min(h, w), max(h, w)
+    if long > MAX_RATIO * short:
+        raise BrushworkError(f"size {w}x{h}: a ratio beyond 1:{MAX_RATIO} is not supported")
+    try:
+        check_resolution(short, highest, who)
+    except BrushworkError:
+        raise BrushworkError(f"size {w}x{h}: the shorter side must be a power of two from 32 to {highest}"
+                             f"{' for ' + who if who else ''}") from None
+    if long % (short // 4):
+        raise BrushworkError(f"size {w}x{h}: the longer side must be a multiple of {short // 4} "
+                             f"(a quarter of the shorter); sizes that work: {sizes_that_work(short)}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'64x80' -> (resolution 64, height 80): width x height, as image sizes are written."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BrushworkError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 64x80") from None
+    if w < 1 or h < 1:
+        raise BrushworkError(f"--size {text!r}: both sides must be positive")
+    return w, (0 if h == w else h)
+
+
+def image_size(model_cfg) -> tuple[int, int]:
+    """(height, width) of the images a model config makes (families without ``height``: square)."""
+    return canvas_of(model_cfg.resolution, getattr(model_cfg, "height", 0))
+
+
+def index_side(model_cfg) -> int:
+    """The resolution of the originality index a run's images are judged by: its shorter side (a
+    canvas that is not square is judged by its centre square, as the index holds the works)."""
+    return min(image_size(model_cfg))
+
+
+def size_text(resolution: int, height: int = 0) -> str:
+    """'64' for squares, '64x80' otherwise (width x height)."""
+    return f"{resolution}x{height}" if height and height != resolution else str(resolution)
+
+
 @dataclass
 class GANConfig:
     """Architecture and optimisation of a GAN. Presets below fill it in."""
@@ -29,7 +100,8 @@ class GANConfig:
     preset: str = "modern"  # name of the preset this config started from (informational)
     architecture: str = "dcgan"  # "seed" (the project's original Keras design), "dcgan" (Radford
     # et al.) or "fastgan" (Liu et al. 2021: skip-layer excitation, self-supervised D)
-    resolution: int = 64  # square output size in pixels, a power of two in 32..256 (fastgan: ..1024)
+    resolution: int = 64  # output width in pixels (square: the size), a power of two in 32..256 (fastgan: ..1024)
+    height: int = 0  # output height when not square (0: square); see check_canvas for the sizes that work
     z_dim: int = 100  # latent size; 100 in both the seed design and DCGAN
     g_width: int = 64  # generator channels at the highest resolution (DCGAN's ngf)
     g_upsample: str = "transpose"  # dcgan G's 2x layers: "transpose" (4x4 stride-2 transposed conv,
@@ -82,8 +154,11 @@ class GANConfig:
         if self.architecture not in ("seed", "dcgan", "fastgan"):
             raise BrushworkError(f"unknown architecture {self.architecture!r} (choose seed, dcgan or fastgan)")
         fastgan = self.architecture == "fastgan"
-        check_resolution(self.resolution, 1024 if fastgan else 256,
-                         "the fastgan preset" if fastgan else "this preset (fastgan goes to 1024)")
+        if self.height and self.height != self.resolution and self.architecture == "seed":
+            raise BrushworkError(f"the {self.preset} preset makes square images only for now; the dcgan, "
+                                 f"modern and fastgan presets take --size {size_text(self.resolution, self.height)}")
+        check_canvas(self.resolution, self.height, 1024 if fastgan else 256,
+                     "the fastgan preset" if fastgan else "this preset (fastgan goes to 1024)")
         if fastgan and self.styled:
             raise BrushworkError("the fastgan preset has no conditional or creative mode yet; use "
                                  "--preset modern for --conditional or --creative")
@@ -164,7 +239,8 @@ def gan_preset(name: str, resolution: int = 64) -> GANConfig:
 class VAEConfig:
     """Convolutional VAE. Loss = ||x - x_hat||^2 + beta * KL (the project's design)."""
 
-    resolution: int = 64  # square image size, a power of two in 32..256
+    resolution: int = 64  # image width (square: the size), a power of two in 32..256
+    height: int = 0  # image height when not square (0: square); see check_canvas
     latent_dim: int = 128  # size of z
     width: int = 64  # encoder channels at the highest resolution (decoder mirrors it)
     beta: float = 1.0  # weight of KL (lambda in the design; beta-VAE, Higgins et al. 2017)
@@ -181,7 +257,7 @@ class VAEConfig:
     channels_last: bool = True  # NHWC memory layout
 
     def validate(self) -> None:
-        check_resolution(self.resolution)
+        check_canvas(self.resolution, self.height)
         if self.recon not in ("mse", "l1"):
             raise BrushworkError(f"unknown reconstruction term {self.recon!r} (choose mse or l1)")
         if self.latent_dim < 1 or self.width < 1 or self.beta < 0:
@@ -202,7 +278,8 @@ class DiffusionConfig:
     schedule); the network and schedule are sized for CPUs and small collections.
     """
 
-    resolution: int = 32  # square image size, a power of two in 32..128 (the U-Net is convolutional)
+    resolution: int = 32  # image width (square: the size), a power of two in 32..128 (the U-Net is convolutional)
+    height: int = 0  # image height when not square (0: square); see check_canvas
     width: int = 64  # U-Net channels at full resolution (DDPM++ uses 128 at 32 px)
     channel_mult: str = "1,2,2"  # channels of each level as multiples of width, finest first;
     # every further level halves the image (32 px, "1,2,2": 32, 16 and 8 px levels)
@@ -233,13 +310,13 @@ class DiffusionConfig:
     channels_last: bool = False  # NHWC memory layout: slower here (CPU step 51 vs 64 img/s at 32 px)
 
     def validate(self) -> None:
-        check_resolution(self.resolution, 128, "diffusion")
+        check_canvas(self.resolution, self.height, 128, "diffusion")
         if self.width < 1 or self.blocks < 1 or not self.multipliers or min(self.multipliers) < 1:
             raise BrushworkError("width and blocks must be >= 1; channel_mult a comma list of "
                                  "positive integers, e.g. 1,2,2")
-        if self.resolution >> (len(self.multipliers) - 1) < 4:
+        if min(canvas_of(self.resolution, self.height)) >> (len(self.multipliers) - 1) < 4:
             raise BrushworkError(f"channel_mult {self.channel_mult!r} has too many levels for "
-                                 f"{self.resolution} px (the coarsest must be at least 4 px)")
+                                 f"{size_text(self.resolution, self.height)} px (the coarsest must be at least 4 px)")
         if not 0 <= self.attention_levels <= len(self.multipliers):
             raise BrushworkError(f"attention_levels must be in 0..{len(self.multipliers)}")
         if not 0 <= self.dropout < 1 or not 0 <= self.cond_drop < 1:
@@ -268,7 +345,8 @@ class DiffusionConfig:
     @property
     def z_dim(self) -> int:
         """A diffusion model's latent is its starting noise: one value per pixel and channel."""
-        return 3 * self.resolution * self.resolution
+        h, w = canvas_of(self.resolution, self.height)
+        return 3 * h * w
 
 
 SAMPLERS = ("heun", "dpm2m")
@@ -389,6 +467,9 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     return dataclasses.replace(cfg, **changes)
 
 
+TEXTURE_WEIGHT = 0.0  # the upscaler's texture term by default (benchmarks/RESULTS.md, "Upscaling")
+
+
 @dataclass
 class UpscalerConfig:
     """A small super-resolution network learned from the collection's own works (``models/upscaler.py``):
@@ -399,6 +480,7 @@ class UpscalerConfig:
     scale: int = 2  # enlargement, 2 or 4
     width: int = 32  # channels of the residual blocks
     blocks: int = 6  # residual blocks: each widens the receptive field by 2 input pixels
+    texture_weight: float = TEXTURE_WEIGHT  # weight of the texture term beside L1 (0 = L1 only)
     lr: float = 2e-4  # Adam learning rate (EDSR's 1e-4, doubled for short CPU runs)
     beta1: float = 0.9  # Adam beta1
     beta2: float = 0.99  # Adam beta2
@@ -412,8 +494,8 @@ class UpscalerConfig:
         if self.resolution < 8 * self.scale or self.resolution % self.scale:
             raise BrushworkError(f"upscaler resolution must be a multiple of {self.scale} and at least "
                                  f"{8 * self.scale}; got {self.resolution}")
-        if self.width < 1 or self.blocks < 0:
-            raise BrushworkError("width must be >= 1 and blocks >= 0")
+        if self.width < 1 or self.blocks < 0 or self.texture_weight < 0:
+            raise BrushworkError("width must be >= 1, blocks >= 0 and texture_weight >= 0")
         if not 0 < self.val_fraction < 0.5:
             raise BrushworkError("val_fraction must be between 0 and 0.5")
 

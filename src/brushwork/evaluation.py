@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
+from brushwork.config import index_side
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.making.generate import load_model
 from brushwork.imaging import uint8_from_unit
+from brushwork.metrics.collection_index import open_index
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 from brushwork.metrics.swd import swd
 from brushwork.runs.directory import append_jsonl
@@ -34,12 +36,14 @@ def feature_extractor_or_none(metrics: set[str], features: str, weights: str | N
 
 
 class SampleEvaluator:
-    """Scores a generator's samples (seeds 0..n-1) against a fixed real subset; reusable."""
+    """Scores a generator's samples (seeds 0..n-1) against a fixed real subset; reusable.
+    ``index``: the collection's originality index (``brushwork index``), when there is one: the
+    share of samples it calls copies is reported as ``copy_rate``."""
 
     def __init__(self, ds: ArtDataset, n: int, metrics: set[str], device, features: str = "inception",
-                 inception_weights: str | None = None, cache_dir: str | Path = ""):
+                 inception_weights: str | None = None, cache_dir: str | Path = "", index=None):
         self.real = real_subset(ds, n)
-        self.n, self.metrics, self.device = n, metrics, device
+        self.n, self.metrics, self.device, self.index = n, metrics, device, index
         self.extractor = feature_extractor_or_none(metrics, features, inception_weights)
         self.cache_dir = Path(cache_dir or default_cache_dir())
 
@@ -48,8 +52,11 @@ class SampleEvaluator:
         seeds = list(range(self.n))
         fake = torch.cat([uint8_from_unit(sample_seeds(seeds[i:i + 256]).cpu())  # 8-bit as it comes
                           for i in range(0, self.n, 256)])
-        return evaluate_images(fake, self.real.images, self.metrics, self.device, self.extractor,
-                               self.real.fingerprint, self.cache_dir)
+        row = evaluate_images(fake, self.real.images, self.metrics, self.device, self.extractor,
+                              self.real.fingerprint, self.cache_dir)
+        if self.index is not None:
+            row["copy_rate"] = sum(v["verdict"] == "COPY" for v in self.index.check(fake)) / len(fake)
+        return row
 
 
 def _novelty(samples: torch.Tensor, ds: ArtDataset, features: str | None, device) -> dict[str, float]:
@@ -130,8 +137,10 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
     """Evaluate a run's newest checkpoint; the row is appended to its metrics.jsonl too."""
     metrics = parse_metrics(metrics_text)
     model = load_model(run, device)
-    ds = load_dataset(data, model.config.model.resolution, progress=False)
-    evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights)
+    cfg = model.config.model
+    ds = load_dataset(data, cfg.resolution, progress=False, height=getattr(cfg, "height", 0))
+    index = open_index(data, index_side(cfg))
+    evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights, index=index)
     row = {"step": model.step, "eval_n": min(n, len(ds))}
     if metrics - {"style"}:
         row.update(evaluator(model.generate_seeds))
@@ -139,4 +148,7 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
         row.update({f"eval_{k}": v for k, v in
                     style_metrics(model, ds, n, model.device, originality_features).items()})
     append_jsonl(Path(run) / "metrics.jsonl", row)
+    if index is None and metrics - {"style"}:  # said once the row is safely written
+        print(f"note: {data} has no originality index at {index_side(cfg)} px, so no copy_rate "
+              f"(brushwork index {data} --res {index_side(cfg)} makes one)", file=sys.stderr)
     return row

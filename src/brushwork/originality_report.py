@@ -143,6 +143,8 @@ def _indexed_checks(data: str, resolution: int, ds):
     (built with ``brushwork index``, not changed since), else None (they are built here)."""
     from brushwork.metrics.collection_index import open_index
 
+    if tuple(ds.images.shape[-2:]) != (resolution, resolution):  # the index holds square works
+        return None
     index = open_index(data, resolution)
     if index is None or len(index.names) != len(ds) or (ds.files and index.names != list(ds.files)):
         return None
@@ -151,10 +153,15 @@ def _indexed_checks(data: str, resolution: int, ds):
 
 def originality(generated: torch.Tensor, data: str, resolution: int, features: str, device,
                 report_path: Path | None = None, percentile: float = 5.0) -> OriginalityReport:
-    """Check uint8 images [N, 3, R, R] against a data folder; optionally write the HTML report."""
+    """Check uint8 images [N, 3, R, R] against a data folder; optionally write the HTML report.
+    Images that are not square ([N, 3, H, W], a run's canvas) are compared with the works cropped
+    to the same canvas."""
     if report_path is not None:
         ensure_output_file(report_path)
-    ds = load_dataset(data, resolution, progress=False)
+    h, w = generated.shape[-2:]
+    if h != w:
+        resolution = w
+    ds = load_dataset(data, resolution, progress=False, height=0 if h == w else h)
     cache = None  # the edited-copy thresholds of this collection, calibrated once
     if ds.fingerprint:
         key = hashlib.sha256(f"{ds.fingerprint}-{resolution}".encode()).hexdigest()[:24]
@@ -207,7 +214,9 @@ def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJud
 
     if not enabled:
         return None
-    data, resolution = model.config.train.data, model.config.model.resolution
+    from brushwork.config import index_side
+
+    data, resolution = model.config.train.data, index_side(model.config.model)
     index = open_index(data, resolution, cache_dir) if data else None
     missing = (f"originality not checked: {data or 'the training data'} has no originality index at "
                f"{resolution} px (build it once: brushwork index {data or 'DATA'} --res {resolution}; "

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from brushwork.data.images import decode_square, list_image_files
+from brushwork.data.images import decode_canvas, list_image_files
 from brushwork.errors import BrushworkError
 from brushwork.utils import OutputError, atomic_write, atomic_writer, ensure_dir, output_error
 
@@ -35,7 +35,7 @@ RANDOM_CROP_MARGIN = 1.125  # random crops are taken from images cached this muc
 class ArtDataset:
     """Decoded images in memory plus what was learned while reading the folder."""
 
-    images: torch.Tensor  # uint8 [N, 3, S, S]; S >= training resolution
+    images: torch.Tensor  # uint8 [N, 3, H, W]; at least the training size (S x S for squares)
     labels: torch.Tensor  # int64 [N], index into label_names
     label_names: list[str]
     files: list[str] = field(default_factory=list)  # relative paths, aligned with images
@@ -75,11 +75,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BRUSHWORK_CACHE") or Path.home() / ".cache" / "brushwork")
 
 
-def stored_size(resolution: int, crop: str) -> int:
-    return resolution if crop == "center" else int(round(resolution * RANDOM_CROP_MARGIN))
+Size = int | tuple[int, int]  # a square's side, or (height, width) of a canvas that is not square
 
 
-def _folder_fingerprint(root: Path, files: list[Path], size: int) -> str:
+def stored_size(resolution: int, crop: str, height: int = 0) -> Size:
+    """What the cache keeps: the training size, or larger for random crops; an int for squares
+    (their cache keys are what they always were), (height, width) otherwise."""
+    margin = 1.0 if crop == "center" else RANDOM_CROP_MARGIN
+    if not height or height == resolution:
+        return int(round(resolution * margin))
+    return int(round(height * margin)), int(round(resolution * margin))
+
+
+def height_width(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _folder_fingerprint(root: Path, files: list[Path], size: Size) -> str:
     digest = hashlib.sha256(f"brushwork-dataset-v{CACHE_FORMAT}:{size}".encode())
     for path in files:
         stat = path.stat()
@@ -87,8 +99,8 @@ def _folder_fingerprint(root: Path, files: list[Path], size: int) -> str:
     return digest.hexdigest()[:24]
 
 
-def _decode_one(path: Path, size: int) -> np.ndarray | str:
-    return decode_square(path, size)
+def _decode_one(path: Path, size: Size) -> np.ndarray | str:
+    return decode_canvas(path, size)
 
 
 def _label_of(root: Path, path: Path) -> str:
@@ -111,7 +123,7 @@ def _save_part(path: Path, results: list) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def _build_cache(root: Path, files: list[Path], size: int, cache_file: Path, progress: bool) -> None:
+def _build_cache(root: Path, files: list[Path], size: Size, cache_file: Path, progress: bool) -> None:
     """Decode the folder into ``cache_file`` chunk by chunk: every finished chunk is kept on disk
     (``<cache>.parts/``), so an interrupted build resumes where it stopped, and the cache file is
     streamed from the chunks (never the whole collection in memory) and renamed into place."""
@@ -133,7 +145,7 @@ def _build_cache(root: Path, files: list[Path], size: int, cache_file: Path, pro
     shutil.rmtree(parts, ignore_errors=True)
 
 
-def _assemble(root: Path, chunks: list[list[Path]], part_files: list[Path], size: int,
+def _assemble(root: Path, chunks: list[list[Path]], part_files: list[Path], size: Size,
               cache_file: Path) -> None:
     """Stream the decoded chunks into one safetensors file (images, then labels)."""
     good, skipped = [], []
@@ -146,11 +158,12 @@ def _assemble(root: Path, chunks: list[list[Path]], part_files: list[Path], size
                              f"(first: {skipped[0][0]}: {skipped[0][1]})")
     label_names = sorted({_label_of(root, p) for p in good})
     labels = np.array([label_names.index(_label_of(root, p)) for p in good], dtype=np.int64)
-    n, pixels = len(good), len(good) * 3 * size * size
+    (h, w), n = height_width(size), len(good)
+    pixels = n * 3 * h * w
     meta = {"label_names": json.dumps(label_names), "files": json.dumps([str(p.relative_to(root)) for p in good]),
             "skipped": json.dumps(skipped), "source": str(root)}
     header = json.dumps({"__metadata__": meta,
-                         "images": {"dtype": "U8", "shape": [n, 3, size, size], "data_offsets": [0, pixels]},
+                         "images": {"dtype": "U8", "shape": [n, 3, h, w], "data_offsets": [0, pixels]},
                          "labels": {"dtype": "I64", "shape": [n], "data_offsets": [pixels, pixels + 8 * n]}})
     header += " " * (-len(header.encode()) % 8)  # safetensors aligns the data to 8 bytes
     with atomic_writer(cache_file) as f:
@@ -179,9 +192,11 @@ _MEMORY_CACHE: dict[str, ArtDataset] = {}
 
 
 def load_dataset(spec: str, resolution: int, crop: str = "center", cache_dir: str | Path = "",
-                 progress: bool = True) -> ArtDataset:
-    """Load ``builtin:abstract`` or an image folder at ``resolution`` (cached after the first time)."""
-    size = stored_size(resolution, crop)
+                 progress: bool = True, height: int = 0) -> ArtDataset:
+    """Load ``builtin:abstract`` or an image folder at ``resolution`` (cached after the first time);
+    ``height``: the works' height when not square (``resolution`` is then their width), each work
+    centre-cropped to that aspect."""
+    size = stored_size(resolution, crop, height)
     if spec.startswith("builtin:"):
         return _load_builtin(spec, size)
     root = Path(spec).expanduser()
@@ -240,7 +255,7 @@ def one_builder(cache_file: Path, spec: str):
         lock.release()
 
 
-def _build_in_memory(root: Path, files: list[Path], size: int, progress: bool) -> ArtDataset:
+def _build_in_memory(root: Path, files: list[Path], size: Size, progress: bool) -> ArtDataset:
     """The same build in a temporary folder, kept in memory (when the cache folder is unwritable)."""
     with tempfile.TemporaryDirectory() as tmp:
         _build_cache(root, files, size, Path(tmp) / "dataset.safetensors", progress)
@@ -258,7 +273,7 @@ def empty_style_folders(source: str) -> list[str]:
                   if d.is_dir() and not d.name.startswith(".") and not list_image_files(d))
 
 
-def _load_builtin(spec: str, size: int) -> ArtDataset:
+def _load_builtin(spec: str, size: Size) -> ArtDataset:
     from brushwork.data.builtin import builtin_abstract
 
     name, _, count = spec.partition(":")[2].partition(":")
@@ -267,7 +282,10 @@ def _load_builtin(spec: str, size: int) -> ArtDataset:
     per_style = int(count) if count.isdigit() else 200
     key = f"builtin:{per_style}:{size}"
     if key not in _MEMORY_CACHE:
-        images, labels, names = builtin_abstract(size, per_style)
+        h, w = height_width(size)
+        images, labels, names = builtin_abstract(max(h, w), per_style)
+        top, left = (max(h, w) - h) // 2, (max(h, w) - w) // 2  # painted square, centre-cropped
+        images = np.ascontiguousarray(images[:, :, top:top + h, left:left + w])
         _MEMORY_CACHE[key] = ArtDataset(torch.from_numpy(images), torch.from_numpy(labels), names,
                                         source=spec, fingerprint=key)
     return _MEMORY_CACHE[key]
@@ -280,10 +298,10 @@ class ImageBatcher:
     checkpoint, so a resumed run sees exactly the batches it would have seen.
     """
 
-    def __init__(self, ds: ArtDataset, batch_size: int, resolution: int, device: torch.device,
+    def __init__(self, ds: ArtDataset, batch_size: int, resolution: Size, device: torch.device,
                  flip: bool = True, seed: int = 0, on_device: bool = True, channels_last: bool = False,
                  balance_labels: bool = False, world=None):
-        self.resolution, self.flip = resolution, flip
+        self.resolution, self.flip = height_width(resolution), flip  # (height, width) of a batch
         # Under torchrun every rank draws the whole global batch (world x batch_size: order, crops,
         # flips) from the same generator and keeps its own rows, so the job sees what one process
         # with the global batch would, and the state resumes under any world size.
@@ -322,23 +340,30 @@ class ImageBatcher:
             chunks.append(take)
         return torch.cat(chunks)
 
+    def _crop_offsets(self, g: int, spare_h: int, spare_w: int) -> torch.Tensor:
+        """[2, g] random crop corners (rows, columns); equal margins take one draw, as squares
+        always did (so their runs resume and repeat exactly as before)."""
+        if spare_h == spare_w:
+            return torch.randint(0, spare_h + 1, (2, g), generator=self.generator)
+        return torch.stack([torch.randint(0, spare_h + 1, (g,), generator=self.generator),
+                            torch.randint(0, spare_w + 1, (g,), generator=self.generator)])
+
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.world is None else self.world.rows(x)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images float [B, 3, R, R] in [-1, 1], labels int64 [B]) on the training device
+        """(images float [B, 3, H, W] in [-1, 1], labels int64 [B]) on the training device
         (this rank's B rows of the global batch under torchrun)."""
         idx = self._next_indices()
-        g, r, s = len(idx), self.resolution, self.images.shape[-1]
-        offsets = self._rows(torch.randint(0, s - r + 1, (2, g), generator=self.generator).T).T
+        g, (rh, rw), (sh, sw) = len(idx), self.resolution, self.images.shape[-2:]
+        offsets = self._rows(self._crop_offsets(g, sh - rh, sw - rw).T).T
         flips = self._rows(torch.rand(g, generator=self.generator) < 0.5) if self.flip else None
         idx = self._rows(idx)
         b = len(idx)
         dev = self.images.device
         batch = self.images[idx.to(dev)]
-        if s != r:  # per-image random crop via one gather
-            ar = torch.arange(r)
-            ys, xs = (offsets[0, :, None] + ar).to(dev), (offsets[1, :, None] + ar).to(dev)
+        if (sh, sw) != (rh, rw):  # per-image random crop via one gather
+            ys, xs = (offsets[0, :, None] + torch.arange(rh)).to(dev), (offsets[1, :, None] + torch.arange(rw)).to(dev)
             batch = batch[torch.arange(b, device=dev)[:, None, None, None],
                           torch.arange(3, device=dev)[None, :, None, None],
                           ys[:, None, :, None], xs[:, None, None, :]]

@@ -92,24 +92,37 @@ def load_rgb_or_exit(path: str | Path) -> Image.Image:
         raise BrushworkError(f"cannot read image {path}: {exc}") from None
 
 
-def square_crop_resize(img: Image.Image, size: int) -> Image.Image:
-    """Centre-crop to a square, then resize to ``size`` x ``size`` with a Lanczos filter."""
+def crop_resize(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Centre-crop to the largest box of the aspect of ``size`` ((height, width), or an int for a
+    square), then resize to it with a Lanczos filter: the work keeps its proportions."""
+    h_out, w_out = (size, size) if isinstance(size, int) else size
     w, h = img.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
-    if side != size:
-        img = img.resize((size, size), Image.LANCZOS, reducing_gap=3.0)
+    scale = min(w / w_out, h / h_out)  # the box of the asked aspect that fits the work
+    bw, bh = min(w, round(w_out * scale)), min(h, round(h_out * scale))
+    left, top = (w - bw) // 2, (h - bh) // 2
+    img = img.crop((left, top, left + bw, top + bh))
+    if (bw, bh) != (w_out, h_out):
+        img = img.resize((w_out, h_out), Image.LANCZOS, reducing_gap=3.0)
     return img
 
 
-def decode_square(path: str | Path, size: int) -> np.ndarray | str:
-    """One file as uint8 [3, size, size] (centre crop), or the reason it is unreadable. Lives in
-    this torch-free module so cache-building worker processes start quickly."""
+def square_crop_resize(img: Image.Image, size: int) -> Image.Image:
+    """Centre-crop to a square, then resize to ``size`` x ``size`` with a Lanczos filter."""
+    return crop_resize(img, size)
+
+
+def decode_canvas(path: str | Path, size: int | tuple[int, int]) -> np.ndarray | str:
+    """One file as uint8 [3, H, W] (centre crop of that aspect; an int: a square), or the reason
+    it is unreadable. Lives in this torch-free module so cache-building workers start quickly."""
     try:
-        return to_uint8_chw(square_crop_resize(load_rgb(path), size))
+        return to_uint8_chw(crop_resize(load_rgb(path), size))
     except UnreadableImage as exc:
         return str(exc)
+
+
+def decode_square(path: str | Path, size: int) -> np.ndarray | str:
+    """One file as uint8 [3, size, size] (centre crop), or the reason it is unreadable."""
+    return decode_canvas(path, size)
 
 
 def to_uint8_chw(img: Image.Image) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from brushwork.config import RunConfig, config_hash
+from brushwork.config import RunConfig, config_hash, image_size, index_side
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
 from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latents_for_recipes,
@@ -149,9 +149,8 @@ class TrainedModel:
         return torch.cat([o.float().clamp(-1, 1).cpu() for o in out])
 
     def noise(self, z: torch.Tensor) -> torch.Tensor:
-        """A diffusion run's latents [N, 3*R*R] as the images of noise they are [N, 3, R, R]."""
-        r = self.config.model.resolution
-        return z.reshape(len(z), 3, r, r)
+        """A diffusion run's latents [N, 3*H*W] as the images of noise they are [N, 3, H, W]."""
+        return z.reshape(len(z), 3, *image_size(self.config.model))
 
     def sigmas(self, top: float | None = None) -> list[float]:
         """The noise levels this model's sampling visits (from ``top``, default sigma_max)."""
@@ -373,14 +372,21 @@ def write_images(model: TrainedModel, recipes: list[dict], names: list[str], out
                 recipe = recipes[i]
                 latent = {"seed": recipe["seed"]} if set(recipe) == {"seed"} else {"latent": recipe}
                 record = model.record(**latent, **prior, **asked, **verdicts[i - start]) if metadata else None
-                if model.enlarge is not None:
-                    img, grown = model.enlarge(img)
-                    record = record | {"upscale": grown} if record is not None else None
+                img, record = enlarged(model, img, record)
                 paths.append(_save(img, Path(out_dir) / f"{names[i]}.{ext}", record, watermark, c2pa_credentials))
             if len(kept) * WRITE_BATCH < keep:
                 kept.append(images[:max(0, keep - start)])
             bar.update(len(images))
     return paths, torch.cat(kept) if kept else torch.zeros(0)
+
+
+def enlarged(model: TrainedModel, img, record: dict | None):
+    """(image, record) as written: enlarged by the model's upscaler (``--upscale RUN``) when it
+    has one, the record then holding both sizes and the upscaler's hash."""
+    if model.enlarge is None:
+        return img, record
+    img, grown = model.enlarge(img)
+    return img, (record | {"upscale": grown} if record is not None else None)
 
 
 def judged(model: TrainedModel, images: torch.Tensor, names: list[str], say=print) -> list[dict]:
@@ -439,7 +445,7 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
     if getattr(model.judge, "index", None) is None:
         raise BrushworkError("--avoid-copies needs the training collection's originality index "
                              f"(build it once: brushwork index {model.config.train.data} "
-                             f"--res {model.config.model.resolution})")
+                             f"--res {index_side(model.config.model)})")
     chosen, tried, spare = list(seeds), set(seeds), max(seeds) + 1
     pending = list(range(len(seeds)))  # positions whose seed is not yet judged original
     while pending:

@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from brushwork.config import index_side
 from brushwork.errors import BrushworkError
 from brushwork.latents import latent_for_seed
-from brushwork.making.generate import TrainedModel, judged
+from brushwork.making.generate import TrainedModel, enlarged, judged
 from brushwork.models.samplers import guided, heun_step, in_fixed_batches, karras_sigmas, sigma_at_strength, solve
 
 MAX_CANVAS_PIXELS = 50_000_000  # largest output (sketch plus margins), as the studio's uploads
@@ -117,11 +118,12 @@ def working_size(inputs: PaintInputs, model: TrainedModel) -> tuple[int, int]:
     stride = 2 ** (len(cfg.multipliers) - 1)
     sketch_h = inputs.canvas.shape[0] - inputs.extend["top"] - inputs.extend["bottom"]
     sketch_w = inputs.canvas.shape[1] - inputs.extend["left"] - inputs.extend["right"]
-    scale = cfg.resolution / min(sketch_h, sketch_w)
+    side_px = index_side(cfg)  # the run's scale: its images' shorter side
+    scale = side_px / min(sketch_h, sketch_w)
     w, h = (max(stride, round(side * scale / stride) * stride) for side in inputs.size)
-    if w * h > MAX_WORK_AREA * cfg.resolution ** 2:
+    if w * h > MAX_WORK_AREA * side_px ** 2:
         raise BrushworkError(f"the canvas is {inputs.size[0]} x {inputs.size[1]}, which this "
-                             f"{cfg.resolution} px model would paint at {w} x {h}: more than "
+                             f"{side_px} px model would paint at {w} x {h}: more than "
                              f"{MAX_WORK_AREA}x its own area; extend it less")
     return w, h
 
@@ -293,7 +295,7 @@ def how_it_was_handled(inputs: PaintInputs, model: TrainedModel) -> str:
     if (w, h) == (cw, ch):
         return f"{what} at {w} x {h} (the canvas's own size)"
     return (f"{what} at {w} x {h} (the canvas of {cw} x {ch} resized so that the sketch's shorter side "
-            f"is the run's {model.config.model.resolution} px), then resized back to {cw} x {ch}")
+            f"is the run's {index_side(model.config.model)} px), then resized back to {cw} x {ch}")
 
 
 def write_paintings(model: TrainedModel, inputs: PaintInputs, seeds: list[int], out_dir: Path,
@@ -332,26 +334,29 @@ def _write(model: TrainedModel, seeds: list[int], images: np.ndarray, out_dir: P
     verdicts = [{} for _ in seeds]
     if model.judge is not None:  # judged as the collection is indexed: square, at the run's resolution
         square = F.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float(),
-                               size=model.config.model.resolution, mode="area")
+                               size=index_side(model.config.model), mode="area")
         verdicts = judged(model, square.round().to(torch.uint8), names)
     ensure_dir(out_dir)
     paths = []
     for i, (seed, pixels) in enumerate(zip(seeds, images)):
         asked = describe(styles[i], model.style_names) if styles else {}
         record = model.record(seed=seed, **prior, paint=how, **asked, **verdicts[i]) if metadata else None
-        name = names[i]
-        paths.append(save_image(Image.fromarray(pixels), Path(out_dir) / f"{name}.{ext}", record))
+        img, record = enlarged(model, Image.fromarray(pixels), record)
+        paths.append(save_image(img, Path(out_dir) / f"{names[i]}.{ext}", record))
     return paths
 
 
 def repaint_from_record(image: str | Path, sketch: str | Path | None, mask: str | Path | None,
                         out_dir: Path, run=None, runs_dir="runs", device: str = "auto",
-                        record_paths: bool = False) -> list[Path]:
-    """Remake a painting exactly from its record, given the same sketch (and mask) files."""
+                        record_paths: bool = False, upscale: str | None = None) -> list[Path]:
+    """Remake a painting exactly from its record, given the same sketch (and mask) files (and
+    ``upscale``, the upscaler run, when it was written enlarged)."""
     from brushwork.making.generate import load_for_regeneration
+    from brushwork.making.upscale import enlarger, upscaler_for
     from brushwork.provenance import read_record
 
-    how = (read_record(image).get("brushwork") or {}).get("paint") or {}
+    record = read_record(image).get("brushwork") or {}
+    how = record.get("paint") or {}
     if sketch is None:
         raise BrushworkError(f"{image} was painted from a sketch; give it again with --sketch FILE"
                              + (" and its --mask FILE" if how.get("mask_sha256") else ""))
@@ -363,8 +368,10 @@ def repaint_from_record(image: str | Path, sketch: str | Path | None, mask: str 
         if given != recorded:
             raise BrushworkError(f"that {name} is not the one {image} was painted from (its record holds "
                                  f"{name} sha256 {str(recorded)[:12]}, the file given has {str(given)[:12]})")
+    up = upscaler_for(record, upscale, device)  # checked before anything is painted
     model, recipe, _, style = load_for_regeneration(image, run, runs_dir, device, painted=True)
     model.record_paths = record_paths
+    model.enlarge = enlarger(up) if up is not None else None
     return write_paintings(model, inputs, [int(recipe["seed"])], out_dir, float(how["strength"]), style,
                            int(how.get("resample", DEFAULT_RESAMPLE)), ext=Path(image).suffix.lstrip(".") or "png",
                            names=[Path(image).stem])

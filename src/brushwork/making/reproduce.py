@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from brushwork.data.images import load_rgb_or_exit, square_crop_resize, to_uint8_chw
+from brushwork.config import image_size
+from brushwork.data.images import crop_resize, load_rgb_or_exit, to_uint8_chw
 from brushwork.errors import BrushworkError
 from brushwork.making.generate import TrainedModel
 from brushwork.latents import latents_for_seeds
@@ -26,12 +27,13 @@ from brushwork.making.video import write_frames
 @dataclass
 class SourceImage:
     path: Path
-    pixels: torch.Tensor  # [3, R, R] in [-1, 1] at the model's resolution
+    pixels: torch.Tensor  # [3, H, W] in [-1, 1] at the model's size
     sha256: str
 
 
-def load_source(path: str | Path, resolution: int) -> SourceImage:
-    img = square_crop_resize(load_rgb_or_exit(path), resolution)
+def load_source(path: str | Path, size: int | tuple[int, int]) -> SourceImage:
+    """An artwork centre-cropped to the aspect of ``size`` ((height, width), or a square's side)."""
+    img = crop_resize(load_rgb_or_exit(path), size)
     pixels = unit_from_uint8(torch.from_numpy(to_uint8_chw(img)))
     return SourceImage(Path(path), pixels, sha256_file(path))
 
@@ -40,7 +42,7 @@ def reconstruct(model: TrainedModel, paths: list[str | Path], out_dir: Path,
                 metadata: bool = True) -> list[tuple[Path, float]]:
     """Encode + decode (posterior mean) each image; write ``<name>_recon.png``; return PSNRs."""
     ensure_dir(out_dir)
-    sources = [load_source(p, model.config.model.resolution) for p in paths]
+    sources = [load_source(p, image_size(model.config.model)) for p in paths]
     mu, _ = model.encode(torch.stack([s.pixels for s in sources]))
     recons = model.decode(mu)
     results = []
@@ -66,7 +68,7 @@ def variations(model: TrainedModel, path: str | Path, n: int, temperature: float
     if n < 1:
         raise BrushworkError("--n must be at least 1")
     ensure_dir(out_dir)
-    src = load_source(path, model.config.model.resolution)
+    src = load_source(path, image_size(model.config.model))
     mu, logvar = model.encode(src.pixels[None])
     seeds = list(range(first_seed, first_seed + n))
     images = model.decode(variation_latents(mu[0], logvar[0], seeds, temperature))
@@ -95,8 +97,8 @@ def blend(model: TrainedModel, path_a: str | Path, path_b: str | Path, frames: i
     if frames < 2:
         raise BrushworkError("--frames must be at least 2")
     ensure_output_file(out)
-    res = model.config.model.resolution
-    a, b = load_source(path_a, res), load_source(path_b, res)
+    size = image_size(model.config.model)
+    a, b = load_source(path_a, size), load_source(path_b, size)
     mu, _ = model.encode(torch.stack([a.pixels, b.pixels]))
     images = model.decode(blend_latents(mu[0], mu[1], frames))
     record = model.record(operation="blend", frames=frames, source_sha256=[a.sha256, b.sha256],
@@ -122,7 +124,7 @@ def _project(model: TrainedModel, path, options: ProjectionOptions, frame_every:
     """(the source artwork, its projection into the GAN run)."""
     from brushwork.making.projection import project
 
-    src = load_source(path, model.config.model.resolution)
+    src = load_source(path, image_size(model.config.model))
     return src, project(model, src.pixels, options.steps, options.distance, options.features,
                         options.style, frame_every=frame_every, progress=options.progress)
 

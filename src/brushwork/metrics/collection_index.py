@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
 from brushwork.metrics.copies import CopyIndex, EditedCopies, RegionIndex, calibrate
@@ -77,6 +78,7 @@ class CollectionIndex:
     def check(self, images: torch.Tensor) -> list[dict]:
         """Each image [N, 3, R, R] (uint8 or [-1, 1]): its verdict, the checks that flagged it,
         and its nearest work by each check (what provenance records and ``--json`` prints)."""
+        images = _as_indexed(images, self.resolution)
         scores = self.copies.scores(images)
         verdicts = []
         for i in range(len(images)):
@@ -91,6 +93,23 @@ class CollectionIndex:
                              "nearest": nearest, "collection": self.spec, "resolution": self.resolution,
                              "index": self.fingerprint})
         return verdicts
+
+
+def _as_indexed(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images [N, 3, H, W] as the index holds its works: their centre square at ``resolution``
+    (works that are not square are indexed by their centre square; so are canvases judged)."""
+    h, w = images.shape[-2:]
+    if h == w == resolution:
+        return images
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = images[..., top:top + side, left:left + side]
+    if side == resolution:
+        return square
+    uint8 = square.dtype == torch.uint8
+    resized = F.interpolate(square.float(), size=resolution, mode="area" if side > resolution else "bilinear",
+                            align_corners=None if side > resolution else False)
+    return resized.round().clamp(0, 255).to(torch.uint8) if uint8 else resized
 
 
 def index_home(spec: str, resolution: int, cache_dir: str | Path = "") -> Path:

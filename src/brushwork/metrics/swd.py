@@ -38,10 +38,11 @@ def _up(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def laplacian_pyramid(x: torch.Tensor) -> list[torch.Tensor]:
-    """[N, 3, R, R] -> band-pass levels at R, R/2, ..., and the low-pass residual at 16 px."""
+    """[N, 3, H, W] -> band-pass levels at full size, half, ..., and the low-pass residual whose
+    shorter side is 16 px."""
     kernel = _gaussian_kernel(x.device)
     levels = []
-    while x.shape[-1] > MIN_LEVEL_RES:
+    while min(x.shape[-2:]) > MIN_LEVEL_RES:
         small = _down(x, kernel)
         levels.append(x - _up(small, kernel))
         x = small
@@ -50,15 +51,15 @@ def laplacian_pyramid(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _descriptors(level: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """[N, 3, S, S] -> [N * 128, 147] random 7x7 patches."""
-    n, _, s, _ = level.shape
-    ys = torch.randint(0, s - PATCH + 1, (n, DESCRIPTORS_PER_IMAGE), generator=generator)
-    xs = torch.randint(0, s - PATCH + 1, (n, DESCRIPTORS_PER_IMAGE), generator=generator)
+    """[N, 3, H, W] -> [N * 128, 147] random 7x7 patches."""
+    n, _, h, w = level.shape
+    ys = torch.randint(0, h - PATCH + 1, (n, DESCRIPTORS_PER_IMAGE), generator=generator)
+    xs = torch.randint(0, w - PATCH + 1, (n, DESCRIPTORS_PER_IMAGE), generator=generator)
     offsets = torch.arange(PATCH)
     rows = (ys[..., None] + offsets).to(level.device)  # [N, D, 7]
     cols = (xs[..., None] + offsets).to(level.device)
     batch = torch.arange(n, device=level.device)[:, None, None, None]
-    # level.permute -> [N, S, S, 3]; gather [N, D, 7, 7, 3]
+    # level.permute -> [N, H, W, 3]; gather [N, D, 7, 7, 3]
     patches = level.permute(0, 2, 3, 1)[batch, rows[..., :, None], cols[..., None, :]]
     return patches.reshape(n * DESCRIPTORS_PER_IMAGE, PATCH * PATCH * 3)
 

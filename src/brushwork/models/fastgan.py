@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from brushwork.config import base_map, canvas_of
+
 # channels per map size, in units of width/8 (paper: ngf = ndf = 64 -> 1024 channels at 4x4)
 _G_UNITS = {4: 128, 8: 64, 16: 32, 32: 16, 64: 16, 128: 8, 256: 4, 512: 2, 1024: 1}
 _D_UNITS = {4: 128, 8: 128, 16: 64, 32: 32, 64: 16, 128: 8, 256: 4, 512: 2, 1024: 1}
@@ -112,16 +114,17 @@ class SkipExcitation(nn.Module):
 class FastGANGenerator(nn.Module):
     def __init__(self, cfg, in_dim: int | None = None):
         super().__init__()
-        self.resolution, w = cfg.resolution, cfg.g_width
+        self.resolution, w = min(canvas_of(cfg.resolution, cfg.height)), cfg.g_width  # sizes: the shorter side
         ch = lambda size: fastgan_channels(w, size)  # noqa: E731
-        self.init = nn.Sequential(nn.ConvTranspose2d(in_dim or cfg.z_dim, 2 * ch(4), 4, 1, 0, bias=False),
-                                  nn.BatchNorm2d(2 * ch(4)), nn.GLU(dim=1))  # [B, ch(4), 4, 4]
-        self.sizes = [8 * 2**i for i in range((cfg.resolution // 8).bit_length())]  # 8 .. R
+        self.init = nn.Sequential(nn.ConvTranspose2d(in_dim or cfg.z_dim, 2 * ch(4), base_map(cfg.resolution, cfg.height),
+                                                     1, 0, bias=False),
+                                  nn.BatchNorm2d(2 * ch(4)), nn.GLU(dim=1))  # [B, ch(4), 4, 4] (h0 x w0)
+        self.sizes = [8 * 2**i for i in range((self.resolution // 8).bit_length())]  # 8 .. R
         self.blocks = nn.ModuleDict({str(s): _up_block(ch(s // 2), ch(s), s in COMP_SIZES) for s in self.sizes})
         self.sle = nn.ModuleDict({str(big): SkipExcitation(ch(small), ch(big))
-                                  for big, small in G_SLE.items() if big <= cfg.resolution})
-        self.to_big = nn.Conv2d(ch(cfg.resolution), 3, 3, 1, 1)
-        self.to_small = nn.Conv2d(ch(SMALL), 3, 1, 1, 0) if cfg.resolution > SMALL else None
+                                  for big, small in G_SLE.items() if big <= self.resolution})
+        self.to_big = nn.Conv2d(ch(self.resolution), 3, 3, 1, 1)
+        self.to_small = nn.Conv2d(ch(SMALL), 3, 1, 1, 0) if self.resolution > SMALL else None
         self.apply(init_weights)
 
     def forward(self, z: torch.Tensor, both: bool = False):
@@ -197,7 +200,7 @@ class FastGANDiscriminator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
-        w, r = cfg.d_width, cfg.resolution
+        w, r = cfg.d_width, min(canvas_of(cfg.resolution, cfg.height))  # sizes: the shorter side
         ch = lambda size: fastgan_channels(w, size, _D_UNITS)  # noqa: E731
         self.resolution, self.top = r, min(r, 256)
         self.recon_size = min(r, SMALL)
@@ -239,8 +242,9 @@ class FastGANDiscriminator(nn.Module):
         logits = [self.logits(maps[8]).flatten(1)]
         small_map = None
         if self.small is not None:
-            if small is None:
-                small = F.interpolate(big, size=SMALL, mode="bilinear", align_corners=False, antialias=True)
+            if small is None:  # the shorter side at SMALL px
+                size = [round(side * SMALL / self.resolution) for side in big.shape[-2:]]
+                small = F.interpolate(big, size=size, mode="bilinear", align_corners=False, antialias=True)
             small_map = self.small(small)
             logits.append(self.small_logits(small_map).flatten(1))
         logits = torch.cat(logits, 1)
@@ -250,7 +254,8 @@ class FastGANDiscriminator(nn.Module):
 
     def _reconstructions(self, big, maps, small_map, small) -> list[tuple[torch.Tensor, torch.Tensor]]:
         t = self.recon_size
-        resize = lambda x: x if x.shape[-1] == t else F.interpolate(  # noqa: E731
+        # targets at T x T (a canvas that is not square squeezed to it, as the decoders' 8 x 8 pool is)
+        resize = lambda x: x if tuple(x.shape[-2:]) == (t, t) else F.interpolate(  # noqa: E731
             x, size=t, mode="bilinear", align_corners=False, antialias=True)
         pairs = [(self.decode_whole(maps[8]), resize(big))]
         if self.decode_part is not None:

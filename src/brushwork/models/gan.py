@@ -1,4 +1,4 @@
-"""GAN generators and discriminators for square images of 32..256 px (FastGAN: models/fastgan.py).
+"""GAN generators and discriminators for images of 32..256 px (FastGAN: models/fastgan.py).
 
 Two architecture families, both readable top to bottom:
 
@@ -9,7 +9,8 @@ Two architecture families, both readable top to bottom:
   and BatchNorm after every hidden layer, one more upsampling per doubling of resolution, tanh out.
 * ``dcgan``: Radford et al. 2016. ConvTranspose/BN/ReLU generator from a 4x4 seed map; strided
   conv/BN/LeakyReLU discriminator ending in a 4x4 "valid" conv. The ``modern`` preset reuses this
-  backbone with spectral norm instead of BatchNorm in D.
+  backbone with spectral norm instead of BatchNorm in D. Not square (``config.check_canvas``):
+  the seed map and D's last conv are 4 x k (64x80: 5 rows of 4), everything else the same.
 
 Styles (first-level folders of the data) wrap either backbone: ``ConditionalGenerator`` joins a
 style embedding to z; ``StyleDiscriminator`` adds the projection term (conditional runs) or a
@@ -25,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from brushwork.config import GANConfig
+from brushwork.config import GANConfig, base_map, canvas_of
 
 
 def dcgan_channels(width: int, resolution: int, size: int) -> int:
@@ -109,9 +110,10 @@ def _upsample(c_in: int, c_out: int, how: str) -> nn.Module:
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg: GANConfig, in_dim: int | None = None):
         super().__init__()
-        res, w = cfg.resolution, cfg.g_width
+        res, w = min(canvas_of(cfg.resolution, cfg.height)), cfg.g_width  # sizes count along the shorter side
         ch = lambda size: dcgan_channels(w, res, size)  # noqa: E731
-        layers = [nn.ConvTranspose2d(in_dim or cfg.z_dim, ch(4), 4, 1, 0, bias=False),  # [B, ch(4), 4, 4]
+        layers = [nn.ConvTranspose2d(in_dim or cfg.z_dim, ch(4), base_map(cfg.resolution, cfg.height), 1, 0,
+                                     bias=False),  # [B, ch(4), 4, 4] (not square: [B, ch(4), h0, w0])
                   nn.BatchNorm2d(ch(4)), nn.ReLU(True)]
         size = 4
         while size < res // 2:  # each block doubles the map: 4 -> 8 -> ... -> R/2
@@ -131,7 +133,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        res, w = cfg.resolution, cfg.d_width
+        res, w = min(canvas_of(cfg.resolution, cfg.height)), cfg.d_width  # sizes count along the shorter side
         ch = lambda size: dcgan_channels(w, res, size)  # noqa: E731
         sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
         bias = not cfg.d_batchnorm  # BatchNorm has its own shift; otherwise convs need a bias
@@ -143,7 +145,7 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(ch(size // 2)))
             layers.append(nn.LeakyReLU(0.2, True))
             size //= 2
-        layers.append(sn(nn.Conv2d(ch(4), 1, 4, 1, 0, bias=bias)))  # [B, 1, 1, 1]
+        layers.append(sn(nn.Conv2d(ch(4), 1, base_map(cfg.resolution, cfg.height), 1, 0, bias=bias)))  # [B, 1, 1, 1]
         self.net = nn.Sequential(*layers)
         self.feature_channels = ch(4)
         self.apply(init_dcgan_weights)

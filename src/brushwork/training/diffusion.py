@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brushwork.config import DiffusionConfig
+from brushwork.config import DiffusionConfig, canvas_of
 from brushwork.latents import latents_for_seeds
 from brushwork.models.diffusion import Denoiser, loss_weight
 from brushwork.models.samplers import karras_sigmas, sample_images
@@ -83,7 +83,7 @@ class DiffusionTask:
         from the current EMA weights, with the run's default sampler and steps: the images
         ``brushwork sample`` makes of them."""
         cfg = self.cfg
-        noise = latents_for_seeds(seeds, cfg.z_dim).view(-1, 3, cfg.resolution, cfg.resolution)
+        noise = latents_for_seeds(seeds, cfg.z_dim).view(-1, 3, *canvas_of(cfg.resolution, cfg.height))
         sigmas = karras_sigmas(cfg.sampling_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
         images = sample_images(self.ema.model.eval(), noise.to(self.device), sigmas, cfg.sampler,
                                None if style is None else style.to(self.device), cfg.guidance)

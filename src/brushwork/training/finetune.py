@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from brushwork.config import RunConfig
+from brushwork.config import RunConfig, image_size
 from brushwork.errors import BrushworkError
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import read_run_config
@@ -27,12 +27,27 @@ def check_same_architecture(parent: RunConfig, child: RunConfig, parent_dir: Pat
     if parent.kind != "gan":
         raise BrushworkError(f"--init-from {parent_dir}: it is a {parent.kind} run; GAN runs start "
                              "from GAN runs")
+    _check_same_size(parent, child, parent_dir)
     differ = [f"{name} {getattr(parent.model, name)} (this run: {getattr(child.model, name)})"
               for name in SHAPE_FIELDS if getattr(parent.model, name) != getattr(child.model, name)]
     if differ:
         raise BrushworkError(f"--init-from {parent_dir}: its model differs from this one in "
                              f"{'; '.join(differ)}; use its preset ({parent.model.preset}) and "
                              f"--res {parent.model.resolution}")
+
+
+def check_parent_size(run_cfg: RunConfig) -> None:
+    """Refuse, before anything is written, a parent run whose images are of another size."""
+    parent_dir = Path(run_cfg.train.init_from)
+    _check_same_size(read_run_config(parent_dir), run_cfg, parent_dir)
+
+
+def _check_same_size(parent: RunConfig, child: RunConfig, parent_dir: Path) -> None:
+    was, now = image_size(parent.model), image_size(child.model)
+    if was != now:
+        keep = f"--res {was[0]}" if was[0] == was[1] else f"--size {was[1]}x{was[0]}"
+        raise BrushworkError(f"--init-from {parent_dir}: it makes {was[1]}x{was[0]} images, this run "
+                             f"{now[1]}x{now[0]}; fine-tuning keeps the size ({keep})")
 
 
 def load_parent(modules: dict[str, nn.Module], run_cfg: RunConfig) -> str:

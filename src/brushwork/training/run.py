@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from brushwork import __version__
-from brushwork.config import RunConfig, to_dict
+from brushwork.config import RunConfig, image_size, size_text, to_dict
 from brushwork.data.dataset import ArtDataset, ImageBatcher, empty_style_folders, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.gan import count_parameters
@@ -33,12 +33,21 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
                              f"it, or choose another --out")
 
 
+def refuse_other_size(run_dir: Path, was: tuple[int, int], now: tuple[int, int]) -> None:
+    """A run resumes at the (height, width) it was trained at, or is refused in one line."""
+    if was != now:
+        raise BrushworkError(f"{run_dir} makes {was[1]}x{was[0]} images; it cannot resume at {now[1]}x{now[0]} "
+                             f"(resume without --size/--res, or train another size into a new --out)")
+
+
 def check_same_model(run_dir: Path, run_cfg: RunConfig) -> None:
     """A resumed run must be built as its checkpoints were: refuse other model settings in one
     line (before config.json is rewritten) instead of failing to load the weights."""
     if not (run_dir / "config.json").is_file() or latest_checkpoint(run_dir) is None:
         return
-    saved = to_dict(read_run_config(run_dir).model)
+    saved_cfg = read_run_config(run_dir).model
+    refuse_other_size(run_dir, image_size(saved_cfg), image_size(run_cfg.model))
+    saved = to_dict(saved_cfg)
     changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in to_dict(run_cfg.model).items() if saved.get(k) != v]
     if changed:
         raise BrushworkError(f"{run_dir} was trained with other model settings ({'; '.join(changed[:4])}); "
@@ -182,7 +191,7 @@ def _load_data(run_cfg: RunConfig, quiet: bool, world: World) -> ArtDataset:
 
     def load() -> ArtDataset:
         return load_dataset(train_cfg.data, model_cfg.resolution, train_cfg.crop, train_cfg.cache_dir,
-                            progress=not quiet)
+                            progress=not quiet, height=getattr(model_cfg, "height", 0))
 
     ds = load() if world.main else None
     barrier(world)
@@ -196,6 +205,10 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
     model_cfg.validate()
     train_cfg.validate()
+    if train_cfg.init_from and not resume:  # a parent of another shape is refused before anything is written
+        from brushwork.training.finetune import check_parent_size
+
+        check_parent_size(run_cfg)
     ds = _load_data(run_cfg, quiet, world)
     if ds.skipped:
         _say(ds.skipped_summary(), quiet)
@@ -209,7 +222,7 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     if world.main:
         atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
-    batcher = ImageBatcher(train_images, train_cfg.batch_size, model_cfg.resolution, device,
+    batcher = ImageBatcher(train_images, train_cfg.batch_size, image_size(model_cfg), device,
                            train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
                            model_cfg.channels_last, getattr(model_cfg, "balance_styles", False), world)
     trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
@@ -228,7 +241,7 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
             atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
     params = sum(count_parameters(m) for m in task.modules().values())
     _say(f"{run_cfg.kind}: {len(train_images)} training images "
-         f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {model_cfg.resolution}px | "
+         f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {size_text(model_cfg.resolution, getattr(model_cfg, 'height', 0))}px | "
          f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
          + (f" | D reconstruction loss: {RECON_NAMES[task.recon_kind]}" if getattr(task, "multi_scale", False)
             else "")

@@ -101,7 +101,7 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
                 return "", gr.update(), gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)
             d = studio.describe_run(name)
             choices = ["(seed's own)"] + d["styles"]
-            text = (f"**{d['kind'].upper()}**, {d['resolution']} px, step {d['step']}"
+            text = (f"**{d['kind'].upper()}**, {'x'.join(map(str, d['size']))} px, step {d['step']}"
                     + (f", styles: {', '.join(d['styles'])}" if d["styles"] else "")
                     + (f", creative (creativity {d['creativity']})" if d["creative"] else ""))
             return (text, gr.update(label=d["scale_name"], visible=d["kind"] != "diffusion"),
@@ -146,6 +146,8 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
         with gr.Row():
             style = gr.Dropdown(["(seed's own)"], value="(seed's own)", label="Style", visible=False)
             mix = gr.Textbox(label="Style mix (e.g. baroque:0.6,romanticism:0.4)", visible=False)
+            enlarge = gr.Dropdown(["(none)", *studio.upscaler_runs()], value="(none)", elem_id="generate-upscale",
+                                  label="Enlarge with (an upscaler run)")
         go = gr.Button("Generate", variant="primary", elem_id="generate-button")
         gallery = gr.Gallery(label="Images", columns=6, height="auto", elem_id="gallery")
         paths = gr.State([])
@@ -162,10 +164,10 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
             to_paint = gr.Button("Send to Paint", elem_id="generate-to-paint")
 
     @_page
-    def make(name, first, n, psi, style_name, mix_text):
+    def make(name, first, n, psi, style_name, mix_text, upscaler):
         first, n = int(first or 0), int(n)
         items = studio.generate(name, f"{first}-{first + n - 1}", psi, _style_choice(style_name),
-                                mix_text or None)
+                                mix_text or None, None if upscaler in (None, "(none)") else upscaler)
         return _gallery(items), [str(m.path) for m in items]
 
     @_page
@@ -173,7 +175,8 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
         path = items[event.index]
         return path, path, made(studio.readable(path)).parameters, _nearest_work(studio, path)
 
-    go.click(make, [run, seed, count, scale, style, mix], [gallery, paths], **heavy)
+    go.click(make, [run, seed, count, scale, style, mix, enlarge], [gallery, paths], **heavy)
+    enlarge.focus(_page(lambda: gr.update(choices=["(none)", *studio.upscaler_runs()])), None, enlarge, **light)
     random_seed.click(studio.random_seed, None, seed, **light)
     gallery.select(select, paths, [selected, download, parameters, nearest], **light)
     reuse.click(_page(lambda path: studio.seed_of(_chosen(path))), selected, seed, **light)
@@ -466,6 +469,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
         with gr.Row():
             preset = gr.Dropdown(["modern", "dcgan", "seed"], value="modern", label="GAN preset")
             res = gr.Dropdown([32, 64], value=64, label="Resolution")
+            canvas = gr.Textbox(label="Canvas WxH (blank: square), e.g. 64x80", elem_id="train-canvas")
             batch = gr.Number(64, label="Batch size", precision=0, minimum=1, elem_id="train-batch")
             conditional = gr.Checkbox(label="Style-conditional (GAN, diffusion; subfolders are styles)")
         with gr.Row():
@@ -486,8 +490,8 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
         timer = gr.Timer(2.0)
 
     @_page
-    def begin(n, fam, d, total, pre, r, cond, size, extra):
-        studio.start_training(n, fam, d, total, pre, r, cond, size, extra)
+    def begin(n, fam, d, total, pre, r, cond, size, extra, wxh):
+        studio.start_training(n, fam, d, total, pre, r, cond, size, extra, canvas=wxh)
         return gr.update(choices=studio.training_runs(), value=n)
 
     @_page
@@ -506,7 +510,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             raise BrushworkError("choose a job")
         return None if studio.stop_training(n) else gr.Warning(f"{n} is not running")
 
-    start.click(begin, [name, family, data, steps, preset, res, conditional, batch, settings], job,
+    start.click(begin, [name, family, data, steps, preset, res, conditional, batch, settings, canvas], job,
                 **light)
     stop.click(end, job, None, **light)
     resume.click(_page(lambda n, total: studio.resume_training(n, total) and None), [job, steps], None, **light)

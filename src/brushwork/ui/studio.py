@@ -13,6 +13,7 @@ through ``Studio.upload`` (size, pixel count and the training data's safe decode
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import queue
@@ -27,6 +28,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from brushwork.config import image_size
 from brushwork.data.images import UnreadableImage, load_rgb
 from brushwork.errors import BrushworkError
 from brushwork.making.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
@@ -211,6 +213,7 @@ class Studio:
         model = self.model(name)
         cfg = model.config.model
         return {"kind": model.kind, "step": model.step, "resolution": cfg.resolution,
+                "size": list(reversed(image_size(cfg))),  # [width, height]
                 "sampling_steps": model.sampling.steps if model.sampling else None,
                 "scale_name": model.scale_name, "conditional": model.conditional,
                 "styles": model.style_names if model.conditional else [],
@@ -219,16 +222,35 @@ class Studio:
 
     # ---- Generate -----------------------------------------------------------------------------
     def generate(self, run: str, seeds: str, scale: float = 1.0, style: str | None = None,
-                 mix: str | None = None) -> list[Made]:
-        """One image per seed, written as ``brushwork sample`` writes them."""
+                 mix: str | None = None, upscale: str | None = None) -> list[Made]:
+        """One image per seed, written as ``brushwork sample`` writes them (``upscale``: an
+        upscaler run of the runs folder that enlarges each, as ``sample --upscale``)."""
+        from brushwork.making.upscale import enlarger
+
         model = self.model(run)
         if model.kind == "diffusion":  # a diffusion run's noise is never scaled
             scale = 1.0
         seed_list = parse_seeds(seeds, self.settings.max_images)
         request = style_request(style or None, mix or None)
-        paths = write_seed_images(model, seed_list, self.output_path("generate"), float(scale),
-                                  style=request)
+        if upscale:  # on a copy: the cached model is shared with other requests
+            model = copy.copy(model)
+            model.enlarge = enlarger(self.upscaler(upscale))
+        paths = write_seed_images(model, seed_list, self.output_path("generate"), float(scale), style=request)
         return [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
+
+    def upscaler_runs(self) -> list[str]:
+        return self.run_names(("upscaler",))
+
+    def upscaler(self, name: str):
+        """An upscaler run of the runs folder, loaded once per checkpoint."""
+        from brushwork.making.upscale import load_upscaler
+
+        run = self.run_dir(name)
+        key = ("upscaler", run, latest_checkpoint(run))
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = load_upscaler(run, None, str(self.device))
+            return self._models[key]
 
     @staticmethod
     def random_seed() -> int:
@@ -587,15 +609,23 @@ class Studio:
 
     def start_training(self, name: str, family: str, data: str, steps: int, preset: str = "modern",
                        resolution: int = 64, conditional: bool = False, batch_size: int = 64,
-                       model_settings: str = "") -> JobStatus:
+                       model_settings: str = "", canvas: str = "") -> JobStatus:
         """Start ``brushwork train FAMILY`` as a job; ``model_settings`` is 'key=value ...' (the
-        CLI's --set; nothing else of the command line can be reached from the page)."""
+        CLI's --set; nothing else of the command line can be reached from the page); ``canvas``
+        'WxH' for images that are not square (checked here, so a mistake is said at once)."""
+        from brushwork.config import check_canvas, parse_size
+
         if not name:
             raise BrushworkError("name the run first")
+        canvas = (canvas or "").strip()
+        if canvas:
+            check_canvas(*parse_size(canvas))
         if (self.settings.runs / name / "config.json").exists():
             raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
         extra = ["--res", str(int(resolution)), "--batch-size", str(int(batch_size)),
                  *STUDIO_TRAIN_SCHEDULE, *_model_settings(model_settings)]
+        if canvas:
+            extra += ["--size", canvas]
         if family == "gan":
             extra += ["--preset", preset]
         if family in ("gan", "diffusion") and conditional:
