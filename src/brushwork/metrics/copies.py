@@ -194,6 +194,17 @@ def _inner_product_index(described: np.ndarray, kept: Path | None = None):
     return index
 
 
+def _in_chunks(score, images: torch.Tensor, exclude: list[set[int]] | None, chunk: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [N], works [N]) of images scored ``chunk`` at a time by ``score(part, its exclude)``."""
+    best, where = [], []
+    for start in range(0, len(images), chunk):
+        score_part, work = score(images[start:start + chunk], exclude[start:start + chunk] if exclude else None)
+        best.append(score_part)
+        where.append(work)
+    return torch.cat(best), torch.cat(where)
+
+
 @dataclass
 class CopyIndex:
     """A collection ready to be searched for edited copies of its works."""
@@ -232,13 +243,7 @@ class CopyIndex:
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image [N, 3, H, W]: (copy score, index of the work it best matches).
         ``exclude[i]``: works image i may not match (itself, when calibrating)."""
-        best, where = [], []
-        for start in range(0, len(images), chunk):
-            skip = exclude[start:start + chunk] if exclude else None
-            score, work = self._verify(luminance(images[start:start + chunk]), skip)
-            best.append(score)
-            where.append(work)
-        return torch.cat(best), torch.cat(where)
+        return _in_chunks(lambda part, skip: self._verify(luminance(part), skip), images, exclude, chunk)
 
     def _verify(self, gray: torch.Tensor, exclude: list[set[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of a chunk of queries [Q, 1, r, r]: each retrieved work warped by the transforms
@@ -409,13 +414,7 @@ class RegionIndex:
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image: (best correlation of one of its windows with a region of a work, that work).
         Images without a textured window score -1."""
-        best, where = [], []
-        for start in range(0, len(images), chunk):
-            skip = exclude[start:start + chunk] if exclude else None
-            score, work = self._search(_colour(images[start:start + chunk]), skip)
-            best.append(score)
-            where.append(work)
-        return torch.cat(best), torch.cat(where)
+        return _in_chunks(lambda part, skip: self._search(_colour(part), skip), images, exclude, chunk)
 
     def _search(self, colour: torch.Tensor, exclude: list[set[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of a chunk of pictures [Q, 3, SIDE, SIDE]: all their textured windows looked up
