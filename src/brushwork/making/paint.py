@@ -332,10 +332,8 @@ def _write(model: TrainedModel, seeds: list[int], images: np.ndarray, out_dir: P
     styles, prior = model.seed_styles(seeds, style), model.prior_record(1.0)
     names = names or [f"paint{seed:04d}" for seed in seeds]
     verdicts = [{} for _ in seeds]
-    if model.judge is not None:  # judged as the collection is indexed: square, at the run's resolution
-        square = F.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float(),
-                               size=index_side(model.config.model), mode="area")
-        verdicts = judged(model, square.round().to(torch.uint8), names)
+    if model.judge is not None:  # the index brings any canvas to its works' square itself
+        verdicts = judged(model, torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), names)
     ensure_dir(out_dir)
     paths = []
     for i, (seed, pixels) in enumerate(zip(seeds, images)):
