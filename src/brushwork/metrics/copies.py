@@ -437,7 +437,8 @@ class RegionIndex:
         nearest = torch.full((len(colour),), -2.0).scatter_reduce(0, owner[found[keep]], alike[keep], reduce="amax")
         keep &= (alike >= REGION_GATE) | (alike == nearest[owner[found]])
         found, hits = found[keep], hits[keep]
-        score = torch.cat([self._verify(views[f], h) for f, h in zip(found.split(VERIFY_BLOCK), hits.split(VERIFY_BLOCK))])
+        score = torch.cat([self._verify(views[f], h)
+                           for f, h in zip(found.split(VERIFY_BLOCK), hits.split(VERIFY_BLOCK))])
         rows, works = owner[found], hits // self.places ** 2
         best = best.scatter_reduce(0, rows, score, reduce="amax")
         top = score == best[rows]

@@ -116,8 +116,8 @@ class FastGANGenerator(nn.Module):
         super().__init__()
         self.resolution, w = min(canvas_of(cfg.resolution, cfg.height)), cfg.g_width  # sizes: the shorter side
         ch = lambda size: fastgan_channels(w, size)  # noqa: E731
-        self.init = nn.Sequential(nn.ConvTranspose2d(in_dim or cfg.z_dim, 2 * ch(4), base_map(cfg.resolution, cfg.height),
-                                                     1, 0, bias=False),
+        seed_map = base_map(cfg.resolution, cfg.height)  # 4 x 4 for squares
+        self.init = nn.Sequential(nn.ConvTranspose2d(in_dim or cfg.z_dim, 2 * ch(4), seed_map, 1, 0, bias=False),
                                   nn.BatchNorm2d(2 * ch(4)), nn.GLU(dim=1))  # [B, ch(4), 4, 4] (h0 x w0)
         self.sizes = [8 * 2**i for i in range((self.resolution // 8).bit_length())]  # 8 .. R
         self.blocks = nn.ModuleDict({str(s): _up_block(ch(s // 2), ch(s), s in COMP_SIZES) for s in self.sizes})

@@ -241,7 +241,8 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
             atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
     params = sum(count_parameters(m) for m in task.modules().values())
     _say(f"{run_cfg.kind}: {len(train_images)} training images "
-         f"({', '.join(n or '(no label)' for n in ds.label_names)}) at {size_text(model_cfg.resolution, getattr(model_cfg, 'height', 0))}px | "
+         f"({', '.join(n or '(no label)' for n in ds.label_names)}) "
+         f"at {size_text(*reversed(image_size(model_cfg)))}px | "
          f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
          + (f" | D reconstruction loss: {RECON_NAMES[task.recon_kind]}" if getattr(task, "multi_scale", False)
             else "")

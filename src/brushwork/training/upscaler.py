@@ -4,8 +4,9 @@ Each step: a batch of works at the run's resolution (random crops and flips as f
 family), area-downscaled by ``scale`` (what a smaller picture of the same work looks like, with
 no aliasing), enlarged by the network, and compared with the works by L1 (sharper than L2 for
 super-resolution, Lim et al. 2017), plus, with ``texture_weight``, a sliced patch distance on the
-finest band (``losses.sliced_patch_distance``): L1 alone restores structure but averages texture away. Validation: PSNR of the network and of bicubic on held-out
-works, so every run says how much it adds over the baseline.
+finest band (``losses.sliced_patch_distance``): L1 alone restores structure but averages texture
+away. Validation: PSNR of the network and of bicubic on held-out works, so every run says how
+much it adds over the baseline.
 """
 
 from __future__ import annotations
