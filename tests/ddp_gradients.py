@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 torch.set_default_dtype(torch.float64)
 
 from brushwork.config import gan_preset  # noqa: E402
-from brushwork.training.distributed import close_world, init_world  # noqa: E402
+from brushwork.training.distributed import barrier, close_world, init_world  # noqa: E402
 from brushwork.training.gan import GANTask  # noqa: E402
 
 
@@ -41,6 +41,9 @@ def main(preset: str, out: str, *overrides: str) -> None:
     task.train_step(real, 0, labels)
     if world.main:
         save_file(grads, out)
+    # every rank arrives before the group is torn down: a rank tearing it down while its peer
+    # was still busy aborted the peer once in a full CI run ("terminate called without an active exception")
+    barrier(world)
     close_world(world)
 
 
