@@ -15,8 +15,9 @@ size); precision/recall (Kynkaanniemi et al. 2019, k = 3) in two feature spaces,
 Inception weights are on these machines: 8x8 colour thumbnails (composition and palette) and the
 fixed random conv net that stands in for Inception (``metrics/evaluate.py``). Memorisation: the
 share of samples closer to their nearest training work than 1/3 of the distance to the second
-nearest (Yoon et al. 2023; Gu et al. 2023), in pixels, and the share the originality check's
-tiled L2 flags (closer than 95% of training works are to their nearest other one).
+nearest (Yoon et al. 2023; Gu et al. 2023), in pixels; the share the originality check's
+tiled L2 flags (closer than 95% of training works are to their nearest other one); and the share
+the collection index's edited-copy check (what every written image records) calls COPY.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from brushwork.config import DiffusionConfig, RunConfig, TrainConfig, gan_preset
 from brushwork.data.dataset import ArtDataset, load_dataset  # noqa: E402
 from brushwork.imaging import save_grid, uint8_from_unit  # noqa: E402
 from brushwork.making.generate import load_model  # noqa: E402
+from brushwork.metrics.collection_index import build_index  # noqa: E402
 from brushwork.metrics.evaluate import RandomFeatures, extract, precision_recall  # noqa: E402
 from brushwork.metrics.originality import tiled_l2  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
@@ -90,8 +92,10 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor) -> dict:
             "median_tiled_l2": round(nearest.median().item(), 4), "tiled_l2_threshold": round(threshold, 4)}
 
 
-def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, device) -> dict:
-    """SWD, precision/recall (two feature spaces) and memorisation of uint8 samples."""
+def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, device, index=None) -> dict:
+    """SWD, precision/recall (two feature spaces) and memorisation of uint8 samples; with the
+    collection's originality ``index``, also the share its check (what ``sample`` records in
+    every image) calls COPY."""
     n = min(len(samples), len(held_out))
     row = {"swd": round(swd(samples[:n], held_out[:n], device=device)["mean"], 3)}
     for name, feats in (("thumb", thumbnails), ("randconv", None)):
@@ -102,6 +106,9 @@ def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, 
             real_f, fake_f = feats(held_out[:n]), feats(samples[:n])
         p, r = precision_recall(real_f, fake_f)
         row[f"precision_{name}"], row[f"recall_{name}"] = round(p, 4), round(r, 4)
+    if index is not None:
+        verdicts = index.check(samples)
+        row["originality_copy_rate"] = round(sum(v["verdict"] == "COPY" for v in verdicts) / len(samples), 4)
     return row | memorisation(samples, train)
 
 
@@ -397,8 +404,8 @@ def plot_guided(result: dict, path: Path) -> None:
 
 
 def cmd_memorisation(args) -> dict:
-    """Diffusion and the modern GAN at several collection sizes, equal CPU time each: how often
-    their samples copy a training work, beside their quality."""
+    """Diffusion and the modern GAN at several collection sizes, equal time or equal images
+    (``--kimg``) each: how often their samples copy a training work, beside their quality."""
     out = Path(args.out)
     everything, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
     order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(2))
@@ -408,6 +415,7 @@ def cmd_memorisation(args) -> dict:
     for size in (int(s) for s in args.sizes.split(",")):
         train = everything.subset(order[:size])  # nested: each smaller set inside the larger ones
         data = str(save_images_folder(train.images, out / "data" / str(size)))
+        index = build_index(data, args.res, progress=False)
         for name in args.families.split(","):
             kind, overrides = {"diffusion": ("diffusion", args.diffusion_set), "gan": ("gan", args.gan_set),
                                "diffusion-mitigated": ("diffusion", args.mitigation_set)}[name]
@@ -418,7 +426,7 @@ def cmd_memorisation(args) -> dict:
                                          steps=budget[1], device=args.device)
                    if not (run / "checkpoints").is_dir() else "reused"}
             samples = samples_of(run, args.n, args.device)
-            row.update(quality(samples, held_out.images, train.images, "cpu"))
+            row.update(quality(samples, held_out.images, train.images, "cpu", index))
             save_grid(samples[:32].float() / 127.5 - 1, out / f"{name}-{size}-grid.png", 8)
             result[f"{name}/{size}"] = row
             print(json.dumps({f"{name}/{size}": row}), flush=True)
