@@ -220,6 +220,23 @@ def test_originality_neighbours_and_verdict(studio, folders):
         studio.originality(train_copy, data="/etc")
 
 
+def test_train_tab_fits_the_canvas_to_the_collection(tmp_path):
+    """The Train tab's "fit" button: the canvas --aspect auto would choose, in the page's words."""
+    data = tmp_path / "data"
+    (data / "portraits").mkdir(parents=True)
+    for i, (w, h) in enumerate([(40, 50), (48, 60), (44, 56), (60, 60)]):  # mostly 4:5 portraits
+        Image.new("RGB", (w, h), (i * 40, 90, 120)).save(data / "portraits" / f"p{i}.png")
+    (data / "empty").mkdir()
+    page = Studio(StudioSettings(runs=tmp_path / "runs", data=data, outputs=tmp_path / "out", device="cpu"))
+    canvas, said = page.fitting_canvas("portraits", 32)
+    assert canvas == "32x40" and "2 works cropped" in said and "--" not in said
+    assert page.fitting_canvas("builtin:abstract", 64) == ("", "the built-in set is square")
+    with pytest.raises(BrushworkError, match="^no readable image to measure"):
+        page.fitting_canvas("empty", 32)
+    with pytest.raises(BrushworkError, match="outside"):
+        page.fitting_canvas("/etc", 32)
+
+
 def test_training_job_from_the_page(studio):
     with pytest.raises(BrushworkError, match="model setting '--out=/tmp/x'"):
         studio.start_training("t", "gan", "builtin:abstract:8", 10, model_settings="--out=/tmp/x")

@@ -269,6 +269,10 @@ def test_training_job_starts_shows_progress_and_stops(server, browser_page):
     page.locator("#train-settings textarea, #train-settings input").first.fill("g_width=8 d_width=8")
     page.get_by_label("Resolution").click()
     page.get_by_role("option", name="32").click()
+    page.locator("#train-canvas textarea, #train-canvas input").first.fill("32x40")
+    page.click("#train-fit-canvas")  # the built-in set is square: the canvas field is cleared
+    _until(page, _value("#train-status textarea") + ".includes('the built-in set is square')")
+    assert page.locator("#train-canvas textarea, #train-canvas input").first.input_value() == ""
     page.click("#train-start")
     _until(page, _value("#train-status textarea") + ".includes('tiny: running, step')")
     _until(page, "document.querySelector('#train-grid img') !== null", timeout=600_000)

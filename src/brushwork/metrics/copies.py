@@ -13,12 +13,14 @@ Whole works, in two stages as image-retrieval systems work (retrieve cheaply, ve
    (mirror x {whole, centre 75%, 90% on a 5 x 5 grid of places} x rotation {-5, 0, +5} degrees)
    and compared with the query at 16 x 16 by normalised correlation inside the central disc (so
    the corners a rotation brings in do not count). The best is the query's edit score, in [-1, 1].
-   Only retrieved views alike enough to be an edit are verified (and the nearest one always), and
-   only matches close to a copy are re-aligned finely: most pictures are far from every work.
+   Only retrieved views alike enough to be an edit are verified (and the nearest one always); each
+   is first compared as it was found, and searched around only when that already looks like the
+   start of an edit; only matches close to a copy are re-aligned finely: most pictures are far
+   from every work.
 
 Regions (a quarter of a work pasted into another picture): windows of 3/8 of the side, every
-4 px of each work (at 32 px), are indexed by their own thumbnails; every window of the query (each
-2 px) looks up its nearest, and each found window alike enough is verified in colour within 2 px
+4 px of each work (at 32 px), are indexed by their own thumbnails; every window of the query on the
+same grid looks up its nearest, and each found window alike enough is verified in colour within 2 px
 of its place. This finds a region pasted in place; one moved to another place of the picture is
 mostly missed (benchmarks/RESULTS.md).
 
@@ -49,7 +51,9 @@ from brushwork.imaging import as_unit
 THUMB = 8  # retrieval descriptor: THUMB x THUMB luminance cells
 VERIFY = 16  # verification compares luminance at VERIFY x VERIFY
 WARP = 64  # retrieval transforms are sampled at this size, then area-averaged down (no aliasing)
-VERIFY_WARP = 32  # verification transforms likewise (as accurate as 64 in the benchmark, 4x cheaper)
+VERIFY_WARP = 32  # verification transforms likewise (as accurate as 64 in the benchmark, 4x cheaper);
+# the first look at each retrieved work samples it at VERIFY px from its area-reduced VERIFY_WARP px
+# luminance (no aliasing either, 4x fewer samples again)
 CANDIDATES = 16  # descriptors retrieved per query before verification
 WHOLE_GATE = 0.85  # retrieved views less alike than this are not verified (but the nearest is):
 # edited copies' descriptors stay above 0.878 to their work's (lowest of 1,800 WikiArt copies under
@@ -92,6 +96,14 @@ NEAR = [torch.tensor([j for j, (f, s, x, y, _) in enumerate(VERIFIED_AS)
         for fi, si, xi, yi in INDEXED_AS]
 
 
+# each indexed view's own transform among the verified ones (its place, no rotation)
+AS_INDEXED = torch.tensor([next(j for j, (f, s, x, y, d) in enumerate(VERIFIED_AS)
+                                if (f, s, d) == (fi, si, 0) and abs(x - xi) < 1e-6 and abs(y - yi) < 1e-6)
+                           for fi, si, xi, yi in INDEXED_AS])
+EXPAND_ABOVE = 0.7  # a retrieved view is searched around (NEAR) only when it already scores this
+# much as found: edited copies do, while most unrelated works score far lower and cost one warp
+
+
 def _zero_one(images: torch.Tensor) -> torch.Tensor:
     """uint8 or [-1, 1] images -> floats in [0, 1]."""
     return (as_unit(images) + 1) / 2
@@ -118,9 +130,9 @@ def _resampled(images: torch.Tensor, grid: torch.Tensor, size: int) -> torch.Ten
 
 @functools.cache
 def _verified_grids() -> torch.Tensor:
-    """[len(VERIFIED), VERIFY_WARP, VERIFY_WARP, 2] the sampling grids of the verification transforms,
-    made once: making them for every retrieved view was a third of the check's time."""
-    return F.affine_grid(VERIFIED, (len(VERIFIED), 1, VERIFY_WARP, VERIFY_WARP), align_corners=False)
+    """[len(VERIFIED), VERIFY, VERIFY, 2] the sampling grids of the verification transforms, made
+    once: making them for every retrieved view was a third of the check's time."""
+    return F.affine_grid(VERIFIED, (len(VERIFIED), 1, VERIFY, VERIFY), align_corners=False)
 
 
 def warped(images: torch.Tensor, thetas: torch.Tensor, size: int, sampled: int = WARP) -> torch.Tensor:
@@ -130,6 +142,14 @@ def warped(images: torch.Tensor, thetas: torch.Tensor, size: int, sampled: int =
     out = warp_each(images.repeat_interleave(t, dim=0), thetas.repeat(n, 1, 1), size, sampled)
     out = out.view(n, t, c, size, size)
     return out[:, :, 0] if c == 1 else out
+
+
+def _correlations(gray: torch.Tensor, transforms: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """[I] correlations of works' luminance [I, 1, VERIFY_WARP, VERIFY_WARP], each under its
+    verification transform (indices [I] into VERIFIED), with their query's verification view [I, P]."""
+    seen = F.grid_sample(gray, _verified_grids()[transforms], mode="bilinear", padding_mode="border",
+                         align_corners=False)[:, 0]  # [I, V, V]
+    return (_unit(seen[:, _disc(VERIFY, DISC)]) * query).sum(dim=1)
 
 
 def _disc(size: int, radius: float) -> torch.Tensor:
@@ -164,7 +184,7 @@ FLAT_UP_TO = 50_000  # descriptors searched exactly; above, an inverted-file ind
 PROBED = 8
 
 
-def _inner_product_index(described: np.ndarray, kept: Path | None = None):
+def _inner_product_index(described: np.ndarray, kept: Path | None = None, probed: int = PROBED):
     """Inner-product search over unit vectors [n, D] through FAISS, the field's nearest-neighbour
     library: exact (flat) for small collections, IVF above FLAT_UP_TO descriptors. ``kept``: a
     file for the trained IVF index (FAISS's own binary format, not a pickle), read when it is
@@ -173,7 +193,9 @@ def _inner_product_index(described: np.ndarray, kept: Path | None = None):
 
     if kept is not None and kept.is_file():
         try:
-            return faiss.read_index(str(kept))
+            index = faiss.read_index(str(kept))
+            index.nprobe = probed
+            return index
         except RuntimeError:  # a damaged file: trained again and rewritten below
             pass
     described = np.ascontiguousarray(described, dtype=np.float32)
@@ -185,7 +207,7 @@ def _inner_product_index(described: np.ndarray, kept: Path | None = None):
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).choice(n, min(n, 64 * lists), replace=False)
         index.train(described[np.sort(sample)])
-        index.nprobe = PROBED
+        index.nprobe = probed
     index.add(described)
     if kept is not None and n > FLAT_UP_TO:
         temporary = kept.with_name(kept.name + ".tmp")
@@ -246,26 +268,36 @@ class CopyIndex:
         return _in_chunks(lambda part, skip: self._verify(luminance(part), skip), images, exclude, chunk)
 
     def _verify(self, gray: torch.Tensor, exclude: list[set[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores of a chunk of queries [Q, 1, r, r]: each retrieved work warped by the transforms
-        near the view it was found by, compared with the query."""
-        rows, works, transforms = [], [], []
+        """Scores of a chunk of queries [Q, 1, r, r]: each retrieved work compared with the query
+        as the view it was found by, and where that already looks like the start of an edit,
+        warped by all the transforms near that view."""
+        pairs = []  # (query, work, view it was found by)
         for q, found in enumerate(self.candidates(gray)):
             found = [(work, view, alike) for work, view, alike in found if not (exclude and work in exclude[q])]
             # the first pass: only views alike enough to be an edit are verified, and the nearest
             # one always (so that every query has a nearest work and a score on the same scale)
             found = [(work, view) for j, (work, view, alike) in enumerate(found) if j == 0 or alike >= WHOLE_GATE]
-            for work, view in dict.fromkeys(found):  # each (work, view) once
-                rows += [q] * len(NEAR[view])
-                works += [work] * len(NEAR[view])
-                transforms.append(NEAR[view])
+            pairs += [(q, work, view) for work, view in dict.fromkeys(found)]  # each (work, view) once
         best, where = torch.full((len(gray),), -1.0), torch.zeros(len(gray), dtype=torch.int64)
-        if not rows:
+        if not pairs:
             return best, where
-        rows, works, transforms = torch.tensor(rows), torch.tensor(works), torch.cat(transforms)
-        seen = _resampled(self.gray(works), _verified_grids()[transforms], VERIFY)[:, 0]  # [I, V, V]
-        views = _unit(seen[:, _disc(VERIFY, DISC)])  # [I, P]
+        rows, works, views = torch.tensor(pairs).T
+        unique, which = torch.unique(works, return_inverse=True)
+        lum = luminance(self.works[unique])  # [U, 1, r, r] each distinct work converted once
+        lum = F.adaptive_avg_pool2d(lum, VERIFY_WARP) if lum.shape[-1] > VERIFY_WARP else lum
         query = verification_view(gray)[:, 0]  # [Q, P]
-        score = (views * query[rows]).sum(dim=1)  # [I]
+        transforms = AS_INDEXED[views]
+        score = _correlations(lum[which], transforms, query[rows])
+        expand = (score >= EXPAND_ABOVE).nonzero()[:, 0]
+        if len(expand):
+            near = [NEAR[int(views[i])] for i in expand]
+            repeat = torch.tensor([len(n) for n in near])
+            rows_near, which_near = rows[expand].repeat_interleave(repeat), which[expand].repeat_interleave(repeat)
+            near = torch.cat(near)
+            rows, which = torch.cat([rows, rows_near]), torch.cat([which, which_near])
+            transforms = torch.cat([transforms, near])
+            score = torch.cat([score, _correlations(lum[which_near], near, query[rows_near])])
+        works = unique[which]
         best = best.scatter_reduce(0, rows, score, reduce="amax")
         top = score == best[rows]  # the items that reach their query's best
         where[rows[top]] = works[top]
@@ -341,7 +373,9 @@ SIDE = 32  # pictures are area-resized to SIDE x SIDE
 WINDOW_PX = 12  # windows are WINDOW_PX square: 3/8 of the side, so that one lies wholly inside any
 # region of half the side (a quarter of the area), wherever it was pasted
 WORK_STEP = 4  # windows indexed per work: every 4 px (6 x 6 of them)
-QUERY_STEP = 2  # windows taken from each query: every 2 px (11 x 11)
+QUERY_STEP = 4  # windows taken from each query: every 4 px (6 x 6), on the works' own grid: the window
+# wholly inside a region pasted in place is always among them (every 2 px found the same 99% of
+# pasted regions at 1.6x the cost, benchmarks/originality.py)
 REGION_CANDIDATES = 2  # indexed windows retrieved per query window
 REGION_GATE = 0.98  # found windows less alike than this are not verified (but each picture's most
 # alike is): a region pasted in place keeps its best window above 0.991 (200 WikiArt pastes),
@@ -349,6 +383,9 @@ REGION_GATE = 0.98  # found windows less alike than this are not verified (but e
 # place is missed: RESULTS.md, "Edited copies")
 VERIFY_BLOCK = 1024  # found windows verified at a time (each holds 25 shifted windows in colour)
 FLAT = 0.03  # query windows whose luminance varies less than this (std, 0..1) are not searched
+REGION_PROBED = 2  # IVF lists visited per window (large collections): a pasted window's descriptor
+# is near-exact, so it lies in its own centroid's list; 2 instead of 8 found the same windows above
+# REGION_GATE in a trial (3,000 works) at 0.4x the search time
 SHIFT = 2  # verification slides the found window up to 2 px each way (half of WORK_STEP)
 
 
@@ -408,7 +445,7 @@ class RegionIndex:
             described = torch.cat([cls.describe(chunk) for chunk in works.split(INDEX_BATCH)]).numpy()
         places = (SIDE - WINDOW_PX) // WORK_STEP + 1
         colour = torch.cat([_colour(chunk).half() for chunk in works.split(INDEX_BATCH)])
-        return cls(colour, _inner_product_index(described, kept), places)
+        return cls(colour, _inner_product_index(described, kept, REGION_PROBED), places)
 
     def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None, chunk: int = 64
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -457,7 +494,7 @@ class RegionIndex:
 
 
 EXACT = 0.9999  # the threshold of a collection too alike to calibrate on: an exact copy's score
-CALIBRATION_VERSION = 3  # bump when the descriptors or checks change: cached thresholds expire
+CALIBRATION_VERSION = 4  # bump when the descriptors or checks change: cached thresholds expire
 WHOLE_QUANTILE = 0.99  # share of works (against the others) below the edited-copy threshold
 REGION_QUANTILE = 0.995  # the same for regions: stricter, as chance likeness between small
 # regions is common (measured: 1% of WikiArt works reach 0.965 against the others)

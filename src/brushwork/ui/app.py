@@ -470,6 +470,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             preset = gr.Dropdown(["modern", "dcgan", "seed"], value="modern", label="GAN preset")
             res = gr.Dropdown([32, 64], value=64, label="Resolution")
             canvas = gr.Textbox(label="Canvas WxH (blank: square), e.g. 64x80", elem_id="train-canvas")
+            fit = gr.Button("Fit the collection's proportions", elem_id="train-fit-canvas")
             batch = gr.Number(64, label="Batch size", precision=0, minimum=1, elem_id="train-batch")
             conditional = gr.Checkbox(label="Style-conditional (GAN, diffusion; subfolders are styles)")
         with gr.Row():
@@ -512,6 +513,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
 
     start.click(begin, [name, family, data, steps, preset, res, conditional, batch, settings, canvas], job,
                 **light)
+    fit.click(_page(studio.fitting_canvas), [data, res], [canvas, status], **light)
     stop.click(end, job, None, **light)
     resume.click(_page(lambda n, total: studio.resume_training(n, total) and None), [job, steps], None, **light)
     timer.tick(show, job, [status, curve, grid], **light)

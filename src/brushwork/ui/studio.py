@@ -633,6 +633,22 @@ class Studio:
         self.jobs.start(name, family, data, int(steps), extra=extra)
         return self.jobs.status(name)
 
+    def fitting_canvas(self, data: str, resolution: int) -> tuple[str, str]:
+        """('WxH' or '' for a square, what it crops): the canvas the collection's own proportions
+        ask for at ``resolution`` (its shorter side), as ``train --aspect auto`` chooses it."""
+        from brushwork.data.aspect import auto_canvas
+
+        if not data:
+            raise BrushworkError("choose the data first")
+        if data.startswith("builtin:"):
+            return "", "the built-in set is square"
+        try:
+            choice = auto_canvas(str(confined(self.settings.data, data, "the training data")), int(resolution))
+        except BrushworkError as exc:  # in the page's words, not the command line's
+            raise BrushworkError(str(exc).replace("--aspect auto: ", "", 1)) from None
+        canvas = f"{choice.resolution}x{choice.height}" if choice.height else ""
+        return canvas, choice.summary().replace("aspect auto: ", "", 1)
+
     def resume_training(self, name: str, steps: int) -> JobStatus:
         cfg = read_run_config(self.run_dir(name))
         self.jobs.start(name, cfg.kind, steps=int(steps), resume=True)
