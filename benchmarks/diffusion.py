@@ -44,6 +44,7 @@ from brushwork.metrics.collection_index import build_index  # noqa: E402
 from brushwork.metrics.evaluate import RandomFeatures, extract, precision_recall  # noqa: E402
 from brushwork.metrics.originality import tiled_l2  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.runs.checkpoint import list_checkpoints  # noqa: E402
 from brushwork.training.run import train_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,17 +148,18 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def train_for(kind: str, model_cfg, data: str, out: Path, seconds: float | None, batch: int = 64,
-              seed: int = 0, clock: str = "wall", steps: int | None = None, device: str = "cpu") -> dict:
+              seed: int = 0, clock: str = "wall", steps: int | None = None, device: str = "cpu",
+              resume: bool = False) -> dict:
     """Train a run with the library's Trainer for ``seconds`` of ``clock``: wall time on an
     otherwise idle machine, or this process's CPU time. (CPU time is not a fair budget on a
     shared machine after all: torch's threads spin while waiting for a descheduled partner, so
     a busy machine inflated it 3x, 578 diffusion steps in 60 CPU minutes.) ``steps``: a fixed
-    number of steps instead (equal images)."""
+    number of steps instead (equal images); ``resume``: continue the run in ``out`` to them."""
     load_dataset(data, model_cfg.resolution, progress=False)  # decoded and cached before the clock starts
     train = TrainConfig(data=data, batch_size=batch, steps=steps or 10**9, log_every=100, sample_every=10**9,
                         ckpt_every=10**9, keep_checkpoints=1, seed=seed, device=device)
     t0, w0 = time.process_time(), time.perf_counter()
-    trainer = train_run(RunConfig(kind=kind, model=model_cfg, train=train), out, quiet=True,
+    trainer = train_run(RunConfig(kind=kind, model=model_cfg, train=train), out, resume=resume, quiet=True,
                         time_limit=seconds, clock=CLOCKS[clock])
     return {"steps": trainer.step, "kimg": round(trainer.step * batch / 1000, 1),
             "cpu_seconds": round(time.process_time() - t0), "wall_seconds": round(time.perf_counter() - w0)}
@@ -421,10 +423,13 @@ def cmd_memorisation(args) -> dict:
                                "diffusion-mitigated": ("diffusion", args.mitigation_set)}[name]
             cfg = diffusion_config(args.res, overrides) if kind == "diffusion" else gan_config(args.res, overrides)
             run = out / f"{name}-{size}"
-            budget = (None, args.kimg * 1000 // args.batch) if args.kimg else (args.minutes * 60, None)
+            budget = (None, int(args.kimg * 1000 // args.batch)) if args.kimg else (args.minutes * 60, None)
+            done = max((step for step, _ in list_checkpoints(run)), default=0)
+            # a run already there is reused, or continued to a larger --kimg (memorisation grows
+            # with training: the same run measured at two lengths)
             row = {"training": train_for(kind, cfg, data, run, budget[0], args.batch, clock=args.clock,
-                                         steps=budget[1], device=args.device)
-                   if not (run / "checkpoints").is_dir() else "reused"}
+                                         steps=budget[1], device=args.device, resume=done > 0)
+                   if not done or (budget[1] or 0) > done else "reused"}
             samples = samples_of(run, args.n, args.device)
             row.update(quality(samples, held_out.images, train.images, "cpu", index))
             save_grid(samples[:32].float() / 127.5 - 1, out / f"{name}-{size}-grid.png", 8)

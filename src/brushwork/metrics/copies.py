@@ -51,9 +51,9 @@ from brushwork.imaging import as_unit
 THUMB = 8  # retrieval descriptor: THUMB x THUMB luminance cells
 VERIFY = 16  # verification compares luminance at VERIFY x VERIFY
 WARP = 64  # retrieval transforms are sampled at this size, then area-averaged down (no aliasing)
-VERIFY_WARP = 32  # verification transforms likewise (as accurate as 64 in the benchmark, 4x cheaper);
-# the first look at each retrieved work samples it at VERIFY px from its area-reduced VERIFY_WARP px
-# luminance (no aliasing either, 4x fewer samples again)
+VERIFY_WARP = 32  # verification samples each retrieved work at VERIFY px from its luminance
+# area-reduced to this size (no aliasing, and 16x fewer samples than warping at 64: as accurate in
+# the benchmark); the fine re-alignment warps at this size and area-averages down to VERIFY
 CANDIDATES = 16  # descriptors retrieved per query before verification
 WHOLE_GATE = 0.85  # retrieved views less alike than this are not verified (but the nearest is):
 # edited copies' descriptors stay above 0.878 to their work's (lowest of 1,800 WikiArt copies under
@@ -261,24 +261,29 @@ class CopyIndex:
         return [[(*divmod(int(hit), self.per_work), float(s)) for hit, s in zip(row, sims)]
                 for row, sims in zip(found, alike)]
 
-    def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None, chunk: int = 16
+    def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None, chunk: int = 64
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image [N, 3, H, W]: (copy score, index of the work it best matches).
         ``exclude[i]``: works image i may not match (itself, when calibrating)."""
         return _in_chunks(lambda part, skip: self._verify(luminance(part), skip), images, exclude, chunk)
 
-    def _verify(self, gray: torch.Tensor, exclude: list[set[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores of a chunk of queries [Q, 1, r, r]: each retrieved work compared with the query
-        as the view it was found by, and where that already looks like the start of an edit,
-        warped by all the transforms near that view."""
-        pairs = []  # (query, work, view it was found by)
+    def _retrieved(self, gray: torch.Tensor, exclude: list[set[int]] | None) -> list[tuple[int, int, int]]:
+        """(query, work, view it was found by) of each retrieved view worth verifying, each once."""
+        pairs = []
         for q, found in enumerate(self.candidates(gray)):
             found = [(work, view, alike) for work, view, alike in found if not (exclude and work in exclude[q])]
             # the first pass: only views alike enough to be an edit are verified, and the nearest
             # one always (so that every query has a nearest work and a score on the same scale)
             found = [(work, view) for j, (work, view, alike) in enumerate(found) if j == 0 or alike >= WHOLE_GATE]
-            pairs += [(q, work, view) for work, view in dict.fromkeys(found)]  # each (work, view) once
+            pairs += [(q, work, view) for work, view in dict.fromkeys(found)]
+        return pairs
+
+    def _verify(self, gray: torch.Tensor, exclude: list[set[int]] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of a chunk of queries [Q, 1, r, r]: each retrieved work compared with the query
+        as the view it was found by, and where that already looks like the start of an edit,
+        under all the transforms near that view; the best match re-aligned finely."""
         best, where = torch.full((len(gray),), -1.0), torch.zeros(len(gray), dtype=torch.int64)
+        pairs = self._retrieved(gray, exclude)
         if not pairs:
             return best, where
         rows, works, views = torch.tensor(pairs).T
@@ -289,14 +294,14 @@ class CopyIndex:
         transforms = AS_INDEXED[views]
         score = _correlations(lum[which], transforms, query[rows])
         expand = (score >= EXPAND_ABOVE).nonzero()[:, 0]
-        if len(expand):
+        if len(expand):  # the items again under each transform near their view
             near = [NEAR[int(views[i])] for i in expand]
             repeat = torch.tensor([len(n) for n in near])
             rows_near, which_near = rows[expand].repeat_interleave(repeat), which[expand].repeat_interleave(repeat)
             near = torch.cat(near)
+            score = torch.cat([score, _correlations(lum[which_near], near, query[rows_near])])
             rows, which = torch.cat([rows, rows_near]), torch.cat([which, which_near])
             transforms = torch.cat([transforms, near])
-            score = torch.cat([score, _correlations(lum[which_near], near, query[rows_near])])
         works = unique[which]
         best = best.scatter_reduce(0, rows, score, reduce="amax")
         top = score == best[rows]  # the items that reach their query's best
@@ -305,10 +310,9 @@ class CopyIndex:
         first[rows[top].flip(0)] = top.nonzero()[:, 0].flip(0)
         answered = torch.unique(rows)
         answered = answered[best[answered] >= REFINE_ABOVE]
-        if len(answered) == 0:
-            return best, where
-        refined = self._refine(query[answered], works[first[answered]], VERIFIED[transforms[first[answered]]])
-        best[answered] = torch.maximum(best[answered], refined)
+        if len(answered):
+            refined = self._refine(query[answered], works[first[answered]], VERIFIED[transforms[first[answered]]])
+            best[answered] = torch.maximum(best[answered], refined)
         return best, where
 
     def _refine(self, query: torch.Tensor, works: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
@@ -448,7 +452,7 @@ class RegionIndex:
         colour = torch.cat([_colour(chunk).half() for chunk in works.split(INDEX_BATCH)])
         return cls(colour, _inner_product_index(described, kept, REGION_PROBED), places)
 
-    def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None, chunk: int = 64
+    def scores(self, images: torch.Tensor, exclude: list[set[int]] | None = None, chunk: int = 256
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image: (best correlation of one of its windows with a region of a work, that work).
         Images without a textured window score -1."""

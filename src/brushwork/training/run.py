@@ -166,8 +166,12 @@ def train_run(run_cfg: RunConfig, run_dir: str | Path, resume: bool = False, qui
     created = world.main and not Path(run_dir).exists()
     try:
         with run_lock(run_dir) if world.main else contextlib.nullcontext():
-            return _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main,
-                                 time_limit, clock, world, device)
+            trainer = _train_locked(run_cfg, Path(run_dir), resume, quiet or not world.main,
+                                    time_limit, clock, world, device)
+        # every process meets before the group is torn down: one tearing it down while a peer is
+        # still in its last collective can abort the peer (seen once with gloo in a test helper)
+        barrier(world)
+        return trainer
     except BrushworkError:
         if created:
             _remove_if_untouched(Path(run_dir))
