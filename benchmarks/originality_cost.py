@@ -196,10 +196,13 @@ def main() -> None:
             for work in sorted((held / style).iterdir())[:args.per_style]:
                 work.unlink()
         paintings, _ = folder_to_check(held, 64)
-        for part in paintings.split(WRITE_BATCH):  # first-call costs of textured pictures (once per
-            RunJudge(updated)(part)  # process, 0.15 s), paid before the clock as for the GAN above
-        judge = RunJudge(updated)  # a new judge (remembers no verdict), handed WRITE_BATCH images
-        _, textured_s = _timed(lambda: [judge(part) for part in paintings.split(WRITE_BATCH)])  # at a time, as sample
+        # first-call costs of textured pictures (once per process, 0.15 s) are paid before the
+        # clock, as for the GAN above; then a new judge (it remembers no verdict) is handed
+        # WRITE_BATCH images at a time, as sample hands them
+        for part in paintings.split(WRITE_BATCH):
+            RunJudge(updated)(part)
+        judge = RunJudge(updated)
+        _, textured_s = _timed(lambda: [judge(part) for part in paintings.split(WRITE_BATCH)])
         result["check_ms_paintings"] = round(1000 * textured_s / len(paintings), 2)
         result["check_share_of_sample_paintings"] = round(result["check_ms_paintings"] / per_image["sample_ms"], 2)
         result["cpu_threads"] = __import__("torch").get_num_threads()
