@@ -95,8 +95,11 @@ def _canvas(args) -> tuple[int, int] | None:
     if getattr(args, "aspect", None) == "auto":
         from brushwork.data.aspect import auto_canvas
 
-        choice = auto_canvas(args.data, args.res)
-        print(choice.summary(), file=sys.stderr)
+        try:
+            choice = auto_canvas(args.data, args.res)
+        except BrushworkError as exc:
+            raise BrushworkError(f"--aspect auto: {exc}") from None
+        print(f"aspect auto: {choice.summary()}", file=sys.stderr)
         return choice.resolution, choice.height or choice.resolution
     return None
 

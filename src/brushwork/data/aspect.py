@@ -26,9 +26,14 @@ class AspectChoice:
     mean_loss: float  # mean share of a work's area cropped away (all works)
     square_loss: float  # the same, were the canvas square
 
+    @property
+    def canvas(self) -> str:
+        """'WxH', or '' for a square (what --size and the studio's canvas field take)."""
+        return f"{self.resolution}x{self.height}" if self.height else ""
+
     def summary(self) -> str:
         w, h = self.resolution, self.height or self.resolution
-        return (f"aspect auto: {w}x{h} (median height/width of {self.works} works: {self.median_ratio:.2f}); "
+        return (f"{w}x{h} (median height/width of {self.works} works: {self.median_ratio:.2f}); "
                 f"{self.cropped} works cropped, by {100 * self.mean_loss:.1f}% of their area on average "
                 f"(a square canvas: {100 * self.square_loss:.1f}%)")
 
@@ -57,7 +62,7 @@ def cropped_share(ratio: float, target: float) -> float:
 def choose_canvas(sizes: list[tuple[int, int]], short: int) -> AspectChoice:
     """The canvas with shorter side ``short`` nearest the works' median aspect."""
     if not sizes:
-        raise BrushworkError("--aspect auto: no readable image to measure")
+        raise BrushworkError("no readable image to measure")
     ratios = [h / w for w, h in sizes]
     median = statistics.median(ratios)
     unit = short // 4
@@ -74,8 +79,8 @@ def choose_canvas(sizes: list[tuple[int, int]], short: int) -> AspectChoice:
 def auto_canvas(spec: str, short: int) -> AspectChoice:
     """``--aspect auto`` for a data folder (built-in sets are square)."""
     if spec.startswith("builtin:"):
-        raise BrushworkError("--aspect auto measures a folder of works; the built-in set is square "
-                             "(give --size WxH for another canvas)")
+        raise BrushworkError("the built-in set is square: measure a folder of works, or give --size WxH "
+                             "for another canvas")
     root = Path(spec).expanduser()
     if not root.is_dir():
         raise BrushworkError(f"data folder not found: {spec}")

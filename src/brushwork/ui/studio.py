@@ -642,12 +642,8 @@ class Studio:
             raise BrushworkError("choose the data first")
         if data.startswith("builtin:"):
             return "", "the built-in set is square"
-        try:
-            choice = auto_canvas(str(confined(self.settings.data, data, "the training data")), int(resolution))
-        except BrushworkError as exc:  # in the page's words, not the command line's
-            raise BrushworkError(str(exc).replace("--aspect auto: ", "", 1)) from None
-        canvas = f"{choice.resolution}x{choice.height}" if choice.height else ""
-        return canvas, choice.summary().replace("aspect auto: ", "", 1)
+        choice = auto_canvas(str(confined(self.settings.data, data, "the training data")), int(resolution))
+        return choice.canvas, choice.summary()
 
     def resume_training(self, name: str, steps: int) -> JobStatus:
         cfg = read_run_config(self.run_dir(name))
