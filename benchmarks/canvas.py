@@ -9,6 +9,7 @@ the way that run's output is (4:5, or the square centre), beside its floor (trai
 held-out ones, cropped alike). A grid of each run is written side by side.
 
     python benchmarks/canvas.py --kimg 60
+    python benchmarks/canvas.py --kimg 200 --seeds 0,1,2,3 --out benchmarks/results/canvas-200k
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from common import ROOT, SHARED  # noqa: E402  (puts src/ on the path)
@@ -44,14 +46,52 @@ def portrait_collection(source: Path, folder: Path, held_out: int) -> tuple[Path
     return folder / "train", folder / "held"
 
 
-def train(data: Path, out: Path, size: str, args) -> float:
+def train(data: Path, out: Path, size: str, args, seed: int) -> float:
     steps = int(args.kimg * 1000 / args.batch)
     start = time.perf_counter()
     code = cli(["train", "gan", "--data", str(data), "--out", str(out), "--size", size, "--steps", str(steps),
-                "--batch-size", str(args.batch), "--device", "cpu", "--seed", str(args.seed), "--quiet",
+                "--batch-size", str(args.batch), "--device", "cpu", "--seed", str(seed), "--quiet",
                 "--ckpt-every", str(steps)])
     assert code == 0
     return time.perf_counter() - start
+
+
+def measure(train_dir: Path, held_dir: Path, work: Path, seed: int, args) -> tuple[dict, list]:
+    """Both runs of one seed: {canvas: figures} and their sample grids."""
+    row, grids = {}, []
+    for name, size in (("portrait", "32x40"), ("square", "32x32")):
+        width, height = (int(v) for v in size.split("x"))
+        seconds = train(train_dir, work / f"{name}-{seed}", size, args, seed)
+        h = 0 if height == width else height
+        real = load_dataset(str(train_dir), width, progress=False, height=h).images
+        held = load_dataset(str(held_dir), width, progress=False, height=h).images
+        samples = load_model(work / f"{name}-{seed}", "cpu").seed_pixels(list(range(args.n)))
+        n = min(len(held), args.n)
+        floor = swd(real[torch.randperm(len(real), generator=torch.Generator().manual_seed(1))[:n]], held[:n])
+        row[name] = {"size": size, "train_seconds": round(seconds, 1), "swd": swd(samples[:n], held[:n])["mean"],
+                     "floor_swd": floor["mean"]}
+        row[name]["swd_over_floor"] = round(row[name]["swd"] / row[name]["floor_swd"], 2)
+        print(json.dumps({f"{name}/seed {seed}": row[name]}), flush=True)
+        grids.append(grid_image(unit_from_uint8(samples[:32]), columns=8))
+    return row, grids
+
+
+def side_by_side(grids: list, path: Path) -> None:
+    from PIL import Image
+
+    sheet = Image.new("RGB", (grids[0].width + grids[1].width + 16, max(g.height for g in grids)), "white")
+    sheet.paste(grids[0], (0, 0))
+    sheet.paste(grids[1], (grids[0].width + 16, 0))
+    sheet.save(path)
+
+
+def summary(rows: dict) -> dict:
+    """Mean and spread over seeds of each canvas's SWD / floor, and how many seeds each won."""
+    ratios = {name: [row[name]["swd_over_floor"] for row in rows.values()] for name in ("portrait", "square")}
+    out = {name: {"mean_swd_over_floor": round(float(np.mean(r)), 3), "std": round(float(np.std(r, ddof=1)), 3)
+                  if len(r) > 1 else None} for name, r in ratios.items()}
+    out["portrait_no_worse_seeds"] = sum(p <= s for p, s in zip(ratios["portrait"], ratios["square"]))
+    return out
 
 
 def main() -> None:
@@ -61,39 +101,19 @@ def main() -> None:
     ap.add_argument("--kimg", type=float, default=60, help="thousands of images shown to each run")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--n", type=int, default=200, help="samples compared with the held-out works")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma list: one pair of runs per seed")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "canvas"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "canvas", "kimg": args.kimg, "batch": args.batch, "n": args.n}
+    result = {"benchmark": "canvas", "kimg": args.kimg, "batch": args.batch, "n": args.n, "seeds": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         train_dir, held_dir = portrait_collection(Path(args.data), tmp / "art", args.held_out)
-        grids = []
-        for name, size in (("portrait", "32x40"), ("square", "32x32")):
-            width, height = (int(v) for v in size.split("x"))
-            seconds = train(train_dir, tmp / name, size, args)
-            h = 0 if height == width else height
-            real = load_dataset(str(train_dir), width, progress=False, height=h).images
-            held = load_dataset(str(held_dir), width, progress=False, height=h).images
-            model = load_model(tmp / name, "cpu")
-            samples = model.seed_pixels(list(range(args.n)))
-            n = min(len(held), args.n)
-            result[name] = {"size": size, "train_seconds": round(seconds, 1),
-                            "swd": swd(samples[:n], held[:n])["mean"],
-                            "floor_swd": swd(real[torch.randperm(len(real), generator=torch.Generator()
-                                                                  .manual_seed(1))[:n]], held[:n])["mean"]}
-            result[name]["swd_over_floor"] = round(result[name]["swd"] / result[name]["floor_swd"], 2)
-            print(json.dumps({name: result[name]}), flush=True)
-            grids.append(grid_image(unit_from_uint8(samples[:32]), columns=8))
-        side = grids[0].width + grids[1].width + 16
-        from PIL import Image
-
-        sheet = Image.new("RGB", (side, max(g.height for g in grids)), "white")
-        sheet.paste(grids[0], (0, 0))
-        sheet.paste(grids[1], (grids[0].width + 16, 0))
-        sheet.save(out / "portrait-vs-square.png")
+        for seed in (int(s) for s in args.seeds.split(",")):
+            result["seeds"][seed], grids = measure(train_dir, held_dir, tmp, seed, args)
+            side_by_side(grids, out / f"portrait-vs-square-seed{seed}.png")
+    result["summary"] = summary(result["seeds"])
     (out / "canvas.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -93,6 +93,15 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor) -> dict:
             "median_tiled_l2": round(nearest.median().item(), 4), "tiled_l2_threshold": round(threshold, 4)}
 
 
+def closest_pairs(samples: torch.Tensor, train: torch.Tensor, path: Path, k: int = 8) -> None:
+    """A grid of the ``k`` samples nearest a training work (tiled L2), each above its work: what
+    copying looks like, next to the rates."""
+    nearest, which = tiled_l2(samples, train)
+    order = nearest.argsort()[:k]
+    pairs = torch.cat([samples[order], train[which[order]]]).float() / 127.5 - 1
+    save_grid(pairs, path, k)
+
+
 def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, device, index=None) -> dict:
     """SWD, precision/recall (two feature spaces) and memorisation of uint8 samples; with the
     collection's originality ``index``, also the share its check (what ``sample`` records in
@@ -433,6 +442,7 @@ def cmd_memorisation(args) -> dict:
             samples = samples_of(run, args.n, args.device)
             row.update(quality(samples, held_out.images, train.images, "cpu", index))
             save_grid(samples[:32].float() / 127.5 - 1, out / f"{name}-{size}-grid.png", 8)
+            closest_pairs(samples, train.images, out / f"{name}-{size}-closest.png")
             result[f"{name}/{size}"] = row
             print(json.dumps({f"{name}/{size}": row}), flush=True)
     return result

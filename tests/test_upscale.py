@@ -35,6 +35,21 @@ def test_tiles_give_the_untiled_pixels(scale):
     assert not torch.allclose(upscale_tensor(up, image, tile=16), whole, atol=1e-3)
 
 
+def test_texture_term_covers_every_invented_octave():
+    from brushwork.training.upscaler import UpscalerTask, invented_bands
+
+    flat, checks = torch.full((2, 3, 16, 16), 0.3), torch.rand(2, 3, 16, 16)
+    bands = invented_bands(checks, 4)
+    assert [b.shape[-1] for b in bands] == [16, 8]  # 4x invents two octaves, 2x one
+    assert len(invented_bands(checks, 2)) == 1
+    assert all(b.abs().max() > 0.05 for b in bands)
+    assert all(b.abs().max() < 1e-6 for b in invented_bands(flat, 4))  # no detail in a flat work
+    task = UpscalerTask(UpscalerConfig(resolution=32, scale=4, width=8, blocks=1, texture_weight=1.0),
+                        torch.device("cpu"))
+    logged = task.train_step(torch.rand(2, 3, 32, 32) * 2 - 1, step=0)
+    assert logged["texture"] > 0 and logged["loss"] > logged["l1"]
+
+
 @pytest.fixture(scope="module")
 def upscaler_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("upscaler") / "run"

@@ -3,10 +3,10 @@
 Each step: a batch of works at the run's resolution (random crops and flips as for every
 family), area-downscaled by ``scale`` (what a smaller picture of the same work looks like, with
 no aliasing), enlarged by the network, and compared with the works by L1 (sharper than L2 for
-super-resolution, Lim et al. 2017), plus, with ``texture_weight``, a sliced patch distance on the
-finest band (``losses.sliced_patch_distance``): L1 alone restores structure but averages texture
-away. Validation: PSNR of the network and of bicubic on held-out works, so every run says how
-much it adds over the baseline.
+super-resolution, Lim et al. 2017), plus, with ``texture_weight``, a sliced patch distance on
+each octave the enlargement invents (``losses.sliced_patch_distance``; 4x: the finest two): L1
+alone restores structure but averages texture away. Validation: PSNR of the network and of
+bicubic on held-out works, so every run says how much it adds over the baseline.
 """
 
 from __future__ import annotations
@@ -36,6 +36,16 @@ def detail(images: torch.Tensor) -> torch.Tensor:
     return images - blur
 
 
+def invented_bands(images: torch.Tensor, scale: int) -> list[torch.Tensor]:
+    """[B, 3, H, W] -> the log2(scale) finest bands ([B, 3, H, W], [B, 3, H/2, W/2], ...): the
+    octaves a ``scale``x enlargement has to invent (4x: two; the input holds none of either)."""
+    bands = []
+    while scale > 1:
+        bands.append(detail(images))
+        images, scale = F.avg_pool2d(images, 2), scale // 2
+    return bands
+
+
 class UpscalerTask:
     kind = "upscaler"
     preview_columns = PREVIEW_IMAGES
@@ -61,8 +71,9 @@ class UpscalerTask:
         made = self.net_step(downscale(real, self.cfg.scale))
         l1 = F.l1_loss(made, real)
         loss = l1
-        if self.cfg.texture_weight:  # on the detail the network adds (its output less the blur of it)
-            texture = sliced_patch_distance(detail(made), detail(real))
+        if self.cfg.texture_weight:  # on the detail the network adds, every octave of it
+            texture = sum(sliced_patch_distance(ours, theirs) for ours, theirs
+                          in zip(invented_bands(made, self.cfg.scale), invented_bands(real, self.cfg.scale)))
             loss = l1 + self.cfg.texture_weight * texture
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
