@@ -439,12 +439,16 @@ def cmd_memorisation(args) -> dict:
             row = {"training": train_for(kind, cfg, data, run, budget[0], args.batch, clock=args.clock,
                                          steps=budget[1], device=args.device, resume=done > 0)
                    if not done or (budget[1] or 0) > done else "reused"}
-            samples = samples_of(run, args.n, args.device)
+            steps = {"sampling_steps": args.sample_steps} if args.sample_steps else {}
+            samples = samples_of(run, args.n, args.device, **steps)
             row.update(quality(samples, held_out.images, train.images, "cpu", index))
-            save_grid(samples[:32].float() / 127.5 - 1, out / f"{name}-{size}-grid.png", 8)
-            closest_pairs(samples, train.images, out / f"{name}-{size}-closest.png")
-            result[f"{name}/{size}"] = row
-            print(json.dumps({f"{name}/{size}": row}), flush=True)
+            key, stem = f"{name}/{size}", f"{name}-{size}"
+            if steps:
+                key, stem = f"{key}/{args.sample_steps} steps", f"{stem}-{args.sample_steps}steps"
+            save_grid(samples[:32].float() / 127.5 - 1, out / f"{stem}-grid.png", 8)
+            closest_pairs(samples, train.images, out / f"{stem}-closest.png")
+            result[key] = row
+            print(json.dumps({key: row}), flush=True)
     return result
 
 
@@ -498,6 +502,7 @@ def main() -> None:
     p.add_argument("--families", default="diffusion,gan")
     p.add_argument("--mitigation-set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--kimg", type=float, default=0, help="thousands of images per run instead of --minutes")
+    p.add_argument("--sample-steps", type=int, default=0, help="diffusion sampling steps (default: the run's)")
     p.add_argument("--data-root", default=str(SHARED / "wikiart64"), help="folder of the style subfolders")
     p.add_argument("--device", default="cpu")
     sub.choices["versus"].add_argument("--families", default="diffusion,gan")

@@ -133,6 +133,26 @@ def test_training_resumes_exactly(tmp_path):
     assert (tmp_path / "resumed" / "samples" / "step-00000004.png").is_file()
 
 
+def test_long_runs_on_small_collections_are_warned_of_copying(tmp_path, capsys):
+    from brushwork.config import gan_preset
+    from brushwork.training.run import copying_warning, train_run
+
+    def config(steps, dropout=0.0, kind="diffusion"):
+        model = DiffusionConfig(dropout=dropout) if kind == "diffusion" else gan_preset("dcgan", 32)
+        return RunConfig(kind=kind, model=model, train=TrainConfig(data="x", batch_size=64, steps=steps))
+
+    assert "64 works shown 3,125 times each" in copying_warning(config(3125), 64)
+    assert copying_warning(config(500), 64) is None  # 500 passes: not yet
+    assert copying_warning(config(3125, dropout=0.3), 64) is None  # dropout already set
+    assert copying_warning(config(10**6), 300) is None  # collections this size did not copy
+    assert copying_warning(config(10**6, kind="gan"), 64) is None
+    # wired into training: a long run on 40 works is warned of before it starts (stopped after 1 s)
+    tiny = DiffusionConfig(resolution=32, width=8, channel_mult="1,2", blocks=1, mixed_precision="no")
+    train_run(RunConfig(kind="diffusion", model=tiny, train=TrainConfig(
+        data="builtin:abstract:8", batch_size=8, steps=10000, device="cpu")), tmp_path / "run", time_limit=1)
+    assert "40 works shown 2,000 times each" in capsys.readouterr().err
+
+
 def test_a_run_learns_to_denoise(tmp_path):
     """A minute's worth of steps lowers the EDM loss of a small model on the built-in art below the
     1.0 that a network saying nothing scores (measured: 1.08 -> 0.80 over these 80 steps)."""
