@@ -439,7 +439,7 @@ def cmd_memorisation(args) -> dict:
             row = {"training": train_for(kind, cfg, data, run, budget[0], args.batch, clock=args.clock,
                                          steps=budget[1], device=args.device, resume=done > 0)
                    if not done or (budget[1] or 0) > done else "reused"}
-            steps = {"sampling_steps": args.sample_steps} if args.sample_steps else {}
+            steps = {"steps": args.sample_steps} if args.sample_steps else {}
             samples = samples_of(run, args.n, args.device, **steps)
             row.update(quality(samples, held_out.images, train.images, "cpu", index))
             key, stem = f"{name}/{size}", f"{name}-{size}"
