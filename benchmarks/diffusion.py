@@ -76,8 +76,9 @@ def thumbnails(images: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(images.float() / 255, 8).flatten(1).double()
 
 
-def memorisation(samples: torch.Tensor, train: torch.Tensor) -> dict:
-    """Shares of samples that copy a training work, by two criteria (see the module's doc)."""
+def memorisation(samples: torch.Tensor, train: torch.Tensor, closest: Path | None = None) -> dict:
+    """Shares of samples that copy a training work, by two criteria (see the module's doc);
+    with ``closest``, also a grid there of the samples nearest a work (``closest_pairs``)."""
     a, b = samples.float().flatten(1) / 255, train.float().flatten(1) / 255
     ratios = []
     for chunk in a.split(256):
@@ -86,23 +87,26 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor) -> dict:
     ratio = torch.cat(ratios)
     calib = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:1000]]
     threshold = torch.quantile(tiled_l2(calib, calib, exclude_self=True)[0], 0.05).item()
-    nearest = tiled_l2(samples, train)[0]
+    nearest, which = tiled_l2(samples, train)
+    if closest is not None:
+        closest_pairs(samples, train, nearest, which, closest)
     return {"memorised_ratio_rate": round((ratio < 1 / 3).float().mean().item(), 4),
             "tiled_l2_copy_rate": round((nearest <= threshold).float().mean().item(), 4),
             "median_nn_ratio": round(ratio.median().item(), 4),
             "median_tiled_l2": round(nearest.median().item(), 4), "tiled_l2_threshold": round(threshold, 4)}
 
 
-def closest_pairs(samples: torch.Tensor, train: torch.Tensor, path: Path, k: int = 8) -> None:
-    """A grid of the ``k`` samples nearest a training work (tiled L2), each above its work: what
-    copying looks like, next to the rates."""
-    nearest, which = tiled_l2(samples, train)
+def closest_pairs(samples: torch.Tensor, train: torch.Tensor, nearest: torch.Tensor, which: torch.Tensor,
+                  path: Path, k: int = 8) -> None:
+    """A grid of the ``k`` samples nearest a training work (``nearest``, ``which``: tiled_l2's
+    answer), each above its work: what copying looks like, next to the rates."""
     order = nearest.argsort()[:k]
     pairs = torch.cat([samples[order], train[which[order]]]).float() / 127.5 - 1
     save_grid(pairs, path, k)
 
 
-def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, device, index=None) -> dict:
+def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, device, index=None,
+            closest: Path | None = None) -> dict:
     """SWD, precision/recall (two feature spaces) and memorisation of uint8 samples; with the
     collection's originality ``index``, also the share its check (what ``sample`` records in
     every image) calls COPY."""
@@ -119,7 +123,7 @@ def quality(samples: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor, 
     if index is not None:
         verdicts = index.check(samples)
         row["originality_copy_rate"] = round(sum(v["verdict"] == "COPY" for v in verdicts) / len(samples), 4)
-    return row | memorisation(samples, train)
+    return row | memorisation(samples, train, closest)
 
 
 def floor(train: torch.Tensor, held_out: torch.Tensor, device) -> dict:
@@ -441,12 +445,11 @@ def cmd_memorisation(args) -> dict:
                    if not done or (budget[1] or 0) > done else "reused"}
             steps = {"steps": args.sample_steps} if args.sample_steps else {}
             samples = samples_of(run, args.n, args.device, **steps)
-            row.update(quality(samples, held_out.images, train.images, "cpu", index))
             key, stem = f"{name}/{size}", f"{name}-{size}"
             if steps:
                 key, stem = f"{key}/{args.sample_steps} steps", f"{stem}-{args.sample_steps}steps"
+            row.update(quality(samples, held_out.images, train.images, "cpu", index, out / f"{stem}-closest.png"))
             save_grid(samples[:32].float() / 127.5 - 1, out / f"{stem}-grid.png", 8)
-            closest_pairs(samples, train.images, out / f"{stem}-closest.png")
             result[key] = row
             print(json.dumps({key: row}), flush=True)
     return result
