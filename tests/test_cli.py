@@ -116,7 +116,7 @@ def test_data_that_is_a_file_says_a_folder_is_expected(tmp_path, capsys):
 
 
 def test_closing_hint_names_a_command_that_applies_to_the_family(tmp_path):
-    from brushwork.training.run import next_step_hint
+    from brushwork.training.families import next_step_hint
 
     run = tmp_path / "r"
     assert next_step_hint("gan", run).startswith(f"sample it with: brushwork sample {run} --seeds")

@@ -319,7 +319,7 @@ def test_gan_runs_and_gan_only_commands_say_what_they_need(run, sketch, tmp_path
                  "32", "--batch-size", "8", "--set", "g_width=8", "--set", "d_width=8", "--quiet",
                  "--device", "cpu"]) == 0
     done = run_cli("paint", str(gan), "--sketch", str(sketch[0]), "--out", str(tmp_path / "o"))
-    assert done.returncode == 2 and "paint needs a diffusion run" in done.stderr
+    assert done.returncode == 2 and "not a diffusion run (paint needs one)" in done.stderr
     done = run_cli("sample", str(gan), "--seeds", "0", "--steps", "4", "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "for diffusion runs" in done.stderr
     for command in (["project", str(run), str(sketch[0])], ["reconstruct", str(run), str(sketch[0])],

@@ -186,7 +186,7 @@ def test_paint_a_sketch_a_masked_region_and_stop_early(studio, folders):
     assert not studio.stop_paint("q")
 
     before = set(studio.settings.outputs.rglob("*"))
-    with pytest.raises(BrushworkError, match="paint needs a diffusion run"):
+    with pytest.raises(BrushworkError, match=r"gan is a gan run; painting needs a diffusion run \(in the run list: diffusion\)"):
         list(studio.paint("gan", sketch, session="r"))
     with pytest.raises(BrushworkError, match="strength must be in"):
         list(studio.paint("diffusion", sketch, strength=2, session="r"))

@@ -141,8 +141,20 @@ def _add_train_parsers(sub) -> None:
                    help="learn the style subfolders; sample with --style NAME and --guidance")
     p.add_argument("--dropout", type=number(float, 0, 1, high_open=True), help="dropout in the U-Net's blocks (default 0; curbs "
                    "copying of small collections: 0.3 took 64 works from 38%% of samples copies to 14%%)")
+    p.add_argument("--latent", metavar="AE", help="latent diffusion: learn in the latents of this autoencoder run "
+                   "(brushwork train autoencoder), at its size; 128 px costs about what 32 px does in pixels")
     _add_canvas_args(p)
-    p.set_defaults(family="diffusion", res=32)
+    p.set_defaults(family="diffusion", res=None)
+    p = sub.add_parser("autoencoder", help="train an autoencoder whose latents a diffusion model can learn in "
+                       "(brushwork train diffusion --latent AE)")
+    _add_common_train_args(p)
+    p.add_argument("--factor", type=int, choices=[4, 8], default=4,
+                   help="downsampling per side: 4 (128 px -> 32 x 32 latents, default) or 8")
+    p.add_argument("--channels", type=COUNT, default=4, help="latent channels (default 4)")
+    p.add_argument("--features", metavar="FILE", help="VGG19 weights for the perceptual term (default: a "
+                   "Laplacian-pyramid L1, which needs no downloaded weights)")
+    _add_canvas_args(p)
+    p.set_defaults(family="autoencoder", res=128)
     p = sub.add_parser("adain", help="train an AdaIN decoder for fast arbitrary style transfer")
     _add_common_train_args(p)
     p.add_argument("--content", dest="data", help="folder of content photos (same as --data)")
@@ -168,10 +180,24 @@ def _train_overrides(args) -> dict:
     return out
 
 
+def _autoencoder_canvas(ae_run: str) -> tuple[int, int]:
+    """(width, height or 0) of the works a run encodes: a latent run's default size."""
+    from brushwork.runs.directory import read_run_config
+
+    model = read_run_config(Path(ae_run).expanduser()).model
+    return model.resolution, getattr(model, "height", 0)
+
+
 def _model_config(args):
     from brushwork.config import VAEConfig, apply_overrides, gan_preset
 
-    canvas = _canvas(args) if args.family in ("gan", "vae", "diffusion") else None
+    if args.family == "diffusion" and args.res is None:  # pixels: 32 px; latents: the autoencoder's canvas
+        args.res = 32
+        if getattr(args, "latent", None):
+            args.res, height = _autoencoder_canvas(args.latent)
+            if height and not args.size and not args.aspect:
+                args.size = f"{args.res}x{height}"
+    canvas = _canvas(args) if hasattr(args, "size") else None
     width, height = canvas or (args.res, args.res)
     sized = {"resolution": width, "height": 0 if height == width else height}
     if args.family == "gan":
@@ -189,7 +215,18 @@ def _model_config(args):
         cfg = DiffusionConfig(**sized, conditional=args.conditional)
         if args.dropout is not None:
             cfg.dropout = args.dropout
+        if args.latent:
+            from brushwork.training.latent import attach_autoencoder
+
+            cfg = attach_autoencoder(cfg, args.latent)
         return apply_overrides(cfg, args.set)
+    if args.family == "autoencoder":
+        from brushwork.config import AutoencoderConfig
+
+        features = {"perceptual": "vgg", "features": str(Path(args.features).expanduser().resolve())} \
+            if args.features else {}
+        return apply_overrides(AutoencoderConfig(**sized, factor=args.factor, channels=args.channels, **features),
+                               args.set)
     if args.family == "upscaler":
         from brushwork.config import UpscalerConfig
 
@@ -211,7 +248,8 @@ def _model_config(args):
 def cmd_train(args) -> int:
     from brushwork.config import RunConfig, TrainConfig, image_size
     from brushwork.runs.directory import read_run_config
-    from brushwork.training.run import next_step_hint, refuse_other_size, train_run
+    from brushwork.training.families import next_step_hint
+    from brushwork.training.run import refuse_other_size, train_run
 
     from brushwork.runs.checkpoint import latest_checkpoint
 
@@ -225,6 +263,10 @@ def cmd_train(args) -> int:
             raise BrushworkError(f"{run_dir} is a {run_cfg.kind} run; resume it with "
                                  f"'brushwork train {run_cfg.kind}'")
         run_cfg.train = dataclasses.replace(run_cfg.train, **_train_overrides(args))
+        if getattr(args, "latent", None):
+            from brushwork.training.latent import check_same_autoencoder
+
+            check_same_autoencoder(run_cfg.model, args.latent)
         asked = _canvas(args) if getattr(args, "size", None) else None
         if asked is not None:
             refuse_other_size(run_dir, image_size(run_cfg.model), (asked[1], asked[0]))
@@ -268,23 +310,22 @@ def cmd_sample(args) -> int:
     elif args.from_image:  # the recorded seed or lineage, truncation and style, remade exactly
         model, recipe, truncation, style = load_for_regeneration(args.from_image, run, args.runs,
                                                                  args.device)
-        model.record_paths = args.record_paths
-        _judge(model, args)
-        _enlarge(model, args, read_record(args.from_image).get("brushwork") or {})
+        model = _judge(model.using(record_paths=args.record_paths), args)
+        model = _enlarge(model, args, read_record(args.from_image).get("brushwork") or {})
         if any(getattr(args, k) is not None for k in ("sampler", "steps", "guidance", "truncation",
                                                       "temperature")):
             raise BrushworkError("--from remakes an image as it was made; it takes no --sampler, "
                                  "--steps, --guidance, --truncation or --temperature")
-        _apply_sampling(model, argparse.Namespace())  # the recorded sampling, checked
+        model = _apply_sampling(model, argparse.Namespace())  # the recorded sampling, checked
         paths, _ = write_images(model, [recipe], [Path(args.from_image).stem], out, truncation,
                                 style=style, **options)
     elif run is None or args.seeds is None:
         raise BrushworkError("sample needs RUN and --seeds (or --from IMAGE)")
     else:
         model = load_model(run, args.device, record_paths=args.record_paths)
-        _apply_sampling(model, args)
-        _judge(model, args)
-        _enlarge(model, args)
+        model = _apply_sampling(model, args)
+        model = _judge(model, args)
+        model = _enlarge(model, args)
         paths = write_seed_images(model, parse_seeds(args.seeds), out, _prior_scale(args),
                                   grid=args.grid, style=style_request(args.style, args.style_mix),
                                   avoid_copies=args.avoid_copies, **options)
@@ -301,9 +342,9 @@ def cmd_paint(args) -> int:
     seeds = parse_seeds(args.seeds)
     style = style_request(args.style, args.style_mix)
     model = load_model(args.run, args.device, record_paths=args.record_paths)
-    _apply_sampling(model, args)
-    _judge(model, args)
-    _enlarge(model, args)
+    model = _apply_sampling(model, args)
+    model = _judge(model, args)
+    model = _enlarge(model, args)
     inputs = load_inputs(args.sketch, args.mask, args.extend)
     strength = args.strength if args.strength is not None else 1.0 if inputs.repaint is not None else 0.6
     paths = write_paintings(model, inputs, seeds, Path(args.out), strength, style, args.resample,
@@ -318,7 +359,7 @@ def cmd_breed(args) -> int:
 
     paths = breed_from_images(args.images, Path(args.out), args.n, args.strength, args.seed, args.run,
                               args.runs, args.device, args.record_paths,
-                              lambda model: (_judge(model, args), _enlarge(model, args)))
+                              lambda model: _enlarge(_judge(model, args), args))
     print(f"wrote {len(paths)} {'children' if len(args.images) == 1 else 'crossbreeds'} to {args.out}")
     return 0
 
@@ -329,8 +370,8 @@ def cmd_interpolate(args) -> int:
     from brushwork.making.video import write_walk
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
-    _apply_sampling(model, args)
-    _judge(model, args)
+    model = _apply_sampling(model, args)
+    model = _judge(model, args)
     styles = [s.strip() for s in args.styles.split(",")] if args.styles else None
     path = write_walk(model, parse_seeds(args.seeds), args.frames, Path(args.out),
                       truncation=_prior_scale(args), fps=args.fps, loop=args.loop,
@@ -347,21 +388,22 @@ def _prior_scale(args) -> float:
     return 1.0 if value is None else value
 
 
-def _load_vae(args):
+def _load_encoder(args):
+    """A run that encodes artworks (VAE, autoencoder); GAN runs are told to project instead."""
     model = _load_projectable(args)
-    if model.kind != "vae":
-        raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a VAE run "
-                             "(brushwork train vae; GAN runs: brushwork project RUN IMAGE)")
+    if not model.can("encode"):
+        raise BrushworkError(f"{args.run} is a {model.kind} run; this command needs a run that encodes "
+                             "artworks (brushwork train vae or autoencoder; GAN runs: brushwork project RUN IMAGE)")
     return model
 
 
 def _load_projectable(args):
-    """A GAN or VAE run, whose latent space an artwork can be encoded or projected into."""
+    """A run whose latent space an artwork can be encoded or projected into (GAN, VAE, autoencoder)."""
     from brushwork.making.generate import load_model
 
     model = load_model(args.run, args.device, record_paths=args.record_paths)
-    if model.kind == "diffusion":
-        raise BrushworkError(f"{args.run} is a diffusion run, which has no latent to encode or project "
+    if not (model.can("encode") or model.can("project")):
+        raise BrushworkError(f"{args.run} is a {model.kind} run, which has no latent to encode or project "
                              f"an artwork into; to reproduce or vary one with it, paint over it: "
                              f"brushwork paint {args.run} --sketch IMAGE --strength 0.3 (lower keeps more)")
     return model
@@ -388,7 +430,7 @@ def cmd_project(args) -> int:
 def cmd_reconstruct(args) -> int:
     from brushwork.making.reproduce import reconstruct
 
-    for path, value in reconstruct(_load_vae(args), args.images, Path(args.out),
+    for path, value in reconstruct(_load_encoder(args), args.images, Path(args.out),
                                    metadata=not args.no_metadata):
         print(f"{path}  PSNR {value:.2f} dB")
     return 0
@@ -398,12 +440,13 @@ def cmd_variations(args) -> int:
     from brushwork.making.reproduce import gan_variations, variations
 
     model = _load_projectable(args)
-    if model.kind == "gan":  # projected, then children of the projection
+    if model.can("project"):  # a GAN: projected, then children of the projection
         paths = gan_variations(model, args.image, args.n, args.temperature, Path(args.out), args.seed,
                                _projection_options(args))
         print(f"wrote {len(paths)} variation(s) of the projection of {args.image}")
         return 0
-    paths = variations(_load_vae(args), args.image, args.n, args.temperature, Path(args.out),
+    model.require("sample")  # posterior samples need a prior to vary around (a VAE's)
+    paths = variations(model, args.image, args.n, args.temperature, Path(args.out),
                        first_seed=args.seed, metadata=not args.no_metadata)
     print(f"wrote {len(paths) - 1} variation(s) and {paths[-1]}")
     return 0
@@ -413,10 +456,11 @@ def cmd_blend(args) -> int:
     from brushwork.making.reproduce import blend, gan_blend
 
     model = _load_projectable(args)
-    if model.kind == "gan":
+    if model.can("project"):
         out = gan_blend(model, args.image_a, args.image_b, args.frames, Path(args.out), args.fps,
                         _projection_options(args))
     else:
+        model.require("sample")
         out = blend(model, args.image_a, args.image_b, args.frames, Path(args.out), args.fps,
                     metadata=not args.no_metadata)
     print(f"wrote {out}")
@@ -585,17 +629,17 @@ def _add_diffusion_sampling_args(p) -> None:
                    "guidance (1 = none, the default; 2-3 = stronger style)")
 
 
-def _apply_sampling(model, args) -> None:
-    """--sampler, --steps and --guidance onto a diffusion run's sampling (refused for others)."""
+def _apply_sampling(model, args):
+    """The model with --sampler, --steps and --guidance as its sampling (refused for runs that are
+    not diffusion runs), checked."""
     given = {k: getattr(args, k, None) for k in ("sampler", "steps", "guidance")}
     given = {k: v for k, v in given.items() if v is not None}
-    if model.sampling is None:
-        if given:
-            raise BrushworkError(f"--{'/--'.join(given)}: for diffusion runs; {model.run_dir} is a "
-                                 f"{model.kind} run")
-        return
-    model.sampling = dataclasses.replace(model.sampling, **given)
-    model.sampling.check(model.conditional)
+    if model.sampling is None and given:
+        raise BrushworkError(f"--{'/--'.join(given)}: for diffusion runs; {model.run_dir} is a "
+                             f"{model.kind} run")
+    if model.sampling is not None:
+        model.sampling.check(model.conditional)
+    return model.using(sampling=given)
 
 
 def _add_output_args(p, record_paths: bool = True) -> None:
@@ -611,11 +655,12 @@ def _add_originality_arg(p) -> None:
                         "(by default each image records its verdict when the index exists: brushwork index DATA)")
 
 
-def _judge(model, args) -> None:
-    """Check every image ``model`` makes against its collection's index, unless --no-originality."""
+def _judge(model, args):
+    """The model, checking every image it makes against its collection's index (unless
+    --no-originality)."""
     from brushwork.originality_report import run_judge
 
-    model.judge = run_judge(model, not getattr(args, "no_originality", False))
+    return model.using(judge=run_judge(model, not getattr(args, "no_originality", False)))
 
 
 def _add_upscale_arg(p) -> None:
@@ -623,15 +668,15 @@ def _add_upscale_arg(p) -> None:
                    "(brushwork train upscaler); the record keeps both sizes and its hash")
 
 
-def _enlarge(model, args, record: dict | None = None) -> None:
-    """--upscale RUN: every image the model makes is written enlarged (``record``: of an image
+def _enlarge(model, args, record: dict | None = None):
+    """The model, writing every image enlarged when --upscale RUN is given (``record``: of an image
     being remade, whose own upscaler must be the one given)."""
     from brushwork.making.upscale import enlarger, load_upscaler, upscaler_for
 
     given = getattr(args, "upscale", None)
     up = upscaler_for(record, given, args.device) if record is not None else \
         (load_upscaler(given, None, args.device) if given else None)
-    model.enlarge = enlarger(up) if up is not None else None
+    return model.using(enlarge=enlarger(up) if up is not None else None)
 
 
 def _add_record_paths_arg(p) -> None:

@@ -271,6 +271,67 @@ class VAEConfig:
 
 
 @dataclass
+class AutoencoderConfig:
+    """A KL-regularised convolutional autoencoder (the first stage of latent diffusion, Rombach et al.
+    2022): it compresses each painting ``factor`` times along each side into ``channels`` maps, and a
+    diffusion model then learns in that small space (``DiffusionConfig.autoencoder``).
+
+    Loss (LDM's): L1 + perceptual term + kl_weight * KL, and after ``disc_start`` steps a patch
+    discriminator's hinge loss, weighted adaptively (Esser et al. 2021) so that it never outweighs
+    the reconstruction."""
+
+    resolution: int = 128  # image width (square: the size), a power of two in 32..256
+    height: int = 0  # image height when not square (0: square); see check_canvas
+    factor: int = 4  # downsampling per side: 4 (128 px -> 32 x 32 latents) or 8 (-> 16 x 16)
+    channels: int = 4  # latent channels (LDM's f=4 and f=8 KL autoencoders use 3 and 4)
+    width: int = 32  # channels at full resolution; each halving doubles them, up to 4x
+    blocks: int = 1  # residual blocks per level (LDM: 2; 1 keeps a 128 px step affordable on CPUs)
+    kl_weight: float = 1e-6  # the KL term is only a leash on the latents' scale (LDM's 1e-6)
+    perceptual: str = "laplacian"  # "laplacian": L1 on a Laplacian pyramid's bands (Bojanowski et al.
+    # 2018; needs no downloaded weights), or "vgg" (ImageNet VGG19 features; --features FILE)
+    features: str = ""  # "vgg": the VGG19 weights ("imagenet" from torchvision's cache, or a file)
+    perceptual_weight: float = 1.0  # its weight beside L1
+    disc_start: int = 2000  # steps of reconstruction only before the patch discriminator joins (LDM: 50k)
+    disc_weight: float = 0.5  # scale of the adaptive adversarial weight (LDM's 0.5)
+    disc_width: int = 64  # channels of the patch discriminator's first layer (pix2pix's 64)
+    lr: float = 4.5e-6 * 64  # Adam learning rate (LDM's base 4.5e-6 x its batch of 64)
+    beta1: float = 0.5  # Adam betas (LDM's, for both networks)
+    beta2: float = 0.9
+    val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
+    mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
+    channels_last: bool = False
+
+    def validate(self) -> None:
+        check_canvas(self.resolution, self.height, 256, "the autoencoder")
+        if self.factor not in (4, 8):
+            raise BrushworkError(f"--factor must be 4 or 8, got {self.factor}")
+        if self.channels < 1 or self.width < 1 or self.blocks < 1 or self.disc_width < 1:
+            raise BrushworkError("channels, width, blocks and disc_width must be >= 1")
+        if self.perceptual not in ("laplacian", "vgg"):
+            raise BrushworkError(f"perceptual must be laplacian or vgg, got {self.perceptual!r}")
+        if self.perceptual == "vgg" and not self.features:
+            raise BrushworkError("the vgg perceptual term needs VGG19 weights (--features FILE)")
+        if min(self.kl_weight, self.perceptual_weight, self.disc_weight, self.disc_start) < 0:
+            raise BrushworkError("kl_weight, perceptual_weight, disc_weight and disc_start must be >= 0")
+        if not 0 < self.val_fraction < 0.5:
+            raise BrushworkError("val_fraction must be between 0 and 0.5")
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise BrushworkError("mixed_precision must be auto, bf16 or no")
+
+    @property
+    def multipliers(self) -> list[int]:
+        """Channel multiples of each level, finest first: one level per halving, plus the latent's."""
+        levels = self.factor.bit_length()  # f=4: 3 levels (R, R/2, R/4); f=8: 4
+        return [min(2 ** i, 4) for i in range(levels)]
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(height, width) of a latent."""
+        h, w = canvas_of(self.resolution, self.height)
+        return h // self.factor, w // self.factor
+
+
+@dataclass
 class DiffusionConfig:
     """A pixel-space diffusion model in the EDM formulation (Karras et al. 2022) with a small U-Net.
 
@@ -308,15 +369,23 @@ class DiffusionConfig:
     guidance: float = 1.0  # default classifier-free guidance of conditional runs (1 = none)
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
     channels_last: bool = False  # NHWC memory layout: slower here (CPU step 51 vs 64 img/s at 32 px)
+    # -- latent diffusion (Rombach et al. 2022): learn in an autoencoder's latents, not in pixels ---
+    autoencoder: str = ""  # the autoencoder run (--latent AE, absolute path) whose latents it learns; "" = pixels
+    autoencoder_hash: str = ""  # that autoencoder's model hash (set at start; its weights travel in every checkpoint)
+    autoencoder_config: dict = field(default_factory=dict)  # its AutoencoderConfig (set at start)
+    latent_scale: float = 0.0  # latents are multiplied by this so that their spread is sigma_data (set at start)
 
     def validate(self) -> None:
-        check_canvas(self.resolution, self.height, 128, "diffusion")
+        check_canvas(self.resolution, self.height, 256 if self.autoencoder else 128,
+                     "latent diffusion" if self.autoencoder else "pixel diffusion (latent diffusion, --latent AE, goes to 256)")
         if self.width < 1 or self.blocks < 1 or not self.multipliers or min(self.multipliers) < 1:
             raise BrushworkError("width and blocks must be >= 1; channel_mult a comma list of "
                                  "positive integers, e.g. 1,2,2")
-        if min(canvas_of(self.resolution, self.height)) >> (len(self.multipliers) - 1) < 4:
+        if min(self.space[1:]) >> (len(self.multipliers) - 1) < 4:
             raise BrushworkError(f"channel_mult {self.channel_mult!r} has too many levels for "
-                                 f"{size_text(self.resolution, self.height)} px (the coarsest must be at least 4 px)")
+                                 f"{size_text(self.resolution, self.height)} px"
+                                 f"{' (latents ' + size_text(self.space[2], self.space[1]) + ')' if self.autoencoder else ''}"
+                                 f" (the coarsest must be at least 4 px)")
         if not 0 <= self.attention_levels <= len(self.multipliers):
             raise BrushworkError(f"attention_levels must be in 0..{len(self.multipliers)}")
         if not 0 <= self.dropout < 1 or not 0 <= self.cond_drop < 1:
@@ -343,10 +412,22 @@ class DiffusionConfig:
         return self.conditional
 
     @property
-    def z_dim(self) -> int:
-        """A diffusion model's latent is its starting noise: one value per pixel and channel."""
+    def latent_autoencoder(self) -> AutoencoderConfig | None:
+        """The config of the autoencoder a latent run learns in (None: pixel diffusion)."""
+        return from_dict(AutoencoderConfig, self.autoencoder_config) if self.autoencoder_config else None
+
+    @property
+    def space(self) -> tuple[int, int, int]:
+        """(channels, height, width) of what the denoiser sees: pixels, or the autoencoder's latents."""
+        ae = self.latent_autoencoder
         h, w = canvas_of(self.resolution, self.height)
-        return 3 * h * w
+        return (3, h, w) if ae is None else (ae.channels, h // ae.factor, w // ae.factor)
+
+    @property
+    def z_dim(self) -> int:
+        """A diffusion model's latent is its starting noise: one value per channel and position."""
+        c, h, w = self.space
+        return c * h * w
 
 
 SAMPLERS = ("heun", "dpm2m")
@@ -525,4 +606,4 @@ class RunConfig:
 
 
 MODEL_CONFIGS = {"gan": GANConfig, "vae": VAEConfig, "diffusion": DiffusionConfig, "adain": AdaINConfig,
-                 "upscaler": UpscalerConfig}
+                 "upscaler": UpscalerConfig, "autoencoder": AutoencoderConfig}

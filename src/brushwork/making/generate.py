@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
 from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latents_for_recipes,
                                latents_for_seeds, root_seed)
-from brushwork.models.gan import build_gan
+from brushwork.models.autoencoder import codec_for
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import read_run_config
+from brushwork.training.families import Family, family, require
 from brushwork.styles import describe, style_from_record, style_weights
 from brushwork.utils import ensure_dir, resolve_device, tensors_hash
 
@@ -60,7 +62,7 @@ class TrainedModel:
     VAEs can also encode images (``encode``).
     """
 
-    network: nn.Module  # the GAN's sampling generator, the whole VAE, or the EMA denoiser
+    network: nn.Module  # the GAN's sampling generator, the whole VAE or autoencoder, or the EMA denoiser
     config: RunConfig
     run_dir: Path
     step: int
@@ -75,10 +77,43 @@ class TrainedModel:
     # enlarges each image before it is written: PIL image -> (larger image, what the record says
     # of it); set by the caller (making.upscale.enlarger)
     enlarge: Callable | None = None
+    # diffusion runs: what the denoiser works in and how its results become images (pixels, or a
+    # latent run's autoencoder: models/autoencoder.py)
+    codec: nn.Module | None = None
 
     @property
     def kind(self) -> str:
         return self.config.kind
+
+    @property
+    def family(self) -> Family:
+        return family(self.config.kind)
+
+    def can(self, capability: str) -> bool:
+        return capability in self.family.can
+
+    def require(self, capability: str) -> None:
+        """Refuse, in one line saying which runs can, what this run's family cannot do."""
+        require(self.kind, capability, self.name)
+
+    def using(self, sampling: dict | None = None, judge=None, enlarge=None, record_paths: bool | None = None
+              ) -> "TrainedModel":
+        """A copy of this model with these making options (the original, which may be shared by
+        other requests, is unchanged): ``sampling`` {sampler, steps, guidance} of a diffusion
+        run (refused for others), a judge of its images, an enlarger, whether records hold paths."""
+        changes: dict = {}
+        if sampling:
+            if self.sampling is None:
+                raise BrushworkError(f"{'/'.join(sampling)}: for diffusion runs; {self.name} is a {self.kind} run")
+            changes["sampling"] = dataclasses.replace(self.sampling, **sampling)
+            changes["sampling"].check(self.conditional)
+        if judge is not None:
+            changes["judge"] = judge
+        if enlarge is not None:
+            changes["enlarge"] = enlarge
+        if record_paths is not None:
+            changes["record_paths"] = record_paths
+        return dataclasses.replace(self, **changes)
 
     @property
     def name(self) -> str:
@@ -86,17 +121,19 @@ class TrainedModel:
 
     @property
     def z_dim(self) -> int:
+        """The size of the latent a seed draws (refused for runs that make nothing from seeds)."""
+        self.require("sample")
         return self.config.model.z_dim
 
     @property
     def scale_name(self) -> str:
         """What scaling the prior is called: truncation (GAN) or temperature (VAE)."""
-        return "truncation" if self.kind == "gan" else "temperature"
+        return self.family.scale_name
 
     def prior_record(self, scale: float) -> dict:
         """What an image records of how its latent was drawn: the truncation or temperature, or
         a diffusion run's sampler, steps and guidance (its noise is never scaled)."""
-        if self.kind != "diffusion":
+        if self.sampling is None:
             return {self.scale_name: scale}
         if scale != 1:
             raise BrushworkError("diffusion runs take no --truncation or --temperature (their "
@@ -107,7 +144,7 @@ class TrainedModel:
     @property
     def conditional(self) -> bool:
         """A style-conditional GAN or diffusion run: every image is asked for a style (or a mix)."""
-        return self.kind in ("gan", "diffusion") and self.config.model.conditional
+        return bool(getattr(self.config.model, "conditional", False))
 
     @property
     def style_names(self) -> list[str]:
@@ -115,7 +152,7 @@ class TrainedModel:
         return [n for n in self.config.labels if n]
 
     def _decoder(self) -> nn.Module:
-        return self.network if self.kind == "gan" else self.network.decoder
+        return self.family.decoder(self.network)
 
     def style_weights(self, style, n: int) -> torch.Tensor:
         """[n, K] weights for a style request (name, 'a:0.6,b:0.4', {name: w}, K weights, n names
@@ -136,9 +173,10 @@ class TrainedModel:
         if style is None and self.conditional:
             raise BrushworkError(f"{self.run_dir} is style-conditional: ask for a style "
                                  f"({', '.join(self.style_names)}) or a mix")
-        if self.kind == "diffusion":
+        self.require("sample")
+        if self.sampling is not None:
             weights = None if style is None else self.style_weights(style, len(z))
-            return self.denoise_from(self.noise(z), weights)
+            return self.codec.decode(self.denoise_from(self.noise(z), weights)).cpu()
         decoder = self._decoder()
         if style is None:
             out = [decoder(c.to(self.device)) for c in z.split(batch_size)]
@@ -149,8 +187,9 @@ class TrainedModel:
         return torch.cat([o.float().clamp(-1, 1).cpu() for o in out])
 
     def noise(self, z: torch.Tensor) -> torch.Tensor:
-        """A diffusion run's latents [N, 3*H*W] as the images of noise they are [N, 3, H, W]."""
-        return z.reshape(len(z), 3, *image_size(self.config.model))
+        """A diffusion run's latents [N, C*H*W] as the noise they are [N, C, H, W] (pixels, or an
+        autoencoder's latent positions)."""
+        return z.reshape(len(z), *self.config.model.space)
 
     def sigmas(self, top: float | None = None) -> list[float]:
         """The noise levels this model's sampling visits (from ``top``, default sigma_max)."""
@@ -161,19 +200,24 @@ class TrainedModel:
 
     def denoise_from(self, noise: torch.Tensor, weights: torch.Tensor | None = None,
                      callback=None) -> torch.Tensor:
-        """Diffusion: images [N, 3, H, W] in [-1, 1] integrated from standard-normal noise
-        [N, 3, H, W] with this model's sampler, steps and guidance (style weights [N, K])."""
+        """Diffusion: what the denoiser works in [N, C, H, W] (images in [-1, 1], or scaled latents)
+        integrated from standard-normal noise of that shape with this model's sampler, steps and
+        guidance (style weights [N, K]); ``codec.decode`` makes images of it."""
         from brushwork.models.samplers import sample_images
 
         self.sampling.check(self.conditional)
         images = sample_images(self.network, noise.to(self.device), self.sigmas(), self.sampling.sampler,
                                None if weights is None else weights.to(self.device),
                                self.sampling.guidance, callback)
-        return images.float().clamp(-1, 1).cpu()
+        return images.float()
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """VAE decoder images [N, 3, R, R] for latents [N, Z]."""
-        return self.generate(z, batch_size=batch_size)
+        """Decoder images [N, 3, H, W] in [-1, 1] for latents (a VAE's [N, Z], an autoencoder's
+        [N, C, h, w])."""
+        self.require("encode")
+        return torch.cat([self._decoder()(c.to(self.device)).float().clamp(-1, 1).cpu()
+                          for c in z.split(batch_size)])
 
     def generate_seeds(self, seeds: list[int], truncation: float = 1.0, style=None) -> torch.Tensor:
         """Images [N, 3, R, R] of seeds (each seed's default style on conditional runs)."""
@@ -200,10 +244,9 @@ class TrainedModel:
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """VAE posterior (mu, logvar), each [N, Z], for images [N, 3, R, R] in [-1, 1]."""
-        if self.kind != "vae":
-            raise BrushworkError(f"{self.run_dir} is a {self.kind} run; only VAE runs can encode "
-                                 "images")
+        """Posterior (mu, logvar) of a VAE ([N, Z] each) or an autoencoder ([N, C, h, w]) for
+        images [N, 3, H, W] in [-1, 1]."""
+        self.require("encode")
         stats = [self.network.encoder(c.to(self.device)) for c in images.split(batch_size)]
         return torch.cat([m.float().cpu() for m, _ in stats]), torch.cat([v.float().cpu() for _, v in stats])
 
@@ -212,6 +255,8 @@ class TrainedModel:
         local path unless ``record_paths`` asks for it."""
         where = {"run": str(self.run_dir.resolve())} if self.record_paths else {}
         parent = self.config.train.init_from_hash
+        if getattr(self.config.model, "autoencoder_hash", ""):  # latent diffusion: its latent space too
+            where["autoencoder_hash"] = self.config.model.autoencoder_hash
         if parent:  # fine-tuned from another run: its lineage
             where["parent_model_hash"] = parent
             where["parent_run"] = Path(self.config.train.init_from).name
@@ -220,46 +265,36 @@ class TrainedModel:
                            latent_method=LATENT_METHOD, **fields)
 
 
-def _build_sampling_network(cfg: RunConfig, weights: dict) -> nn.Module:
-    if cfg.kind == "gan":
-        network, _ = build_gan(cfg.model)
-    elif cfg.kind == "diffusion":
-        from brushwork.models.diffusion import Denoiser
-
-        network = Denoiser(cfg.model)
-    else:
-        from brushwork.models.vae import VAE
-
-        network = VAE(cfg.model)
-    network.load_state_dict(weights)
-    return network
-
-
 def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | None = None,
                record_paths: bool = False) -> TrainedModel:
-    """The sampling network (EMA generator for GANs) from a run's newest checkpoint (or the given
-    one). ``record_paths`` puts the run's absolute path into every image's record."""
+    """The network a run makes images with (EMA generator for GANs; a diffusion run's EMA
+    denoiser with its codec) from its newest checkpoint (or the given one). ``record_paths`` puts
+    the run's absolute path into every image's record."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    if cfg.kind not in MAKING_KINDS:
+    fam = family(cfg.kind)
+    if fam.network is None or not fam.can & MAKING:
         raise BrushworkError(f"{run_dir} is an {cfg.kind} run; it makes no images of its own"
                              + (" (use it with brushwork stylize --method adain --model RUN)"
-                                if cfg.kind == "adain" else ""))
+                                if "stylize" in fam.can else ""))
     path = checkpoint or ckpt.latest_checkpoint(run_dir)
     if path is None:
         raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
-    tensors, meta = ckpt.read_checkpoint(path, prefixes=ckpt.SAMPLING_PREFIXES)
-    weights = ckpt.sampling_weights(cfg.kind, tensors)
-    network = _build_sampling_network(cfg, weights)
+    tensors, meta = ckpt.read_checkpoint(path, prefixes=ckpt.sampling_prefixes(fam.sampling + fam.companions))
+    weights = ckpt.sampling_weights(tensors, fam.sampling)
+    network = fam.network(cfg.model)
+    network.load_state_dict(weights)
     dev = resolve_device(device)
-    sampling = None
-    if cfg.kind == "diffusion":
+    sampling, codec = None, None
+    if "paint" in fam.can:  # a diffusion run: how it samples, and what its denoiser works in
         sampling = DiffusionSampling(cfg.model.sampler, cfg.model.sampling_steps, cfg.model.guidance)
-    return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir,
-                        int(meta["step"]), tensors_hash(weights), dev, record_paths, sampling)
+        codec = codec_for(cfg.model, ckpt.module_state(tensors, "autoencoder")).to(dev)
+    model_hash = tensors_hash(ckpt.sampling_weights(tensors, fam.sampling, fam.companions))
+    return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir, int(meta["step"]),
+                        model_hash, dev, record_paths, sampling, codec=codec)
 
 
-MAKING_KINDS = ("gan", "vae", "diffusion")  # run families that make images of their own
+MAKING = frozenset({"sample", "encode"})  # capabilities of runs that make images of their own
 
 
 def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
@@ -268,10 +303,11 @@ def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
         kind = read_run_config(run_dir).kind
     except BrushworkError:
         return None
-    if kind not in MAKING_KINDS:
+    fam = family(kind)
+    if not fam.can & MAKING:
         return None
     for _, path in reversed(ckpt.list_checkpoints(run_dir)):
-        if ckpt.model_hash(kind, path) == model_hash:
+        if ckpt.model_hash(path, fam.sampling, fam.companions) == model_hash:
             return path
     return None
 
@@ -311,9 +347,9 @@ def load_for_regeneration(image: str | Path, run: str | Path | None = None, runs
     found = _locate(model_hash, record, run, runs_dir, image)
     model = load_model(found[0], device, found[1])
     if model.sampling is not None:  # a diffusion image: the sampling it was made with
-        model.sampling = DiffusionSampling(record.get("sampler", model.sampling.sampler),
-                                           int(record.get("sampling_steps", model.sampling.steps)),
-                                           float(record.get("guidance", model.sampling.guidance)))
+        model = dataclasses.replace(model, sampling=DiffusionSampling(
+            record.get("sampler", model.sampling.sampler), int(record.get("sampling_steps", model.sampling.steps)),
+            float(record.get("guidance", model.sampling.guidance))))
     return model, recipe, float(scale), style_from_record(record)
 
 
@@ -468,18 +504,18 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
 
 def breed_from_images(images: list[str | Path], out_dir: Path, n: int = 8, strength: float = 0.3,
                       first_seed: int = 0, run=None, runs_dir: str | Path = "runs", device: str = "auto",
-                      record_paths: bool = False, prepare: Callable[[TrainedModel], None] | None = None
+                      record_paths: bool = False, prepare: Callable[[TrainedModel], TrainedModel] | None = None
                       ) -> list[Path]:
     """Children of one image or crossbreeds of two, from the seeds or lineages their records hold
     (both parents must come from the same model); the first parent's truncation and style.
-    ``prepare``: called with the parents' model before anything is made (to give it a judge)."""
+    ``prepare``: the parents' model -> the model that makes them (e.g. one with a judge)."""
     parents = [load_for_regeneration(image, run, runs_dir, device) for image in images]
     model, _, truncation, style = parents[0]
     if any(p[0].model_hash != model.model_hash for p in parents):
         raise BrushworkError("the two parents were made by different models; crossbreeds need one model")
-    model.record_paths = record_paths
+    model = model.using(record_paths=record_paths)
     if prepare is not None:
-        prepare(model)
+        model = prepare(model)
     return write_offspring(model, [p[1] for p in parents], out_dir, n, strength, first_seed,
                            truncation, style)
 

@@ -113,9 +113,10 @@ def load_inputs(sketch: str | Path, mask: str | Path | None = None, extend=None,
 
 def working_size(inputs: PaintInputs, model: TrainedModel) -> tuple[int, int]:
     """(width, height) the model paints at: the sketch's shorter side at the run's resolution
-    (margins scaled alike), each side a multiple of the U-Net's coarsest stride."""
+    (margins scaled alike), each side a multiple of the U-Net's coarsest stride (in pixels: times
+    the autoencoder's factor for a latent run)."""
     cfg = model.config.model
-    stride = 2 ** (len(cfg.multipliers) - 1)
+    stride = 2 ** (len(cfg.multipliers) - 1) * model.codec.factor
     sketch_h = inputs.canvas.shape[0] - inputs.extend["top"] - inputs.extend["bottom"]
     sketch_w = inputs.canvas.shape[1] - inputs.extend["left"] - inputs.extend["right"]
     side_px = index_side(cfg)  # the run's scale: its images' shorter side
@@ -149,13 +150,18 @@ class Painter:
 
     def __init__(self, model: TrainedModel, inputs: list[PaintInputs], strength: float, resample: int,
                  callback=None):
-        self.model, self.strength, self.resample, self.callback = model, strength, resample, callback
+        self.model, self.strength, self.resample = model, strength, resample
+        self.codec = model.codec  # pixels, or a latent run's autoencoder: the model paints in its space
+        self.callback = callback and (lambda i, estimate: callback(i, self.codec.decode(estimate)))
         self.size = working_size(inputs[0], model)
-        self.known = torch.cat([self._known(i) for i in inputs])  # [K, 3, h, w]
+        factor = self.codec.factor
+        self.space_size = (self.size[0] // factor, self.size[1] // factor)  # (w, h) of what is painted
+        with torch.no_grad():  # [K, C, h, w]: the canvases as the model sees them
+            self.known = torch.cat([self.codec.encode(self._known(i).to(model.device)).cpu() for i in inputs])
         self.region = None  # [K, 1, h, w] in {0, 1}: 1 = paint
         if inputs[0].repaint is not None:
             regions = [torch.from_numpy(i.repaint.astype(np.float32))[None, None] for i in inputs]
-            self.region = torch.cat([(_resize(r, self.size) > 0.01).float() for r in regions])  # any share
+            self.region = torch.cat([(_resize(r, self.space_size) > 0.01).float() for r in regions])  # any share
         cfg = model.config.model
         self.top = cfg.sigma_max if strength >= 1 else sigma_at_strength(strength, cfg.sigma_min,
                                                                          cfg.sigma_max, cfg.rho)
@@ -168,7 +174,8 @@ class Painter:
 
     def paint(self, seeds: list[int], weights: torch.Tensor | None) -> torch.Tensor:
         """Paintings [N, 3, h, w] in [-1, 1] at the working size, one per seed (row i of a several
-        canvases' request paints canvas i)."""
+        canvases' request paints canvas i). A latent run paints latents and decodes them; outside
+        a region, ``compose`` puts back the input's own pixels."""
         device, n = self.model.device, len(seeds)
 
         def rows(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -186,8 +193,9 @@ class Painter:
             return self._repaint(denoise, start, seeds_here, known, region.to(device))
 
         with torch.no_grad():
-            return in_fixed_batches(one_batch, torch.tensor(seeds, dtype=torch.int64), weights,
-                                    rows(self.known), rows(self.region)).float().clamp(-1, 1).cpu()
+            painted = in_fixed_batches(one_batch, torch.tensor(seeds, dtype=torch.int64), weights,
+                                       rows(self.known), rows(self.region))
+            return self.codec.decode(painted).cpu()
 
     def _repaint(self, denoise, x: torch.Tensor, seeds: list[int], known: torch.Tensor,
                  m: torch.Tensor) -> torch.Tensor:
@@ -262,9 +270,7 @@ def _same_kind(inputs: PaintInputs | list[PaintInputs], n: int) -> list[PaintInp
 
 
 def check_request(model: TrainedModel, strength: float, resample: int = DEFAULT_RESAMPLE) -> None:
-    if model.kind != "diffusion":
-        raise BrushworkError(f"{model.run_dir} is a {model.kind} run; paint needs a diffusion run "
-                             f"(brushwork train diffusion --data DIR --out RUN)")
+    model.require("paint")
     if not 0 <= strength <= 1:
         raise BrushworkError(f"--strength must be in [0, 1] (0 = the sketch as it is, 1 = ignore it), "
                              f"got {strength}")
@@ -368,8 +374,7 @@ def repaint_from_record(image: str | Path, sketch: str | Path | None, mask: str 
                                  f"{name} sha256 {str(recorded)[:12]}, the file given has {str(given)[:12]})")
     up = upscaler_for(record, upscale, device)  # checked before anything is painted
     model, recipe, _, style = load_for_regeneration(image, run, runs_dir, device, painted=True)
-    model.record_paths = record_paths
-    model.enlarge = enlarger(up) if up is not None else None
+    model = model.using(record_paths=record_paths, enlarge=enlarger(up) if up is not None else None)
     return write_paintings(model, inputs, [int(recipe["seed"])], out_dir, float(how["strength"]), style,
                            int(how.get("resample", DEFAULT_RESAMPLE)), ext=Path(image).suffix.lstrip(".") or "png",
                            names=[Path(image).stem])

@@ -21,6 +21,7 @@ from brushwork.imaging import to_pil
 from brushwork.provenance import make_record, read_record, save_image
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.directory import read_run_config
+from brushwork.training.families import require
 from brushwork.utils import ensure_dir, resolve_device, sha256_file, tensors_hash
 
 TILE = 256  # input pixels per tile side
@@ -66,17 +67,14 @@ def load_upscaler(run: str | Path | None = None, weights: str | Path | None = No
 
 
 def _from_run(run: Path, device: torch.device) -> LoadedUpscaler:
-    from brushwork.models.upscaler import Upscaler
-
     cfg = read_run_config(run)
-    if cfg.kind != "upscaler":
-        raise BrushworkError(f"{run} is a {cfg.kind} run, not an upscaler (brushwork train upscaler)")
+    fam = require(cfg.kind, "upscale", run)
     path = ckpt.latest_checkpoint(run)
     if path is None:
         raise BrushworkError(f"{run} has no checkpoint yet; train it first")
-    tensors, _ = ckpt.read_checkpoint(path, prefixes=ckpt.SAMPLING_PREFIXES)
-    weights = ckpt.sampling_weights("upscaler", tensors)
-    net = Upscaler(cfg.model)
+    tensors, _ = ckpt.read_checkpoint(path, prefixes=ckpt.sampling_prefixes(fam.sampling))
+    weights = ckpt.sampling_weights(tensors, fam.sampling)
+    net = fam.network(cfg.model)
     net.load_state_dict(weights)
     return LoadedUpscaler(_UnitRange(net).to(device).eval(), cfg.model.scale, net.reach, run.name,
                           tensors_hash(weights), "brushwork-upscaler", device)

@@ -109,7 +109,8 @@ class Level(nn.Module):
 
 
 class UNet(nn.Module):
-    """F(x_in [B, 3, H, W], c_noise [B], style weights [B, K] or None) -> [B, 3, H, W]."""
+    """F(x_in [B, C, H, W], c_noise [B], style weights [B, K] or None) -> [B, C, H, W] (C: 3 for
+    pixels, the autoencoder's channels for latents)."""
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
@@ -123,7 +124,8 @@ class UNet(nn.Module):
         if self.num_styles:
             self.style_vectors = nn.Parameter(torch.randn(self.num_styles, emb) * 0.02)  # [K, E]
             self.no_style = nn.Parameter(torch.zeros(emb))  # [E]: what dropped labels ask for
-        self.conv_in = nn.Conv2d(3, cfg.width, 3, padding=1)
+        channels = cfg.space[0]  # 3 for pixels, C for an autoencoder's latents
+        self.conv_in = nn.Conv2d(channels, cfg.width, 3, padding=1)
         # Encoder: level i has `blocks` blocks at widths[i]; every block output is a skip.
         self.down, self.downsample, skips, c = nn.ModuleList(), nn.ModuleList(), [cfg.width], cfg.width
         for i, w in enumerate(widths):
@@ -145,7 +147,7 @@ class UNet(nn.Module):
             if i > 0:
                 self.upsample.append(nn.Conv2d(c, c, 3, padding=1))
         self.norm_out = nn.GroupNorm(_groups(c), c)
-        self.conv_out = nn.Conv2d(c, 3, 3, padding=1)
+        self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 

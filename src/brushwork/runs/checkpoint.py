@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from brushwork.errors import BrushworkError
-from brushwork.utils import atomic_write
+from brushwork.utils import atomic_write, tensors_hash
 
 _NAME = re.compile(r"^step-(\d{8})\.safetensors$")
 
@@ -117,28 +117,27 @@ def read_checkpoint(path: Path, prefixes: tuple[str, ...] = ()) -> tuple[dict[st
         raise BrushworkError(f"cannot read checkpoint {path}: {exc}") from None
 
 
-# what sampling reads of a checkpoint
-SAMPLING_PREFIXES = ("model/G/", "model/G_ema/", "model/vae/", "model/denoiser_ema/", "model/upscaler/")
+def sampling_prefixes(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """The checkpoint keys under these modules (what ``read_checkpoint`` needs to sample)."""
+    return tuple(f"model/{name}/" for name in modules)
 
 
-def sampling_weights(kind: str, tensors: dict) -> dict:
-    """The weights a run samples with: the EMA generator (else G) of a GAN, the whole VAE, the
-    EMA denoiser of a diffusion run, an upscaler's network."""
-    if kind == "gan":
-        return module_state(tensors, "G_ema" if any(k.startswith("model/G_ema/") for k in tensors) else "G")
-    if kind == "diffusion":
-        return module_state(tensors, "denoiser_ema")
-    if kind == "upscaler":
-        return module_state(tensors, "upscaler")
-    return module_state(tensors, "vae")
+def sampling_weights(tensors: dict, modules: tuple[str, ...], companions: tuple[str, ...] = ()) -> dict:
+    """The weights a run makes images with: the first of ``modules`` the checkpoint holds (a GAN:
+    its EMA generator, else G), plus each companion it holds under the companion's name (a latent
+    diffusion run's frozen autoencoder: ``autoencoder.<key>``). A run without companions hashes
+    exactly as before companions existed."""
+    name = next((m for m in modules if any(k.startswith(f"model/{m}/") for k in tensors)), modules[0])
+    weights = module_state(tensors, name)
+    for companion in companions:
+        weights |= {f"{companion}.{k}": v for k, v in module_state(tensors, companion).items()}
+    return weights
 
 
-def model_hash(kind: str, path: Path) -> str:
+def model_hash(path: Path, modules: tuple[str, ...], companions: tuple[str, ...] = ()) -> str:
     """The model hash images record: sha256 of a checkpoint's sampling weights."""
-    from brushwork.utils import tensors_hash
-
-    tensors, _ = read_checkpoint(path, prefixes=SAMPLING_PREFIXES)
-    return tensors_hash(sampling_weights(kind, tensors))
+    tensors, _ = read_checkpoint(path, prefixes=sampling_prefixes(modules + companions))
+    return tensors_hash(sampling_weights(tensors, modules, companions))
 
 
 def module_state(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:

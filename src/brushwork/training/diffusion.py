@@ -15,8 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brushwork.config import DiffusionConfig, canvas_of
+from brushwork.config import DiffusionConfig
 from brushwork.latents import latents_for_seeds
+from brushwork.models.autoencoder import PixelCodec
 from brushwork.models.diffusion import Denoiser, loss_weight
 from brushwork.models.samplers import karras_sigmas, sample_images
 from brushwork.styles import seed_styles
@@ -43,9 +44,16 @@ class DiffusionTask:
         self.opt = make_adam(self.net.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.preview_columns = 8
+        self.codec: nn.Module = PixelCodec()  # a latent run's autoencoder (training/latent.py)
+
+    def use_codec(self, codec: nn.Module) -> None:
+        """Learn in a codec's latents: batches are latents, previews are decoded through it, and its
+        (frozen) autoencoder is saved in every checkpoint beside the denoiser."""
+        self.codec = codec
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"denoiser": self.net, "denoiser_ema": self.ema.model}
+        frozen = {"autoencoder": self.codec.autoencoder} if hasattr(self.codec, "autoencoder") else {}
+        return {"denoiser": self.net, "denoiser_ema": self.ema.model, **frozen}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"denoiser": self.opt}
@@ -83,11 +91,11 @@ class DiffusionTask:
         from the current EMA weights, with the run's default sampler and steps: the images
         ``brushwork sample`` makes of them."""
         cfg = self.cfg
-        noise = latents_for_seeds(seeds, cfg.z_dim).view(-1, 3, *canvas_of(cfg.resolution, cfg.height))
+        noise = latents_for_seeds(seeds, cfg.z_dim).view(-1, *cfg.space)
         sigmas = karras_sigmas(cfg.sampling_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-        images = sample_images(self.ema.model.eval(), noise.to(self.device), sigmas, cfg.sampler,
-                               None if style is None else style.to(self.device), cfg.guidance)
-        return images.float().clamp(-1, 1).cpu()
+        made = sample_images(self.ema.model.eval(), noise.to(self.device), sigmas, cfg.sampler,
+                             None if style is None else style.to(self.device), cfg.guidance)
+        return self.codec.decode(made).cpu()
 
     def sample_seeds(self, seeds: list[int]) -> torch.Tensor:
         """Each seed's image (its default style on conditional runs), for --eval-every."""

@@ -68,7 +68,7 @@ def load_parent(modules: dict[str, nn.Module], run_cfg: RunConfig) -> str:
         except RuntimeError as exc:
             raise BrushworkError(f"--init-from {parent_dir}: its {name} weights do not fit this model "
                                  f"({str(exc).splitlines()[0][:120]})") from None
-    return ckpt.model_hash("gan", path)
+    return ckpt.model_hash(path, ("G_ema", "G"))
 
 
 def freeze_first_layers(D: nn.Module, n: int) -> int:

@@ -17,6 +17,7 @@ from brushwork.models.gan import count_parameters
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import read_run_config, run_lock
 from brushwork.training.distributed import World, barrier, close_world, init_world
+from brushwork.training.families import run_family
 from brushwork.training.trainer import Trainer
 from brushwork.utils import atomic_write
 
@@ -55,22 +56,7 @@ def check_same_model(run_dir: Path, run_cfg: RunConfig) -> None:
                              f"from its config.json) or train into a new --out")
 
 
-def next_step_hint(kind: str, run_dir: Path) -> str:
-    """What to do with a finished run of each family: the command that applies to it."""
-    hints = {
-        "gan": f"sample it with: brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'}",
-        "vae": f"reproduce an artwork with: brushwork reconstruct {run_dir} painting.jpg --out "
-               f"{run_dir / 'recon'} (or sample it: brushwork sample {run_dir} --seeds 0-15 "
-               f"--temperature 0.8 --out {run_dir / 'images'})",
-        "diffusion": f"sample it with: brushwork sample {run_dir} --seeds 0-15 --out {run_dir / 'images'} "
-                     f"(or paint a sketch: brushwork paint {run_dir} --sketch sketch.png --out painted)",
-        "adain": f"stylise a photo with: brushwork stylize photo.jpg --style painting.jpg "
-                 f"--method adain --model {run_dir} --out stylised.png",
-        "upscaler": f"enlarge images with: brushwork upscale image.png --run {run_dir} --out enlarged",
-    }
-    return hints[kind]
-
-
+PERCEPTUAL_NAMES = {"vgg": "VGG19 features", "laplacian": "Laplacian-pyramid L1 (no downloaded weights)"}
 RECON_NAMES = {"vgg": "perceptual (ImageNet VGG19)", "pixel": "pixel L1 (no ImageNet VGG19 weights on disk)",
                "off": "off"}
 FEW_IMAGES_PER_STYLE = 200  # conditional GANs collapse faster below a few hundred per style
@@ -107,7 +93,7 @@ def check_styles(ds: ArtDataset, mode: str, quiet: bool) -> int:
 def copying_warning(run_cfg: RunConfig, works: int) -> str | None:
     """A warning when a diffusion run without dropout is planned to show a small collection to
     itself so often that its samples will be copies of the works; None otherwise."""
-    if run_cfg.kind != "diffusion" or run_cfg.model.dropout or not works:
+    if getattr(run_cfg.model, "dropout", None) != 0 or not works:  # diffusion runs without dropout
         return None
     passes = run_cfg.train.steps * run_cfg.train.batch_size / works
     if works >= COPYING_WORKS or passes < COPYING_PASSES:
@@ -117,47 +103,10 @@ def copying_warning(run_cfg: RunConfig, works: int) -> str | None:
             f"38% of samples); dropout in the U-Net curbs it (0.3: 14%) at some cost in speed")
 
 
-def _make_task(run_cfg: RunConfig, ds, device, world: World):
-    """(task, training images) for the run's model family."""
-    seed = run_cfg.train.seed
-    if run_cfg.kind == "gan":
-        from brushwork.training.gan import GANTask
-
-        return GANTask(run_cfg.model, device, seed=seed, world=world), ds
-    if run_cfg.kind == "vae":
-        from brushwork.training.vae import VAETask
-
-        train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
-        return VAETask(run_cfg.model, device, seed=seed, val_images=held_out.images, world=world), train
-    if run_cfg.kind == "diffusion":
-        from brushwork.training.diffusion import DiffusionTask
-
-        return DiffusionTask(run_cfg.model, device, seed=seed, world=world), ds
-    if run_cfg.kind == "upscaler":
-        from brushwork.training.upscaler import UpscalerTask
-
-        train, held_out = ds.split(run_cfg.model.val_fraction, seed=seed)
-        return UpscalerTask(run_cfg.model, device, seed=seed, val_images=held_out.images, world=world), train
-    if run_cfg.kind == "adain":
-        from brushwork.training.adain import AdaINTask
-
-        cfg, tc = run_cfg.model, run_cfg.train
-        styles = load_dataset(cfg.style_data, cfg.resolution, tc.crop, tc.cache_dir, progress=False)
-        style_batcher = ImageBatcher(styles, tc.batch_size, cfg.resolution, device, tc.flip,
-                                     seed + 1, tc.data_on_device, world=world)
-        task = AdaINTask(cfg, device, style_batcher, seed=seed, world=world)
-        if cfg.encoder_hash and cfg.encoder_hash != task.encoder.identity:
-            raise BrushworkError(f"this run's decoder was trained with VGG19 encoder {cfg.encoder_hash}, "
-                                 f"but {cfg.encoder!r} is {task.encoder.identity}")
-        cfg.encoder_hash = task.encoder.identity  # pinned in config.json
-        return task, ds
-    raise BrushworkError(f"unknown model family {run_cfg.kind!r}")
-
-
 def _evaluator(run_cfg: RunConfig, ds, task, device, world: World):
     """--eval-every: score samples against the training images at intervals (not AdaIN);
     rank 0 evaluates, the others log nothing of it (but keep the same schedule)."""
-    if not run_cfg.train.eval_every or run_cfg.kind not in ("gan", "vae", "diffusion"):
+    if not run_cfg.train.eval_every or not run_family(run_cfg).evaluated:
         return None
     if not world.main:
         return lambda: {}
@@ -234,17 +183,18 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
-    if run_cfg.kind in ("gan", "diffusion") and run_cfg.model.styled:
+    if getattr(model_cfg, "styled", False):
         model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
     if world.main and resume:
         check_same_model(run_dir, run_cfg)
-    task, train_images = _make_task(run_cfg, ds, device, world)
+    task, train_images = run_family(run_cfg).task(run_cfg, ds, device, world, run_dir)
     if world.main:
         atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
-    batcher = ImageBatcher(train_images, train_cfg.batch_size, image_size(model_cfg), device,
-                           train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
-                           model_cfg.channels_last, getattr(model_cfg, "balance_styles", False), world)
+    batcher = train_images.batcher(train_cfg, device, world) if hasattr(train_images, "batcher") else \
+        ImageBatcher(train_images, train_cfg.batch_size, image_size(model_cfg), device,
+                     train_cfg.flip, train_cfg.seed, train_cfg.data_on_device,
+                     model_cfg.channels_last, getattr(model_cfg, "balance_styles", False), world)
     trainer = Trainer(task, batcher, run_dir, train_cfg, info={"kind": run_cfg.kind},
                       progress=not quiet, evaluator=_evaluator(run_cfg, ds, task, device, world),
                       world=world)
@@ -263,7 +213,11 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     _say(f"{run_cfg.kind}: {len(train_images)} training images "
          f"({', '.join(n or '(no label)' for n in ds.label_names)}) "
          f"at {size_text(*reversed(image_size(model_cfg)))}px | "
-         f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
+         + (f"in the latents of {Path(model_cfg.autoencoder).name} "
+            f"({'x'.join(map(str, model_cfg.space))}, scale {model_cfg.latent_scale:.3g}) | "
+            if getattr(model_cfg, "autoencoder", "") else "")
+         + (f"perceptual term: {PERCEPTUAL_NAMES[model_cfg.perceptual]} | " if hasattr(model_cfg, "perceptual") else "")
+         + f"{params:,} params | {device}" + (" | bf16" if task.bf16 else "")
          + (f" | D reconstruction loss: {RECON_NAMES[task.recon_kind]}" if getattr(task, "multi_scale", False)
             else "")
          + (f" | CUDA graphs off: {task.graph_blocker}" if getattr(task, "graph_blocker", None)

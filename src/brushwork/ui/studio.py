@@ -13,7 +13,6 @@ through ``Studio.upload`` (size, pixel count and the training data's safe decode
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import queue
@@ -41,6 +40,7 @@ from brushwork.provenance import read_record
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import read_run_config
 from brushwork.styles import parse_style_mix, style_request
+from brushwork.training.families import family
 from brushwork.utils import confined, ensure_dir, resolve_device
 
 
@@ -173,15 +173,16 @@ class Studio:
         return self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}"
 
     # ---- runs ---------------------------------------------------------------------------------
-    def run_names(self, kinds: tuple[str, ...] = ("gan", "vae", "diffusion")) -> list[str]:
-        """Runs under the runs folder of these kinds that have a checkpoint to use."""
+    def run_names(self, able: tuple[str, ...] = ("sample", "encode")) -> list[str]:
+        """Runs under the runs folder that can do any of these (``training.families``) and have a
+        checkpoint to use; by default those that make images of their own."""
         names = []
         for config in sorted(self.settings.runs.glob("*/config.json")):
             try:
-                kind = read_run_config(config.parent).kind
+                can = family(read_run_config(config.parent).kind).can
             except BrushworkError:
                 continue
-            if kind in kinds and latest_checkpoint(config.parent) is not None:
+            if can & set(able) and latest_checkpoint(config.parent) is not None:
                 names.append(config.parent.name)
         return names
 
@@ -205,14 +206,15 @@ class Studio:
                 self._models[key] = load_model(run, str(self.device), newest)
             model = self._models[key]
             if getattr(model.judge, "index", None) is None:  # the collection may have been indexed since
-                model.judge = run_judge(model)
+                model = self._models[key] = model.using(judge=run_judge(model))
             return model
 
     def describe_run(self, name: str | None) -> dict:
         """What the page needs to offer the right controls for a run."""
         model = self.model(name)
         cfg = model.config.model
-        return {"kind": model.kind, "step": model.step, "resolution": cfg.resolution,
+        return {"kind": model.kind, "can": sorted(model.family.can), "step": model.step,
+                "resolution": cfg.resolution,
                 "size": list(reversed(image_size(cfg))),  # [width, height]
                 "sampling_steps": model.sampling.steps if model.sampling else None,
                 "scale_name": model.scale_name, "conditional": model.conditional,
@@ -228,18 +230,18 @@ class Studio:
         from brushwork.making.upscale import enlarger
 
         model = self.model(run)
-        if model.kind == "diffusion":  # a diffusion run's noise is never scaled
+        model.require("sample")
+        if model.sampling is not None:  # a diffusion run's noise is never scaled
             scale = 1.0
         seed_list = parse_seeds(seeds, self.settings.max_images)
         request = style_request(style or None, mix or None)
-        if upscale:  # on a copy: the cached model is shared with other requests
-            model = copy.copy(model)
-            model.enlarge = enlarger(self.upscaler(upscale))
+        if upscale:  # a copy: the cached model is shared with other requests
+            model = model.using(enlarge=enlarger(self.upscaler(upscale)))
         paths = write_seed_images(model, seed_list, self.output_path("generate"), float(scale), style=request)
         return [made(p, f"seed {s}") for p, s in zip(paths, seed_list)]
 
     def upscaler_runs(self) -> list[str]:
-        return self.run_names(("upscaler",))
+        return self.run_names(("upscale",))
 
     def upscaler(self, name: str):
         """An upscaler run of the runs folder, loaded once per checkpoint."""
@@ -319,8 +321,8 @@ class Studio:
         """How this page projects into a GAN run; what it cannot do is said in the page's terms."""
         from brushwork.making.reproduce import ProjectionOptions
 
-        if model.kind == "diffusion":
-            raise BrushworkError("a diffusion run has no latent to project an artwork into: use the "
+        if not (model.can("project") or model.can("encode")):
+            raise BrushworkError(f"a {model.kind} run has no latent to project an artwork into: use the "
                                  "Paint tab with the artwork as the sketch and a low strength (0.3 keeps most of it)")
         if model.conditional and not style:
             raise BrushworkError(f"{model.name} is style-conditional: choose the style to project into "
@@ -334,7 +336,7 @@ class Studio:
 
         model, source = self.model(run), self.upload(image)
         options = self._projection(model, style)
-        if model.kind == "gan":
+        if model.can("project"):
             paths, value, kind = project_file(model, source, self.output_path("project"), options)
             return made(paths["projected"], "projection"), f"projection: {kind} distance {value:.4f}"
         (path, value), = reconstruct(model, [source], self.output_path("reconstruct"))
@@ -347,9 +349,10 @@ class Studio:
 
         model, source, n = self.model(run), self.upload(image), self._count(n)
         out, options = self.output_path("variations"), self._projection(model, style)
-        if model.kind == "gan":
+        if model.can("project"):
             return [made(p) for p in gan_variations(model, source, n, float(temperature), out,
                                                     int(first_seed), options)]
+        model.require("sample")  # posterior samples need a prior to vary around (a VAE's)
         return [made(p) for p in variations(model, source, n, float(temperature), out, int(first_seed))[:-1]]
 
     def blend(self, run: str, image_a, image_b, frames: int, style: str | None = None) -> Path:
@@ -358,13 +361,14 @@ class Studio:
         model = self.model(run)
         a, b = self.upload(image_a, "first image"), self.upload(image_b, "second image")
         out, options, frames = self.output_path("blend") / "blend.gif", self._projection(model, style), self._frames(frames)
-        if model.kind == "gan":
+        if model.can("project"):
             return gan_blend(model, a, b, frames, out, options=options)
+        model.require("sample")
         return blend(model, a, b, frames, out)
 
     # ---- Style transfer -----------------------------------------------------------------------
     def adain_runs(self) -> list[str]:
-        return self.run_names(("adain",))
+        return self.run_names(("stylize",))
 
     def _engine(self, method: str, adain_run: str | None):
         from brushwork.style.files import load_engine
@@ -470,14 +474,16 @@ class Studio:
         """Paint ``sketch`` with a diffusion run as ``brushwork paint`` does; yields the first
         painting as it forms about every ``preview_every`` seconds, then the written files.
         Stop (``stop_paint``) ends it early and writes the latest estimates instead."""
-        import dataclasses
-
         from brushwork.making.paint import check_request, load_inputs, write_estimates, write_paintings
         from brushwork.models.samplers import SAMPLING_BATCH
 
         model = self.model(run)
+        if not model.can("paint"):  # say which runs can, before anything else is asked of this one
+            able = ", ".join(self.run_names(("paint",))) or "none yet: train one with brushwork train diffusion"
+            raise BrushworkError(f"{model.name} is a {model.kind} run; painting needs a diffusion run "
+                                 f"(in the run list: {able})")
         if steps:  # a copy: the cached model keeps its own sampling for other requests
-            model = dataclasses.replace(model, sampling=dataclasses.replace(model.sampling, steps=int(steps)))
+            model = model.using(sampling={"steps": int(steps)})
         sketch = self.upload(sketch, "sketch")
         mask = self.upload(mask, "mask") if mask else None
         seed_list = parse_seeds(seeds, SAMPLING_BATCH)  # one batch: the preview shows all of it
@@ -711,7 +717,7 @@ class Studio:
         path = self.upload(image)
         model, recipe, scale, style = load_for_regeneration(path, None, self.settings.runs,
                                                             str(self.device))
-        _give_judge(model)
+        model = _give_judge(model)
         paths, _ = write_images(model, [recipe], [path.stem], self.output_path("regenerate"),
                                 scale, style=style)
         settings = {"run": model.run_dir.name, "scale": scale, "recipe": recipe,
@@ -757,6 +763,6 @@ def loss_rows(status: JobStatus) -> list[dict]:
     return rows
 
 
-def _give_judge(model: TrainedModel) -> None:
-    """Check what ``model`` makes against its collection's index (breed loads its own model)."""
-    model.judge = run_judge(model)
+def _give_judge(model: TrainedModel) -> TrainedModel:
+    """The model, checking what it makes against its collection's index (breed loads its own)."""
+    return model.using(judge=run_judge(model))
