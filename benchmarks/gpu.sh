@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
-PARTS=${PARTS:-"tests throughput diffusion ttq fidelity projection memory style creative vae quality"}
+PARTS=${PARTS:-"tests throughput diffusion latent ttq fidelity projection memory style creative vae quality"}
 START=$SECONDS
 
 # part NAME EXPECTED_SECONDS COMMAND...: run COMMAND when PARTS names it and it fits the budget.
@@ -117,6 +117,14 @@ quality() {  # dcgan vs modern at equal images (800k: RESULTS.md's table)
         --out "$OUT/quality" --quiet 2>&1 | tail -40
 }
 
+latent() {  # issue 30: autoencoder, then latent vs pixel diffusion at equal minutes (romanticism 128 px)
+    local L="$OUT/latent"
+    python3 benchmarks/latent.py autoencoder --device cuda --data-root "$(dirname "$DATA128")" --styles romanticism \
+        --held-out 500 --n 500 --batch 64 --minutes "${LATENT_AE_MINUTES:-1.5}" --out "$L" --json "$L.jsonl" | tail -12
+    python3 benchmarks/latent.py versus --device cuda --data-root "$(dirname "$DATA128")" --styles romanticism --held-out 500 \
+        --n 500 --batch 128 --minutes "${LATENT_MINUTES:-1.5}" --ae "$L/ae-f4" --out "$L" --json "$L.jsonl" | tail -30
+}
+
 part tests 60 tests
 part throughput 150 throughput
 part diffusion 90 diffusion
@@ -128,6 +136,7 @@ part style 90 style
 part memorisation 480 memorisation
 part creative 150 creative
 part vae 90 vae
+part latent 420 latent
 part quality 200 quality
 
 python3 - "$OUT" <<'EOF'

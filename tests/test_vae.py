@@ -169,7 +169,7 @@ def test_vae_cli_end_to_end(tmp_path, artworks, capsys):
                  "--batch-size", "8", "--steps", "2", "--set", "g_width=8", "--set", "d_width=8",
                  "--device", "cpu", "--quiet"]) == 0
     assert main(["reconstruct", str(gan), str(artworks[0]), "--out", str(tmp_path / "x")]) == 2
-    assert "needs a VAE run" in capsys.readouterr().err
+    assert "needs a run that encodes artworks" in capsys.readouterr().err
     assert main(["train", "vae", "--out", str(gan), "--resume", "--quiet"]) == 2
     assert "is a gan run" in capsys.readouterr().err
     assert main(["variations", str(run), str(tmp_path / "missing.png"), "--out", str(tmp_path)]) == 2

@@ -189,7 +189,8 @@ def _autoencoder_canvas(ae_run: str) -> tuple[int, int]:
 
 
 def _model_config(args):
-    from brushwork.config import VAEConfig, apply_overrides, gan_preset
+    """The model config the command line asks for, built by the family's own builder."""
+    from brushwork.training.families import ModelOptions, family
 
     if args.family == "diffusion" and args.res is None:  # pixels: 32 px; latents: the autoencoder's canvas
         args.res = 32
@@ -197,52 +198,25 @@ def _model_config(args):
             args.res, height = _autoencoder_canvas(args.latent)
             if height and not args.size and not args.aspect:
                 args.size = f"{args.res}x{height}"
-    canvas = _canvas(args) if hasattr(args, "size") else None
-    width, height = canvas or (args.res, args.res)
-    sized = {"resolution": width, "height": 0 if height == width else height}
-    if args.family == "gan":
-        cfg = dataclasses.replace(gan_preset(args.preset, min(width, height)), **sized, conditional=args.conditional,
-                                  creative=args.creative, balance_styles=args.balance_styles,
-                                  ada=args.augment == "ada", freeze_d=args.freeze_d or 0)
-        if args.creativity is not None:
-            if not args.creative:
-                raise BrushworkError("--creativity goes with --creative")
-            cfg.creativity = args.creativity
-        return apply_overrides(cfg, args.set)
-    if args.family == "diffusion":
-        from brushwork.config import DiffusionConfig
-
-        cfg = DiffusionConfig(**sized, conditional=args.conditional)
-        if args.dropout is not None:
-            cfg.dropout = args.dropout
-        if args.latent:
-            from brushwork.training.latent import attach_autoencoder
-
-            cfg = attach_autoencoder(cfg, args.latent)
-        return apply_overrides(cfg, args.set)
-    if args.family == "autoencoder":
-        from brushwork.config import AutoencoderConfig
-
-        features = {"perceptual": "vgg", "features": str(Path(args.features).expanduser().resolve())} \
-            if args.features else {}
-        return apply_overrides(AutoencoderConfig(**sized, factor=args.factor, channels=args.channels, **features),
-                               args.set)
-    if args.family == "upscaler":
-        from brushwork.config import UpscalerConfig
-
-        return apply_overrides(UpscalerConfig(resolution=args.res, scale=args.scale), args.set)
+    width, height = (_canvas(args) if hasattr(args, "size") else None) or (args.res, args.res)
+    options = ModelOptions(width=width, height=height, settings=args.set)
+    for name in ("preset", "conditional", "creative", "creativity", "balance_styles", "augment", "latent_dim",
+                 "beta", "recon", "dropout", "latent", "factor", "channels", "scale"):
+        if getattr(args, name, None) is not None:
+            setattr(options, name, getattr(args, name))
+    options.freeze_d = getattr(args, "freeze_d", None) or 0
+    options.kl_warmup = getattr(args, "kl_warmup", 0)
+    if getattr(args, "features", None):  # files are found again from any folder later
+        options.features = _absolute(args.features)
     if args.family == "adain":
-        from brushwork.config import AdaINConfig
-
-        style = str(Path(args.style_data).expanduser().resolve()) if args.style_data else ""
+        options.style_data = _absolute(args.style_data) if args.style_data else ""
         encoder = args.vgg_weights or args.encoder
-        if encoder not in ("imagenet", "random"):  # a file: found again from any folder later
-            encoder = str(Path(encoder).expanduser().resolve())
-        return apply_overrides(AdaINConfig(resolution=args.res, style_data=style, encoder=encoder),
-                               args.set)
-    cfg = VAEConfig(**sized, latent_dim=args.latent_dim, beta=args.beta,
-                    kl_warmup_steps=args.kl_warmup, recon=args.recon)
-    return apply_overrides(cfg, args.set)
+        options.encoder = encoder if encoder in ("imagenet", "random") else _absolute(encoder)
+    return family(args.family).configure(options)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 def cmd_train(args) -> int:

@@ -175,8 +175,6 @@ class GANConfig:
             raise BrushworkError(f"unknown GAN loss {self.loss!r} (choose bce or hinge)")
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise BrushworkError("mixed_precision must be auto, bf16 or no")
-        from brushwork.data.augment import parse_policy
-
         parse_policy(self.diffaugment)
         if self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
             raise BrushworkError("z_dim, g_width and d_width must be positive")
@@ -190,6 +188,18 @@ class GANConfig:
     def styled(self) -> bool:
         """Whether the models know about styles (labels matter in training)."""
         return self.conditional or self.creative
+
+
+AUGMENTATION_OPS = ("color", "translation", "cutout")  # DiffAugment's ops (data/augment.py implements them)
+
+
+def parse_policy(policy: str) -> list[str]:
+    """'color,translation' -> the DiffAugment ops it names, each checked."""
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    for name in names:
+        if name not in AUGMENTATION_OPS:
+            raise BrushworkError(f"unknown DiffAugment op {name!r} (choose from {', '.join(AUGMENTATION_OPS)})")
+    return names
 
 
 # The fastgan preset's batch unless --batch-size is given: the FastGAN paper's at every resolution.

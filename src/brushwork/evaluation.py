@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from brushwork.config import index_side
 from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.making.generate import load_model
-from brushwork.imaging import uint8_from_unit
+from brushwork.imaging import psnr, uint8_from_unit, unit_from_uint8
 from brushwork.metrics.collection_index import open_index
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 from brushwork.metrics.swd import swd
@@ -131,14 +132,49 @@ def style_metrics(model, ds: ArtDataset, n: int, device, features: str | None = 
     return {k: round(v, 5) for k, v in row.items()}
 
 
+@torch.no_grad()
+def reconstruction_metrics(model, ds: ArtDataset, n: int) -> dict[str, float]:
+    """How much of n works an encoder-decoder run keeps (posterior means decoded): PSNR and SWD
+    of the reconstructions against the works themselves, beside the trivial baseline of the works
+    area-reduced to the latent's size and enlarged back by bicubic interpolation."""
+    works = real_subset(ds, n, seed=1).images  # uint8 [n, 3, H, W]
+    x = unit_from_uint8(works)
+    recon = torch.cat([model.decode(model.encode(c)[0]) for c in x.split(64)])
+    factor = model.config.model.factor
+    small = F.avg_pool2d(x, factor)
+    bicubic = F.interpolate(small, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+    row = {}
+    for name, made in (("recon", recon), ("bicubic", bicubic)):
+        row[f"{name}_psnr"] = round(psnr(made, x).mean().item(), 3)
+        row[f"{name}_swd"] = swd(uint8_from_unit(made), works)["mean"]
+    return row
+
+
+def held_out_works(model, data: str, ds: ArtDataset) -> ArtDataset:
+    """The works a run never trained on: its own held-out split when ``data`` is what it trained
+    on, else all of ``data``."""
+    same = data == model.config.train.data or (not data.startswith("builtin:") and
+                                                Path(data).resolve() == Path(model.config.train.data))
+    if same and hasattr(model.config.model, "val_fraction"):
+        return ds.split(model.config.model.val_fraction, seed=model.config.train.seed)[1]
+    return ds
+
+
 def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features: str,
                  inception_weights: str | None, device: str,
                  originality_features: str = "imagenet") -> dict:
-    """Evaluate a run's newest checkpoint; the row is appended to its metrics.jsonl too."""
+    """Evaluate a run's newest checkpoint; the row is appended to its metrics.jsonl too. Runs that
+    make images from seeds are scored by their samples, encoder-decoder runs that do not (an
+    autoencoder) by their reconstructions of held-out works."""
     metrics = parse_metrics(metrics_text)
     model = load_model(run, device)
     cfg = model.config.model
     ds = load_dataset(data, cfg.resolution, progress=False, height=getattr(cfg, "height", 0))
+    if not model.can("sample"):
+        works = held_out_works(model, data, ds)
+        row = {"step": model.step, "eval_n": min(n, len(works)), **reconstruction_metrics(model, works, n)}
+        append_jsonl(Path(run) / "metrics.jsonl", row)
+        return row
     index = open_index(data, index_side(cfg))
     evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights, index=index)
     row = {"step": model.step, "eval_n": min(n, len(ds))}

@@ -79,3 +79,16 @@ def save_figure(fig, path: Path) -> Path:
     plt.close(fig)
     atomic_write(path, buf.getvalue())
     return Path(path)
+
+
+TILES = 4  # tiles per side: the tiled L2 distance of the originality checks compares images tile by tile
+
+
+def tiles(images: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] (uint8 or float in [-1, 1]) -> [TILES*TILES, N, 3*(H/4)*(W/4)] float tile
+    vectors in [0, 1]."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
+    n, c, h, w = x.shape
+    th, tw = h // TILES, w // TILES
+    x = x[:, :, : th * TILES, : tw * TILES].reshape(n, c, TILES, th, TILES, tw)
+    return x.permute(2, 4, 0, 1, 3, 5).reshape(TILES * TILES, n, c * th * tw)

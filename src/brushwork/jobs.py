@@ -18,13 +18,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brushwork.config import RunConfig
 from brushwork.errors import BrushworkError
 from brushwork.runs.checkpoint import list_checkpoints
-from brushwork.runs.directory import lock_holder
-from brushwork.utils import confined, ensure_dir
+from brushwork.runs.directory import lock_holder, read_run_config
+from brushwork.training.run import train_run
+from brushwork.utils import atomic_write, confined, ensure_dir
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOG_NAME = "train.log"  # the job's own stdout and stderr, in its run directory
+JOB_CONFIG = "job.json"  # the RunConfig a new job was started with (config.json once it trains)
 
 
 @dataclass
@@ -58,29 +61,33 @@ class TrainingJobs:
         """Runs under runs_dir whose trainer is alive (started here or anywhere else)."""
         return [p.parent for p in sorted(self.runs_dir.glob("*/.lock")) if lock_holder(p.parent)]
 
-    def start(self, name: str, family: str = "gan", data: str = "builtin:abstract", steps: int = 5000,
-              resume: bool = False, extra: list[str] | None = None) -> Path:
-        """Start (or, with ``resume``, continue) training run ``name``; returns its directory."""
-        if family not in ("gan", "vae", "diffusion"):
-            raise BrushworkError(f"the studio trains gan, vae or diffusion runs, not {family!r}")
+    def start(self, name: str, run_cfg: RunConfig | None = None, steps: int | None = None,
+              resume: bool = False) -> Path:
+        """Start training run ``name`` as ``run_cfg`` says, or (``resume``) continue it with its own
+        config to ``steps``; returns its directory. A new run's data must be a built-in set or a
+        folder under ``data_root``."""
         busy = self.running()
         if len(busy) >= self.max_running:
             raise BrushworkError(f"a training job is already running ({busy[0].name}); stop it "
                                  f"first (this server runs {self.max_running} at a time)")
         run = self.run_dir(name)
-        if resume:  # the run's own config says what it trains on
-            where = ["--resume"]
-        elif data.startswith("builtin:"):
-            where = ["--data", data]
+        if resume:
+            if not (run / "config.json").is_file():
+                raise BrushworkError(f"there is no run named {name} to resume")
+            argv = ["--resume", *(["--steps", str(int(steps))] if steps else [])]
         else:
-            where = ["--data", str(confined(self.data_root, data, "the data folder"))]
-        argv = [sys.executable, "-m", "brushwork", "train", family, *where, "--out", str(run),
-                "--steps", str(int(steps)), "--quiet", *(extra or [])]
-        ensure_dir(run)
+            if run_cfg is None:
+                raise BrushworkError("say what to train (a run config)")
+            data = run_cfg.train.data
+            if not data.startswith("builtin:"):
+                run_cfg.train.data = str(confined(self.data_root, data, "the data folder"))
+            ensure_dir(run)
+            atomic_write(run / JOB_CONFIG, run_cfg.to_json().encode())
+            argv = []
         with open(run / LOG_NAME, "a") as log:
             # a session of its own: the job survives the server and ignores the server's Ctrl-C
-            self.processes[run] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                   start_new_session=True)
+            self.processes[run] = subprocess.Popen([sys.executable, "-m", "brushwork.jobs", str(run), *argv],
+                                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return run
 
     def stop(self, name: str) -> bool:
@@ -113,3 +120,33 @@ class TrainingJobs:
         step = max([r.get("step", 0) for r in rows] + [s for s, _ in checkpoints] + [0])
         return JobStatus(run, bool(holder), holder, step, total, rows, grids[-1] if grids else None,
                          lines[-1] if lines else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m brushwork.jobs RUN [--resume [--steps N]]``: what a job's process runs. A new job
+    trains the config ``start`` left in RUN; a resumed one its own config.json. A mistake ends it
+    with one line (the studio shows the log's last line), as ``brushwork train`` does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="brushwork.jobs")
+    parser.add_argument("run")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--steps", type=int)
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    try:
+        if args.resume:
+            run_cfg = read_run_config(run)
+            if args.steps:
+                run_cfg.train.steps = args.steps
+        else:
+            run_cfg = RunConfig.from_json((run / JOB_CONFIG).read_text())
+        train_run(run_cfg, run, resume=args.resume, quiet=True)
+    except BrushworkError as exc:
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

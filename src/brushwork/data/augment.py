@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from brushwork.errors import BrushworkError
+from brushwork.config import AUGMENTATION_OPS, parse_policy
 
 
 def _brightness(x: torch.Tensor) -> torch.Tensor:
@@ -58,14 +58,7 @@ AUGMENTATIONS = {
     "translation": (_translation,),
     "cutout": (_cutout,),
 }
-
-
-def parse_policy(policy: str) -> list[str]:
-    names = [p.strip() for p in policy.split(",") if p.strip()]
-    for name in names:
-        if name not in AUGMENTATIONS:
-            raise BrushworkError(f"unknown DiffAugment op {name!r} (choose from {', '.join(AUGMENTATIONS)})")
-    return names
+assert tuple(AUGMENTATIONS) == AUGMENTATION_OPS, "config.AUGMENTATION_OPS names the ops implemented here"
 
 
 def diff_augment(x: torch.Tensor, policy: str, p: torch.Tensor | None = None) -> torch.Tensor:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brushwork.imaging import as_unit
+from brushwork.imaging import as_unit, tiles
 
 THUMB = 8  # retrieval descriptor: THUMB x THUMB luminance cells
 VERIFY = 16  # verification compares luminance at VERIFY x VERIFY
@@ -356,8 +356,6 @@ def calibration_works(works: torch.Tensor, sample: int = 1000, seed: int = 0,
 def _nearest_other(works: torch.Tensor, order: torch.Tensor, chunk: int = 128, block: int = 4096) -> torch.Tensor:
     """Tiled L2 from each work in ``order`` to its nearest *other* work of the collection, the
     collection visited ``block`` works at a time (its tiles are never all in memory)."""
-    from brushwork.metrics.originality import tiles
-
     nearest = torch.full((len(order),), float("inf"))
     for first in range(0, len(works), block):
         everything = tiles(torch.as_tensor(works[first:first + block]))

@@ -27,19 +27,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from brushwork.imaging import as_unit
-
-TILES = 4  # tiles per side for the tiled L2 distance
-
-
-def tiles(images: torch.Tensor) -> torch.Tensor:
-    """[N, 3, R, R] (uint8 or float) -> [TILES*TILES, N, 3*(R/4)^2] float tile vectors in [0, 1]."""
-    x = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
-    n, c, h, w = x.shape
-    th, tw = h // TILES, w // TILES
-    x = x[:, :, : th * TILES, : tw * TILES].reshape(n, c, TILES, th, TILES, tw)
-    return x.permute(2, 4, 0, 1, 3, 5).reshape(TILES * TILES, n, c * th * tw)
-
+from brushwork.imaging import as_unit, tiles
+from brushwork.metrics.copies import EditedCopies
 
 def tiled_l2(a: torch.Tensor, b: torch.Tensor, chunk: int = 256, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """For each image of ``a``: (smallest worst-tile L2 distance to any image of ``b``, its index).
@@ -162,8 +151,6 @@ def check_originality(generated: torch.Tensor, train: torch.Tensor, encoder, per
                                torch.quantile(train_l2, q).item(), torch.quantile(train_sim, 1 - q).item(),
                                train_l2, train_sim)
     if edits:
-        from brushwork.metrics.copies import EditedCopies
-
         check = edited or EditedCopies.build(train, min(calibration, 1000), seed, edits_cache)
         report.edits = check.scores(generated)
         report.edit_threshold, report.region_threshold = check.whole_threshold, check.region_threshold

@@ -12,15 +12,16 @@ images are made with (its weights come from the ``sampling`` modules of a checkp
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
 from brushwork.config import (MODEL_CONFIGS, AdaINConfig, AutoencoderConfig, DiffusionConfig, GANConfig,
-                              RunConfig, UpscalerConfig, VAEConfig)
+                              RunConfig, UpscalerConfig, VAEConfig, apply_overrides, gan_preset)
 from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
 from brushwork.models.autoencoder import Autoencoder
@@ -31,7 +32,7 @@ from brushwork.training.adain import AdaINTask
 from brushwork.training.autoencoder import AutoencoderTask
 from brushwork.training.diffusion import DiffusionTask
 from brushwork.training.gan import GANTask
-from brushwork.training.latent import prepare_latent_task
+from brushwork.training.latent import attach_autoencoder, prepare_latent_task
 from brushwork.training.upscaler import UpscalerTask
 from brushwork.training.vae import VAETask
 
@@ -48,10 +49,78 @@ CAPABILITIES = {
 }
 
 
+@dataclass
+class ModelOptions:
+    """What a person chooses when starting a run, by the command line's flags or the studio's
+    fields; each family's ``configure`` reads the ones that concern it and ignores the rest."""
+
+    width: int = 64  # canvas width (the size of a square)
+    height: int = 0  # canvas height when not square (0: square)
+    settings: list[str] = field(default_factory=list)  # key=value overrides of any model setting (--set)
+    # GAN
+    preset: str = "modern"
+    conditional: bool = False  # also diffusion
+    creative: bool = False
+    creativity: float | None = None
+    balance_styles: bool = False
+    augment: str = "fixed"  # "fixed" or "ada"
+    freeze_d: int = 0
+    # VAE
+    latent_dim: int = 128
+    beta: float = 1.0
+    kl_warmup: int = 0
+    recon: str = "mse"
+    # diffusion
+    dropout: float | None = None
+    latent: str = ""  # the autoencoder run to learn in ("" = pixels)
+    # autoencoder
+    factor: int = 4
+    channels: int = 4
+    features: str = ""  # VGG19 weights for its perceptual term ("" = Laplacian-pyramid L1)
+    # upscaler
+    scale: int = 2
+    # AdaIN
+    style_data: str = ""
+    encoder: str = "imagenet"
+
+    @property
+    def sized(self) -> dict:
+        return {"resolution": self.width, "height": 0 if self.height == self.width else self.height}
+
+
+def _gan_config(o: ModelOptions) -> GANConfig:
+    cfg = dataclasses.replace(gan_preset(o.preset, min(o.width, o.height or o.width)), **o.sized,
+                              conditional=o.conditional, creative=o.creative, balance_styles=o.balance_styles,
+                              ada=o.augment == "ada", freeze_d=o.freeze_d)
+    if o.creativity is not None:
+        if not o.creative:
+            raise BrushworkError("--creativity goes with --creative")
+        cfg.creativity = o.creativity
+    return cfg
+
+
+def _diffusion_config(o: ModelOptions) -> DiffusionConfig:
+    cfg = DiffusionConfig(**o.sized, conditional=o.conditional)
+    if o.dropout is not None:
+        cfg.dropout = o.dropout
+    return attach_autoencoder(cfg, o.latent) if o.latent else cfg
+
+
+def _autoencoder_config(o: ModelOptions) -> AutoencoderConfig:
+    vgg = {"perceptual": "vgg", "features": o.features} if o.features else {}
+    return AutoencoderConfig(**o.sized, factor=o.factor, channels=o.channels, **vgg)
+
+
+def _configured(build: Callable[[ModelOptions], Any]) -> Callable[[ModelOptions], Any]:
+    """A family's builder from options to its config, with the options' overrides applied last."""
+    return lambda options: apply_overrides(build(options), options.settings)
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
     config: type  # its model config dataclass (config.py)
+    configure: Callable[[ModelOptions], Any]  # options -> its model config
     task: Callable[..., tuple[Any, Any]]  # (run_cfg, ds, device, world, run_dir) -> (task, training data)
     network: Callable[[Any], nn.Module] | None  # model config -> the module images are made with
     sampling: tuple[str, ...]  # checkpoint modules holding its weights (the first one present is used)
@@ -108,22 +177,27 @@ def _upscaler_network(cfg: UpscalerConfig) -> nn.Module:
 
 _SAMPLE_IT = "sample it with: brushwork sample {run} --seeds 0-15 --out {run}/images"
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("gan", GANConfig, _gan_task, lambda cfg: build_gan(cfg)[0], ("G_ema", "G"),
+    Family("gan", GANConfig, _configured(_gan_config), _gan_task, lambda cfg: build_gan(cfg)[0], ("G_ema", "G"),
            frozenset({"sample", "project"}), _SAMPLE_IT, scale_name="truncation", evaluated=True),
-    Family("vae", VAEConfig, _held_out_task(VAETask), VAE, ("vae",), frozenset({"sample", "encode"}),
+    Family("vae", VAEConfig, _configured(lambda o: VAEConfig(**o.sized, latent_dim=o.latent_dim, beta=o.beta,
+                                                             kl_warmup_steps=o.kl_warmup, recon=o.recon)),
+           _held_out_task(VAETask), VAE, ("vae",), frozenset({"sample", "encode"}),
            "reproduce an artwork with: brushwork reconstruct {run} painting.jpg --out {run}/recon (or sample "
            "it: brushwork sample {run} --seeds 0-15 --temperature 0.8 --out {run}/images)",
            scale_name="temperature", evaluated=True),
-    Family("diffusion", DiffusionConfig, _diffusion_task, Denoiser, ("denoiser_ema",),
+    Family("diffusion", DiffusionConfig, _configured(_diffusion_config), _diffusion_task, Denoiser, ("denoiser_ema",),
            frozenset({"sample", "paint"}), _SAMPLE_IT + " (or paint a sketch: brushwork paint {run} "
            "--sketch sketch.png --out painted)", companions=("autoencoder",), evaluated=True),
-    Family("autoencoder", AutoencoderConfig, _held_out_task(AutoencoderTask), Autoencoder, ("autoencoder",),
+    Family("autoencoder", AutoencoderConfig, _configured(_autoencoder_config), _held_out_task(AutoencoderTask), Autoencoder, ("autoencoder",),
            frozenset({"encode", "latent-space"}), "see what its latents keep: brushwork reconstruct {run} "
            "painting.jpg --out {run}/recon; learn in its latents: brushwork train diffusion --latent {run} "
            "--data DIR --out RUN", evaluated=True),
-    Family("upscaler", UpscalerConfig, _held_out_task(UpscalerTask), _upscaler_network, ("upscaler",),
+    Family("upscaler", UpscalerConfig, _configured(lambda o: UpscalerConfig(resolution=o.width, scale=o.scale)),
+           _held_out_task(UpscalerTask), _upscaler_network, ("upscaler",),
            frozenset({"upscale"}), "enlarge images with: brushwork upscale image.png --run {run} --out enlarged"),
-    Family("adain", AdaINConfig, _adain_task, None, ("decoder",), frozenset({"stylize"}),
+    Family("adain", AdaINConfig,
+           _configured(lambda o: AdaINConfig(resolution=o.width, style_data=o.style_data, encoder=o.encoder)),
+           _adain_task, None, ("decoder",), frozenset({"stylize"}),
            "stylise a photo with: brushwork stylize photo.jpg --style painting.jpg --method adain "
            "--model {run} --out stylised.png"),
 )}

@@ -20,6 +20,8 @@ log = logging.getLogger("brushwork.studio")
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
 UNEXPECTED = "something went wrong on the server (the details are in its log)"
 RUN_DATA = "(the run's training data)"
+# the tabs each capability of a run opens (training.families.CAPABILITIES), said beside the run
+TABS_FOR = {"sample": "Generate, Explore", "paint": "Paint", "encode": "Reproduce", "project": "Reproduce"}
 _STUDIO: Studio | None = None  # the page's studio: turns its absolute folders into names in messages
 
 
@@ -103,12 +105,13 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
             choices = ["(seed's own)"] + d["styles"]
             text = (f"**{d['kind'].upper()}**, {'x'.join(map(str, d['size']))} px, step {d['step']}"
                     + (f", styles: {', '.join(d['styles'])}" if d["styles"] else "")
-                    + (f", creative (creativity {d['creativity']})" if d["creative"] else ""))
-            return (text, gr.update(label=d["scale_name"], visible=d["kind"] != "diffusion"),
+                    + (f", creative (creativity {d['creativity']})" if d["creative"] else "")
+                    + f" (tabs: {', '.join(TABS_FOR[c] for c in d['can'] if c in TABS_FOR)})")
+            return (text, gr.update(label=d["scale_name"] or "scale", visible=bool(d["scale_name"])),
                     gr.update(choices=choices, visible=d["conditional"],
                               value=current_style if current_style in choices else choices[0]),
                     gr.update(visible=d["conditional"]),
-                    gr.update(choices=d["styles"], visible=d["conditional"] and d["kind"] == "gan",
+                    gr.update(choices=d["styles"], visible=d["conditional"] and "project" in d["can"],
                               value=d["styles"][0] if d["styles"] else None))
 
         described = [run_info, generate["scale"], generate["style"], generate["mix"], reproduce["style"]]

@@ -613,30 +613,30 @@ class Studio:
                          and not p.name.startswith(".")) if root.is_dir() else []
         return ["builtin:abstract", *folders]
 
-    def start_training(self, name: str, family: str, data: str, steps: int, preset: str = "modern",
+    def start_training(self, name: str, family_name: str, data: str, steps: int, preset: str = "modern",
                        resolution: int = 64, conditional: bool = False, batch_size: int = 64,
                        model_settings: str = "", canvas: str = "") -> JobStatus:
-        """Start ``brushwork train FAMILY`` as a job; ``model_settings`` is 'key=value ...' (the
-        CLI's --set; nothing else of the command line can be reached from the page); ``canvas``
-        'WxH' for images that are not square (checked here, so a mistake is said at once)."""
-        from brushwork.config import check_canvas, parse_size
+        """Start training a run as a job, from a RunConfig built by the family's own builder (as
+        ``brushwork train`` builds it); ``model_settings`` is 'key=value ...' (the CLI's --set),
+        ``canvas`` 'WxH' for images that are not square. Mistakes are said before anything starts."""
+        from brushwork.config import RunConfig, TrainConfig, parse_size
+        from brushwork.training.families import ModelOptions
 
         if not name:
             raise BrushworkError("name the run first")
-        canvas = (canvas or "").strip()
-        if canvas:
-            check_canvas(*parse_size(canvas))
+        if family_name not in STUDIO_FAMILIES:
+            raise BrushworkError(f"the studio trains {', '.join(STUDIO_FAMILIES)} runs, not {family_name!r}")
         if (self.settings.runs / name / "config.json").exists():
             raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
-        extra = ["--res", str(int(resolution)), "--batch-size", str(int(batch_size)),
-                 *STUDIO_TRAIN_SCHEDULE, *_model_settings(model_settings)]
-        if canvas:
-            extra += ["--size", canvas]
-        if family == "gan":
-            extra += ["--preset", preset]
-        if family in ("gan", "diffusion") and conditional:
-            extra += ["--conditional"]
-        self.jobs.start(name, family, data, int(steps), extra=extra)
+        canvas = (canvas or "").strip()
+        width, height = parse_size(canvas) if canvas else (int(resolution), 0)
+        options = ModelOptions(width=width, height=height, preset=preset, conditional=bool(conditional),
+                               settings=_model_settings(model_settings))
+        model = family(family_name).configure(options)
+        model.validate()
+        train = TrainConfig(data=data, steps=int(steps), batch_size=int(batch_size), **STUDIO_TRAIN_SCHEDULE)
+        train.validate()
+        self.jobs.start(name, RunConfig(kind=family_name, model=model, train=train))
         return self.jobs.status(name)
 
     def fitting_canvas(self, data: str, resolution: int) -> tuple[str, str]:
@@ -652,8 +652,8 @@ class Studio:
         return choice.canvas, choice.summary()
 
     def resume_training(self, name: str, steps: int) -> JobStatus:
-        cfg = read_run_config(self.run_dir(name))
-        self.jobs.start(name, cfg.kind, steps=int(steps), resume=True)
+        self.run_dir(name)  # an existing run of the runs folder
+        self.jobs.start(name, steps=int(steps), resume=True)
         return self.jobs.status(name)
 
     def stop_training(self, name: str) -> bool:
@@ -728,20 +728,21 @@ class Studio:
 
 
 # Jobs started from the page log often enough for its loss curve and grid to move while watched.
-STUDIO_TRAIN_SCHEDULE = ["--log-every", "10", "--sample-every", "100"]
+STUDIO_TRAIN_SCHEDULE = {"log_every": 10, "sample_every": 100}  # a loss curve and a grid the page can follow
+STUDIO_FAMILIES = ("gan", "vae", "diffusion")  # what the Train tab offers
 SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\s=]+$")
 
 
 def _model_settings(text: str) -> list[str]:
-    """'g_width=32 d_width=32' (or comma separated) -> ['--set', 'g_width=32', ...]."""
-    argv = []
+    """'g_width=32 d_width=32' (or comma separated) -> ['g_width=32', 'd_width=32'] (the CLI's --set)."""
+    settings = []
     for item in re.split(r"[\s,]+", (text or "").strip()):
         if not item:
             continue
         if not SETTING.match(item):
             raise BrushworkError(f"model setting {item!r}: expected key=value, e.g. g_width=32")
-        argv += ["--set", item]
-    return argv
+        settings.append(item)
+    return settings
 
 
 def _mix_text(style) -> str | None:

@@ -1,0 +1,174 @@
+"""Latent diffusion measured on 128 px WikiArt (all three styles, 12,000 works, 1,000 held out).
+
+    python benchmarks/latent.py autoencoder --factor 4 --minutes 20   # reconstructions vs bicubic
+    python benchmarks/latent.py versus --ae RUN --minutes 30           # latent vs pixel diffusion
+    python benchmarks/latent.py memory --ae RUN                        # peak RSS, 128 and 256 px
+
+autoencoder: an autoencoder trained for wall minutes on the 11,000 training works, then held-out
+PSNR and SWD of its reconstructions beside the trivial baseline (the work area-reduced to the
+latent's size, enlarged back by bicubic interpolation) and the SWD floor (two disjoint halves of
+real works); the log's held-out PSNR at each interval gives the time to reach it.
+
+versus: latent diffusion (in ``--ae``'s latents) against pixel diffusion at 128 px, each for the
+same wall minutes alone on the machine: training img/s, SWD against held-out works beside the
+floor, precision/recall (thumbnails and a fixed random conv net, as benchmarks/diffusion.py),
+the share of samples the collection index's copy check calls COPY, and sampling seconds per
+image at 16 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common import SHARED, report  # noqa: E402  (puts src/ on the path)
+from diffusion import floor, quality, save_images_folder, split_data, train_for  # noqa: E402
+
+from brushwork.config import AutoencoderConfig, DiffusionConfig, apply_overrides  # noqa: E402
+from brushwork.evaluation import reconstruction_metrics  # noqa: E402
+from brushwork.imaging import save_grid, uint8_from_unit  # noqa: E402
+from brushwork.making.generate import load_model  # noqa: E402
+from brushwork.metrics.collection_index import build_index  # noqa: E402
+from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.training.latent import attach_autoencoder  # noqa: E402
+
+STYLES = "baroque,romanticism,impressionism"
+# U-Nets of equal width for both: pixels go down to 8 px in five levels, latents (32 px) in three
+PIXEL_UNET = ["channel_mult=1,1,2,2,2"]
+LATENT_UNET = ["channel_mult=1,2,2"]
+
+
+def real_floor(held_out: torch.Tensor) -> float:
+    """SWD between two disjoint halves of the held-out works: what real works score."""
+    half = len(held_out) // 2
+    return swd(held_out[:half], held_out[half:2 * half])["mean"]
+
+
+def cmd_autoencoder(args) -> dict:
+    out = Path(args.out)
+    train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
+    data = str(save_images_folder(train.images, out / "data" / "train")) if not (out / "data").is_dir() \
+        else str(out / "data" / "train")
+    cfg = apply_overrides(AutoencoderConfig(resolution=args.res, factor=args.factor, channels=args.channels),
+                          args.set)
+    run = out / f"ae-f{args.factor}"
+    training = train_for("autoencoder", cfg, data, run, args.minutes * 60, args.batch, device=args.device)
+    model = load_model(run, args.device)
+    t0 = time.perf_counter()
+    row = reconstruction_metrics(model, held_out, args.n)
+    seconds = time.perf_counter() - t0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["step"], r.get("val_psnr")) for r in rows if "val_psnr" in r]
+    x = held_out.images[:8]
+    recon = model.decode(model.encode(x.float() / 127.5 - 1)[0]).cpu()
+    save_grid(torch.cat([x.float() / 127.5 - 1, recon]), out / f"ae-f{args.factor}-recon.png", 8)
+    return {"benchmark": "autoencoder", "factor": args.factor, "channels": cfg.channels, "width": cfg.width,
+            "train": len(train), "held_out": len(held_out), "minutes": args.minutes, "training": training,
+            "floor_swd": real_floor(held_out.images[:args.n]), **row,
+            "encode_decode_ms_per_image": round(1000 * seconds / min(args.n, len(held_out)), 1),
+            "val_psnr_by_step": curve}
+
+
+def sampling_seconds(run: Path, device: str, n: int = 8, steps: int = 16) -> float:
+    model = load_model(run, device).using(sampling={"steps": steps})
+    model.generate_seeds([0])  # warm-up
+    t0 = time.perf_counter()
+    model.generate_seeds(list(range(n)))
+    return round((time.perf_counter() - t0) / n, 3)
+
+
+def samples_at(run: Path, n: int, steps: int, device: str) -> torch.Tensor:
+    model = load_model(run, device).using(sampling={"steps": steps})
+    return torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(n, s + 64)))))
+                      for s in range(0, n, 64)])
+
+
+def cmd_versus(args) -> dict:
+    out = Path(args.out)
+    train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
+    data = out / "data" / "train"
+    if not data.is_dir():
+        save_images_folder(train.images, data)
+    index = build_index(str(data), args.res, progress=False)
+    result = {"benchmark": "latent-vs-pixel", "res": args.res, "train": len(train), "held_out": len(held_out),
+              "minutes": args.minutes, "n": args.n, "floor": floor(train.images, held_out.images, "cpu")}
+    configs = {"latent": attach_autoencoder(apply_overrides(DiffusionConfig(resolution=args.res),
+                                                            LATENT_UNET + args.set), args.ae),
+               "pixel": apply_overrides(DiffusionConfig(resolution=args.res), PIXEL_UNET + args.set)}
+    for name in args.families.split(","):
+        run = out / name
+        row = {}
+        if not (run / "checkpoints").is_dir():
+            row["training"] = train_for("diffusion", configs[name], str(data), run, args.minutes * 60, args.batch,
+                                        device=args.device)
+            row["img_per_s"] = round(row["training"]["kimg"] * 1000 / row["training"]["wall_seconds"], 2)
+        row["params"] = sum(p.numel() for p in load_model(run, "cpu").network.parameters())
+        row["sampling_s_per_image_16_steps"] = sampling_seconds(run, args.device)
+        samples = samples_at(run, args.n, 16, args.device)
+        row.update(quality(samples, held_out.images, train.images, "cpu", index))
+        save_grid(samples[:64].float() / 127.5 - 1, out / f"{name}-grid.png", 8)
+        result[name] = row
+        print(json.dumps({name: row}), flush=True)
+    return result
+
+
+def _peak_of(argv: list[str]) -> float:
+    """Peak resident memory (MiB) of a child process running ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(argv, check=True, capture_output=True)
+    return round(max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024, 1)
+
+
+def cmd_memory(args) -> dict:
+    """Peak RSS of 20 training steps (batch 16) and of sampling 16 images, one process each."""
+    out = Path(args.out) / "memory"
+    result = {"benchmark": "latent-memory"}
+    for res in (128, 256):
+        ae = out / f"ae{res}"
+        base = [sys.executable, "-m", "brushwork", "train"]
+        data = ["--data", str(SHARED / "wikiart128" / "baroque"), "--batch-size", "16", "--device", "cpu", "--quiet"]
+        result[f"ae{res}_train_mib"] = _peak_of(base + ["autoencoder", "--res", str(res), "--out", str(ae),
+                                                        "--steps", "20", *data])
+        run = out / f"ld{res}"
+        result[f"latent{res}_train_mib"] = _peak_of(base + ["diffusion", "--latent", str(ae), "--out", str(run),
+                                                            "--steps", "20", *data])
+        result[f"latent{res}_sample_mib"] = _peak_of([sys.executable, "-m", "brushwork", "sample", str(run),
+                                                      "--seeds", "0-15", "--steps", "16", "--out", str(out / f"s{res}"),
+                                                      "--no-originality"])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("autoencoder", "versus", "memory"):
+        p = sub.add_parser(name)
+        p.add_argument("--out", default="/tmp/brushwork-bench/latent", help="runs and data (large: keep it outside the repository)")
+        p.add_argument("--minutes", type=float, default=20)
+        p.add_argument("--batch", type=int, default=32)
+        p.add_argument("--held-out", type=int, default=1000)
+        p.add_argument("--n", type=int, default=500, help="images scored")
+        p.add_argument("--set", action="append", default=[], help="model setting key=value")
+        p.add_argument("--json", help="append the result to this JSON-lines file")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--data-root", default=str(SHARED / "wikiart128"), help="folder of style subfolders")
+        p.add_argument("--styles", default=STYLES)
+        p.add_argument("--res", type=int, default=128)
+    sub.choices["autoencoder"].add_argument("--factor", type=int, choices=[4, 8], default=4)
+    sub.choices["autoencoder"].add_argument("--channels", type=int, default=4)
+    sub.choices["versus"].add_argument("--ae", required=True, help="the autoencoder run to learn in")
+    sub.choices["versus"].add_argument("--families", default="latent,pixel")
+    args = ap.parse_args()
+    result = {"autoencoder": cmd_autoencoder, "versus": cmd_versus, "memory": cmd_memory}[args.command](args)
+    report(result, args.json)
+
+
+if __name__ == "__main__":
+    main()
