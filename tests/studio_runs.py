@@ -22,7 +22,8 @@ def noise_image(path: Path, seed: int, size=(48, 40)) -> Path:
 
 
 def make_studio_folders(root: Path) -> dict[str, Path]:
-    """runs/{gan (style-conditional), vae, diffusion, adain}, data/art/{a,b}, and a few loose images."""
+    """runs/{gan (style-conditional), vae, diffusion, autoencoder, latent (diffusion in its latents),
+    adain}, data/art/{a,b}, and a few loose images."""
     runs, data, images = root / "runs", root / "data", root / "images"
     for folder in (data / "art" / "a", data / "art" / "b", images):
         folder.mkdir(parents=True)
@@ -39,6 +40,13 @@ def make_studio_folders(root: Path) -> dict[str, Path]:
     assert main(["train", "diffusion", "--data", "builtin:abstract:8", "--out", str(runs / "diffusion"),
                  "--res", "32", "--batch-size", "8", "--steps", "2", "--set", "width=8", "--set",
                  "channel_mult=1,2", "--set", "blocks=1", "--set", "sampling_steps=4", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert main(["train", "autoencoder", "--data", "builtin:abstract:8", "--out", str(runs / "autoencoder"),
+                 "--res", "32", "--batch-size", "8", "--steps", "2", "--set", "width=8", "--set", "disc_width=8",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert main(["train", "diffusion", "--data", "builtin:abstract:8", "--out", str(runs / "latent"),
+                 "--latent", str(runs / "autoencoder"), "--batch-size", "8", "--steps", "2", "--set", "width=8",
+                 "--set", "channel_mult=1,2", "--set", "blocks=1", "--set", "sampling_steps=4", "--device", "cpu",
                  "--quiet"]) == 0
     assert main(["train", "adain", "--content", str(data / "art" / "a"), "--style", str(data / "art" / "b"),
                  "--out", str(runs / "adain"), "--res", "32", "--batch-size", "2", "--steps", "2",

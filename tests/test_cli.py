@@ -102,10 +102,21 @@ def test_demo_writes_a_gallery(tmp_path):
     for name in ["styles.png", "mix.png", "creative.png", "walk.gif", "training_art.png", "losses.png"]:
         assert name in page and (tmp_path / "demo" / name).exists()
     assert Image.open(tmp_path / "demo" / "walk.gif").n_frames == 60
+    walk = Image.open(tmp_path / "demo" / "walk.gif").size
+    assert f"width='{8 * walk[0]}' height='{8 * walk[1]}'" in page  # 32 px: 8x, crisp, not page-wide
     assert Image.open(tmp_path / "demo" / "styles.png").height > 4 * Image.open(tmp_path / "demo" / "mix.png").height
     figures = json.loads((tmp_path / "demo" / "figures.json").read_text())
     assert 0 <= figures["conditional"]["style_accuracy"] <= 1 and "ambiguity" in figures["creative"]
     assert "conditional samples judged &#x27;drips&#x27;" in page or "conditional samples judged 'drips'" in page
+
+
+def test_demo_page_enlarges_small_works_by_a_whole_factor(tmp_path):
+    from brushwork.demo import PAGE_WIDTH, shown_size
+
+    for size, shown in (((32, 32), (256, 256)), ((290, 110), (870, 330)), ((1200, 40), (1200, 40))):
+        Image.new("RGB", size).save(tmp_path / "x.png")
+        assert shown_size(tmp_path / "x.png") == shown
+        assert shown[0] <= max(PAGE_WIDTH, size[0])
 
 
 def test_data_that_is_a_file_says_a_folder_is_expected(tmp_path, capsys):

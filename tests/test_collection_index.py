@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from brushwork.cli import main
@@ -183,3 +184,87 @@ def test_a_large_index_keeps_its_trained_search_structure(tmp_path, monkeypatch)
     (index.build / "region.faiss").write_bytes(b"damaged")  # trained again, not a traceback
     monkeypatch.setattr(faiss.IndexIVFFlat, "train", real_train)
     assert open_index(str(data), 32).check(queries) == first
+
+
+def test_an_index_at_64_px_judges_a_32_px_run(tmp_path):
+    """Indexed once at the works' size, a collection is never asked for again at another: a run
+    trained at 32 px is judged by the 64 px index (its images enlarged to it)."""
+    from brushwork.metrics.collection_index import open_index_for
+
+    data = _collection(tmp_path / "data", n=8, size=64)
+    assert main(["index", str(data), "--res", "64", "--quiet"]) == 0
+    assert open_index(str(data), 32) is None and open_index_for(str(data), 32).resolution == 64
+    run = tmp_path / "run"
+    done = run_cli("train", "gan", "--out", str(run), "--steps", "2", *TINY[2:], "--data", str(data))
+    assert done.returncode == 0, done.stderr
+    done = run_cli("sample", str(run), "--seeds", "0-1", "--out", str(tmp_path / "out"), "--device", "cpu")
+    assert done.returncode == 0 and "originality not checked" not in done.stderr, done.stderr
+    verdict = read_record(tmp_path / "out" / "seed0000.png")["brushwork"]["originality"]
+    assert verdict["resolution"] == 64 and verdict["verdict"] in ("original", "COPY")
+    # a work of the collection itself, shown at 32 px, is still found in the 64 px index
+    work = open_index_for(str(data), 64).work(open_index_for(str(data), 64).names[0])
+    small = torch.from_numpy(work.transpose(2, 0, 1).copy())[None].float()
+    small = torch.nn.functional.interpolate(small, size=32, mode="area").round().to(torch.uint8)
+    assert open_index_for(str(data), 32).check(small)[0]["verdict"] == "COPY"
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing after the point it is raised at runs (no cleanup either)."""
+
+
+def test_an_interrupted_build_resumes_at_every_stage(tmp_path, monkeypatch, count_decodes):
+    """Killed while reading, while training its search indexes, or while calibrating, a build
+    starts again from what it had finished: no work is read twice, nothing is trained or
+    calibrated twice."""
+    import faiss
+
+    from brushwork.metrics import collection_index, copies
+
+    monkeypatch.setattr(collection_index, "CHUNK", 8)
+    monkeypatch.setattr(copies, "FLAT_UP_TO", 100)  # IVF search indexes, which are trained
+    data = _collection(tmp_path / "data", n=40)
+
+    def dies_after(n, real):
+        calls = []
+
+        def wrapped(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > n:
+                raise Killed
+            return real(*args, **kwargs)
+        return wrapped, calls
+
+    # reading: killed while decoding the third chunk (two of five chunks finished)
+    real_decode = collection_index._decode
+    monkeypatch.setattr(collection_index, "_decode", dies_after(2 * 8 + 3, real_decode)[0])
+    with pytest.raises(Killed):
+        build_index(str(data), 32, progress=False)
+    assert len(count_decodes) == 2 * 8 + 3
+    monkeypatch.setattr(collection_index, "_decode", real_decode)
+    # training: the first search index trained, killed while training the second
+    real_train = faiss.IndexIVFFlat.train
+    train, trainings = dies_after(1, real_train)
+    monkeypatch.setattr(faiss.IndexIVFFlat, "train", train)
+    count_decodes.clear()
+    with pytest.raises(Killed):
+        build_index(str(data), 32, progress=False)
+    assert len(count_decodes) == 40 - 2 * 8 and len(trainings) == 2  # only the unfinished chunks read
+    # calibration: killed while calibrating
+    train, trainings = dies_after(10, real_train)
+    monkeypatch.setattr(faiss.IndexIVFFlat, "train", train)
+    real_calibrate = collection_index.calibrate
+    monkeypatch.setattr(collection_index, "calibrate", dies_after(0, real_calibrate)[0])
+    count_decodes.clear()
+    with pytest.raises(Killed):
+        build_index(str(data), 32, progress=False)
+    assert count_decodes == [] and len(trainings) == 1  # the second index trained; the first was kept
+    # finished: calibrated once, nothing read or trained again
+    calibrate, calibrations = dies_after(10, real_calibrate)
+    monkeypatch.setattr(collection_index, "calibrate", calibrate)
+    trainings.clear()
+    index = build_index(str(data), 32, progress=False)
+    assert count_decodes == [] and trainings == [] and len(calibrations) == 1
+    assert len(index.names) == 40 and index.decoded == 0 and index.resumed == 40
+    queries = torch.from_numpy(np.array(index.pixels[:3])).flip(-1)
+    assert [v["verdict"] for v in index.check(queries)] == ["COPY"] * 3
+    assert not (index.build.parent / "parts").exists()  # the finished build cleaned up after itself

@@ -318,3 +318,13 @@ def test_a_builder_killed_mid_way_leaves_its_chunks_and_no_lock(tmp_path, monkey
     monkeypatch.setattr(dataset_mod, "_decode_one", lambda p, s: decoded.append(p) or real_decode(p, s))
     ds = load_dataset(str(data), 32, cache_dir=tmp_path / "cache", progress=False)  # no wait, no hang
     assert len(ds) == 30 and len(decoded) == 30 - 3 * kept
+
+
+def test_cache_follows_brushwork_cache_then_the_platforms_convention(monkeypatch, tmp_path):
+    from brushwork.data.dataset import default_cache_dir
+
+    monkeypatch.setenv("BRUSHWORK_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("BRUSHWORK_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "brushwork"  # Linux: XDG_CACHE_HOME is honoured

@@ -250,3 +250,30 @@ def test_vae_and_adain_train_under_torchrun(tmp_path):
         assert "2 processes x batch" in done.stderr and done.stderr.count("run saved in") == 1
         assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000004.safetensors"]
         assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_autoencoder_and_latent_diffusion_two_processes_match_one_process(tmp_path):
+    """The autoencoder's posterior noise and a latent run's noise are rows of the global batch's
+    draws: 2 x 4 follows 1 x 8 for both; with the patch discriminator on (its adaptive weight is
+    each rank's own gradient ratio, so not compared) the autoencoder still trains under torchrun."""
+    base = ["--data", "builtin:abstract:16", "--steps", "4", "--log-every", "2", "--device", "cpu", "--quiet",
+            "--no-flip", "--set", "mixed_precision=no"]
+    ae = ["autoencoder", "--res", "32", "--set", "width=8", "--set", "disc_width=8", *base]
+    for out, procs, batch in (("ae1", 1, "8"), ("ae2", 2, "4")):
+        done = subprocess.run([*_python(procs), "-m", "brushwork", "train", *ae, "--set", "disc_start=100",
+                               "--batch-size", batch, "--out", str(tmp_path / out)],
+                              env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    _assert_close_overall(_weights(tmp_path / "ae1", 4), _weights(tmp_path / "ae2", 4))
+    latent = ["diffusion", "--latent", str(tmp_path / "ae1"), "--set", "width=8", "--set", "channel_mult=1,2",
+              "--set", "blocks=1", "--set", "lr_rampup_kimg=0", "--set", "sampling_steps=2", *base]
+    for out, procs, batch in (("ld1", 1, "8"), ("ld2", 2, "4")):
+        done = subprocess.run([*_python(procs), "-m", "brushwork", "train", *latent, "--batch-size", batch,
+                               "--out", str(tmp_path / out)], env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    _assert_close_overall(_weights(tmp_path / "ld1", 4), _weights(tmp_path / "ld2", 4))
+    done = subprocess.run([*_python(2), "-m", "brushwork", "train", *ae, "--set", "disc_start=1", "--batch-size", "4",
+                           "--out", str(tmp_path / "ae-d")], env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (tmp_path / "ae-d" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and "d_loss" in rows[-1]

@@ -212,3 +212,21 @@ def test_autoencoder_reconstructs_an_artwork(trained, tmp_path):
     done = run_cli("reconstruct", root / "ae", tmp_path / "art.png", "--out", tmp_path / "recon", env=env)
     assert done.returncode == 0, done.stderr
     assert "PSNR" in done.stdout and _pixels(tmp_path / "recon" / "art_recon.png").shape == (32, 32, 3)
+
+
+def test_a_latent_run_on_a_canvas_that_is_not_square(tmp_path):
+    """A 32x40 (portrait) autoencoder: the latent run takes its canvas without being told, its
+    samples are 32 x 40, and another size is refused in one line."""
+    env = {**__import__("os").environ, "BRUSHWORK_CACHE": str(tmp_path / "cache")}
+    done = run_cli("train", "autoencoder", "--out", tmp_path / "ae", "--size", "32x40", "--steps", 2, *TINY_TRAIN,
+                   *TINY_AE, env=env)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("train", "diffusion", "--latent", tmp_path / "ae", "--out", tmp_path / "ld", "--steps", 2,
+                   *TINY_TRAIN, *TINY_LD, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "ld" / "config.json").read_text())["model"]["height"] == 40
+    done = run_cli("sample", tmp_path / "ld", "--seeds", "0-1", "--out", tmp_path / "s", "--no-originality", env=env)
+    assert done.returncode == 0, done.stderr
+    assert _pixels(tmp_path / "s" / "seed0001.png").shape == (40, 32, 3)
+    _refused(run_cli("train", "diffusion", "--latent", tmp_path / "ae", "--size", "40x32", "--out", tmp_path / "x",
+                     *TINY_TRAIN, env=env), "encodes 32x40 px works, not 40x32 px")

@@ -41,7 +41,9 @@ def _pixels(path):
 
 
 def test_lists_runs_and_describes_them(studio):
-    assert studio.run_names() == ["diffusion", "gan", "vae"]  # the AdaIN run makes no images of its own
+    # runs that make images (the AdaIN run makes none of its own; the autoencoder reconstructs)
+    assert studio.run_names() == ["autoencoder", "diffusion", "gan", "latent", "vae"]
+    assert studio.run_names(("paint",)) == ["diffusion", "latent"]
     assert studio.adain_runs() == ["adain"]
     gan = studio.describe_run("gan")
     assert gan["kind"] == "gan" and gan["conditional"] and len(gan["styles"]) >= 2
@@ -186,7 +188,7 @@ def test_paint_a_sketch_a_masked_region_and_stop_early(studio, folders):
     assert not studio.stop_paint("q")
 
     before = set(studio.settings.outputs.rglob("*"))
-    with pytest.raises(BrushworkError, match=r"gan is a gan run; painting needs a diffusion run \(in the run list: diffusion\)"):
+    with pytest.raises(BrushworkError, match=r"gan is a gan run; painting needs a diffusion run \(in the run list: diffusion, latent\)"):
         list(studio.paint("gan", sketch, session="r"))
     with pytest.raises(BrushworkError, match="strength must be in"):
         list(studio.paint("diffusion", sketch, strength=2, session="r"))

@@ -147,7 +147,7 @@ def _upload_to_editor(page, selector, path):
 
 
 def _choose_run(page, name: str, kind: str):
-    page.get_by_label("Run (GAN, VAE or diffusion)").click()
+    page.get_by_label("Run (GAN, VAE, diffusion or autoencoder)").click()
     page.get_by_role("option", name=name, exact=True).click()
     _until(page, _text("#run-info") + f".includes('{kind}')")
 
@@ -353,3 +353,64 @@ def test_a_full_queue_gives_a_readable_message_and_stop_still_works(server, brow
     finally:
         process.terminate()
         process.wait(30)
+
+
+# Every tab's main action with every kind of run: its result, or one line saying which run it needs.
+TAB_RESULTS = {  # run -> tab -> the result expected, or the words of the refusal
+    "gan": {"Generate": "result", "Explore": "result", "Reproduce": "result",
+            "Paint": "gan is a gan run; painting needs a diffusion run (in the run list: diffusion, latent)"},
+    "vae": {"Generate": "result", "Explore": "result", "Reproduce": "result",
+            "Paint": "vae is a vae run; painting needs a diffusion run"},
+    "diffusion": {"Generate": "result", "Explore": "result", "Paint": "result",
+                  "Reproduce": "a diffusion run has no latent to project an artwork into"},
+    "latent": {"Generate": "result", "Explore": "result", "Paint": "result",
+               "Reproduce": "a diffusion run has no latent to project an artwork into"},
+    "autoencoder": {"Reproduce": "result", "Generate": "not a gan, vae or diffusion run",
+                    "Explore": "not a gan, vae or diffusion run",
+                    "Paint": "autoencoder is an autoencoder run; painting needs a diffusion run"},
+}
+# per tab: (how to start its main action, a JS condition that its result has arrived)
+TAB_ACTIONS = {
+    "Generate": ("#generate-button", "document.querySelectorAll('#gallery .thumbnail-item').length > 0"),
+    "Explore": ("text=Make the walk", "!!document.querySelector('#walk img')"),
+    "Reproduce": ("#reconstruct", "document.querySelectorAll('#reproduced .thumbnail-item').length > 0"),
+    "Paint": ("#paint-go", "document.querySelector('#paint-status').innerText.includes('done')"),
+}
+
+
+def _toasts(page) -> list[str]:
+    return page.locator(".toast-body").all_inner_texts()
+
+
+def _close_toasts(page) -> None:
+    """Close every notice (they stay until closed, and Gradio groups alike ones under one)."""
+    page.evaluate("document.querySelectorAll('.toast-body .toast-close').forEach(b => b.click())")
+    _until(page, "document.querySelectorAll('.toast-body').length === 0")
+
+
+@pytest.mark.parametrize("run", list(TAB_RESULTS))
+def test_every_tab_with_every_kind_of_run(server, browser, run):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT)
+    page.goto(server["url"])
+    page.wait_for_selector("#run-info")
+    _choose_run(page, run, "DIFFUSION" if run == "latent" else run.upper())
+    for tab, expected in TAB_RESULTS[run].items():
+        _tab(page, tab)
+        if tab == "Reproduce":
+            _upload(page, "#artwork-a", server["images"] / "photo0.png")
+        if tab == "Paint":
+            _upload_to_editor(page, "#paint-sketch", server["images"] / "photo1.png")
+        _close_toasts(page)
+        start, arrived = TAB_ACTIONS[tab]
+        page.click(start)
+        if expected == "result":
+            _until(page, arrived)
+            assert _toasts(page) == [], f"{run} / {tab}: {_toasts(page)}"
+        else:
+            _until(page, "document.querySelectorAll('.toast-body').length > 0")
+            said = _toasts(page)[-1]
+            assert expected in said and "went wrong" not in said, f"{run} / {tab}: {said}"
+    _shot(page, f"tabs-{run}")
+    page.close()
+    assert "Traceback" not in server["log"].read_text()

@@ -497,8 +497,9 @@ def cmd_index(args) -> int:
 
     start = time.perf_counter()
     index = build_index(args.data, args.res, progress=not args.quiet)
-    kept = len(index.names) + len(index.skipped) - index.decoded
-    print(f"indexed {args.data} at {args.res} px: {len(index.names)} works ({index.decoded} read now, "
+    kept = len(index.names) + len(index.skipped) - index.decoded - index.resumed
+    resumed = f"{index.resumed} read by an interrupted build, " if index.resumed else ""
+    print(f"indexed {args.data} at {args.res} px: {len(index.names)} works ({index.decoded} read now, {resumed}"
           f"{max(kept, 0)} kept from the last build) in {time.perf_counter() - start:.1f} s")
     if index.skipped:
         shown = list(index.skipped.items())[:5]

@@ -481,7 +481,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     crop: str = "center"  # "center" or "random" (random crops of a slightly larger cached image)
     flip: bool = True  # random horizontal flips of the training images
-    cache_dir: str = ""  # decoded-image cache; "" = $BRUSHWORK_CACHE or ~/.cache/brushwork
+    cache_dir: str = ""  # decoded-image cache; "" = $BRUSHWORK_CACHE or the platform's (data/dataset.py)
     data_on_device: bool = True  # keep the decoded dataset on the GPU when it fits (4 GiB cap)
     n_sample: int = 64  # images in each sample grid
     eval_every: int = 0  # steps between quality evaluations (metrics.jsonl, TensorBoard); 0 = off

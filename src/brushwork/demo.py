@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from brushwork.config import RunConfig, TrainConfig, config_hash, gan_preset
 from brushwork.data.dataset import load_dataset
@@ -182,13 +183,27 @@ def _figures_table(names: list[str], cond: dict, creative: dict) -> str:
                                for k, v in rows) + "</table>"
 
 
-def _page(title: str, intro: str, sections: list[tuple[str, str, str]]) -> str:
+PAGE_WIDTH = 900  # px of the page's column
+MAX_ZOOM = 8  # small works are enlarged by a whole factor (crisp pixels), at most this one
+
+
+def shown_size(image: Path) -> tuple[int, int]:
+    """(width, height) an image is shown at: enlarged by the largest whole factor (up to MAX_ZOOM)
+    that fits the page, so a 32 px walk is 256 px, not stretched to the page's width."""
+    with Image.open(image) as img:
+        w, h = img.size
+    zoom = max(1, min(MAX_ZOOM, PAGE_WIDTH // w))
+    return w * zoom, h * zoom
+
+
+def _page(title: str, intro: str, sections: list[tuple[str, str, str]], folder: Path) -> str:
     items = "\n".join(f"<section><h2>{html.escape(h)}</h2><p>{html.escape(t)}</p>"
-                      f"<img src='{html.escape(src)}' alt='{html.escape(h)}'></section>"
+                      f"<img src='{html.escape(src)}' alt='{html.escape(h)}' "
+                      f"width='{shown_size(folder / src)[0]}' height='{shown_size(folder / src)[1]}'></section>"
                       for h, t, src in sections)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto;background:#faf8f4}"
-            "img{width:100%;image-rendering:pixelated;border:1px solid #ccc}"
+            "img{display:block;max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ccc}"
             "th,td{text-align:left;padding:3px 12px}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{intro}{items}</body></html>")
 
@@ -248,8 +263,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     save_grid(_mix_row(cond, seeds), out / "mix.png", COLUMNS)
     save_grid(creative.generate_seeds(seeds), out / "creative.png", COLUMNS)
     write_walk(cond, [7], 60, out / "walk.gif", fps=15, loop=True, styles=names)
-    painter = load_model(paint_dir, str(dev))
-    painter.sampling.guidance = PAINT_GUIDANCE
+    painter = load_model(paint_dir, str(dev)).using(sampling={"guidance": PAINT_GUIDANCE})
     _paint_rows(painter, out, seeds)
     real = load_dataset(DATA, cond_cfg.model.resolution, progress=False)
     picks = torch.cat([(real.labels == k).nonzero().flatten()[:COLUMNS] for k in range(len(names))])
@@ -283,7 +297,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
              f"classifier trained on the real works ({EVAL_SAMPLES} samples per model).</p>"
              + _figures_table(names, *figures))
     page = out / "index.html"
-    atomic_write(page, _page("brushwork demo", intro, sections).encode())
+    atomic_write(page, _page("brushwork demo", intro, sections, out).encode())
     atomic_write(out / "figures.json", json.dumps(dict(zip(("conditional", "creative"), figures)),
                                                   indent=2).encode())
     return page

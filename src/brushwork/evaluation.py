@@ -13,7 +13,7 @@ from brushwork.data.dataset import ArtDataset, default_cache_dir, load_dataset
 from brushwork.errors import BrushworkError, WeightsUnavailable
 from brushwork.making.generate import load_model
 from brushwork.imaging import psnr, uint8_from_unit, unit_from_uint8
-from brushwork.metrics.collection_index import open_index
+from brushwork.metrics.collection_index import open_index_for
 from brushwork.metrics.evaluate import evaluate_images, make_extractor, parse_metrics
 from brushwork.metrics.swd import swd
 from brushwork.runs.directory import append_jsonl
@@ -175,7 +175,7 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
         row = {"step": model.step, "eval_n": min(n, len(works)), **reconstruction_metrics(model, works, n)}
         append_jsonl(Path(run) / "metrics.jsonl", row)
         return row
-    index = open_index(data, index_side(cfg))
+    index = open_index_for(data, index_side(cfg))
     evaluator = SampleEvaluator(ds, n, metrics - {"style"}, model.device, features, inception_weights, index=index)
     row = {"step": model.step, "eval_n": min(n, len(ds))}
     if metrics - {"style"}:
@@ -185,6 +185,6 @@ def evaluate_run(run: str | Path, data: str, n: int, metrics_text: str, features
                     style_metrics(model, ds, n, model.device, originality_features).items()})
     append_jsonl(Path(run) / "metrics.jsonl", row)
     if index is None and metrics - {"style"}:  # said once the row is safely written
-        print(f"note: {data} has no originality index at {index_side(cfg)} px, so no copy_rate "
-              f"(brushwork index {data} --res {index_side(cfg)} makes one)", file=sys.stderr)
+        print(f"note: {data} has no originality index, so no copy_rate (brushwork index {data} makes one)",
+              file=sys.stderr)
     return row

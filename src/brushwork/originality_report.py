@@ -210,15 +210,14 @@ def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJud
     """The judge of a run's images: its training collection's originality index, if one was built
     (``brushwork index DATA``; a judge that says once that there is none, if not); None when
     ``enabled`` is off."""
-    from brushwork.metrics.collection_index import open_index
+    from brushwork.metrics.collection_index import open_index_for
 
     if not enabled:
         return None
     from brushwork.config import index_side
 
     data, resolution = model.config.train.data, index_side(model.config.model)
-    index = open_index(data, resolution, cache_dir) if data else None
-    missing = (f"originality not checked: {data or 'the training data'} has no originality index at "
-               f"{resolution} px (build it once: brushwork index {data or 'DATA'} --res {resolution}; "
-               "or pass --no-originality)")
+    index = open_index_for(data, resolution, cache_dir) if data else None
+    missing = (f"originality not checked: {data or 'the training data'} has no originality index "
+               f"(build it once: brushwork index {data or 'DATA'}; or pass --no-originality)")
     return RunJudge(index, missing)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import torch
 from tqdm.auto import tqdm
 
@@ -72,7 +73,9 @@ def hash_indices(indices: torch.Tensor) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("BRUSHWORK_CACHE") or Path.home() / ".cache" / "brushwork")
+    """$BRUSHWORK_CACHE, else the platform's cache folder (platformdirs: $XDG_CACHE_HOME/brushwork or
+    ~/.cache/brushwork on Linux, ~/Library/Caches/brushwork on macOS, %LOCALAPPDATA% on Windows)."""
+    return Path(os.environ.get("BRUSHWORK_CACHE") or platformdirs.user_cache_dir("brushwork", appauthor=False))
 
 
 Size = int | tuple[int, int]  # a square's side, or (height, width) of a canvas that is not square

@@ -7,16 +7,16 @@ its own seed, never on which other seeds share its batch.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from brushwork.config import RunConfig, config_hash, image_size, index_side
+from brushwork.config import RunConfig, config_hash
 from brushwork.errors import BrushworkError
 from brushwork.imaging import grid_image, to_pil
 from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latents_for_recipes,
@@ -480,8 +480,7 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
     images are not checked twice when they are written.)"""
     if getattr(model.judge, "index", None) is None:
         raise BrushworkError("--avoid-copies needs the training collection's originality index "
-                             f"(build it once: brushwork index {model.config.train.data} "
-                             f"--res {index_side(model.config.model)})")
+                             f"(build it once: brushwork index {model.config.train.data})")
     chosen, tried, spare = list(seeds), set(seeds), max(seeds) + 1
     pending = list(range(len(seeds)))  # positions whose seed is not yet judged original
     while pending:

@@ -40,6 +40,8 @@ from brushwork.utils import atomic_write, ensure_dir
 
 INDEX_FORMAT = 2  # bump when what is stored changes: older indexes are rebuilt
 CHUNK = 256  # works decoded and described per resumable piece of a build
+ASSEMBLED = "assembled.json"  # in a build: its arrays are complete (the manifest without thresholds)
+CALIBRATED = "thresholds.json"  # in a build: its calibrated thresholds
 RECALIBRATE = 0.05  # thresholds are recalibrated when more than this share of works changed
 # (calibration is the costly part, and a few added works barely move a 1% quantile)
 
@@ -56,7 +58,8 @@ class CollectionIndex:
     whole: np.ndarray  # edited-copy descriptors, len(INDEXED) rows per work
     region: np.ndarray  # window descriptors, P * P rows per work
     thresholds: tuple[float, float]  # (edited copy, pasted region)
-    decoded: int = 0  # files the build that produced this decoded (the rest were kept)
+    decoded: int = 0  # files the build that produced this read (the rest were kept)
+    resumed: int = 0  # files it took from an interrupted build's finished chunks
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> why
     build: Path | None = None  # the build's folder (trained search indexes are kept there)
 
@@ -118,6 +121,26 @@ def index_home(spec: str, resolution: int, cache_dir: str | Path = "") -> Path:
 
     key = hashlib.sha256(f"{_collection_name(spec)}|{resolution}".encode()).hexdigest()[:24]
     return Path(cache_dir or default_cache_dir()) / "index" / key
+
+
+INDEX_SIDES = (32, 64, 128, 256, 512)  # the sizes looked for when a run's own is not indexed
+
+
+def open_index_for(spec: str, resolution: int, cache_dir: str | Path = "") -> CollectionIndex | None:
+    """The index that judges images of ``resolution`` px: the one built at it, else the nearest
+    one built at another size (larger first), which brings images to its own size as it checks
+    them (``_as_indexed``; enlarging a small image is the rescaling edit the check is calibrated
+    against). A collection indexed once is never asked for again at another size."""
+    exact = open_index(spec, resolution, cache_dir)
+    if exact is not None:
+        return exact
+    others = sorted((r for r in INDEX_SIDES if r != resolution),
+                    key=lambda r: (abs(np.log2(r / resolution)), r < resolution))
+    for side in others:
+        index = open_index(spec, side, cache_dir)
+        if index is not None:
+            return index
+    return None
 
 
 def _collection_name(spec: str) -> str:
@@ -200,33 +223,57 @@ def _current_works(spec: str, resolution: int) -> list[tuple]:
 
 def _rebuild(home: Path, spec: str, resolution: int, works: list[tuple], fingerprint: str,
              old: CollectionIndex | None, progress: bool, calibration: int) -> CollectionIndex:
+    # Each stage leaves what it finished on disk, so a build killed at any point resumes from it:
+    # reading (a part file per chunk), assembling (the build's arrays, then ASSEMBLED), training
+    # the search indexes (their .faiss files in the build) and calibrating (CALIBRATED).
     old_rows = _reusable_rows(home, old)
     todo = [w for w in works if tuple(w[:3]) not in old_rows]
     parts = ensure_dir(home / "parts")
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
     part_files = [parts / f"{_chunk_key(chunk, resolution)}.npz" for chunk in chunks]
-    _describe_chunks(spec, chunks, part_files, resolution, progress)
+    decoded = _describe_chunks(spec, chunks, part_files, resolution, progress)
     build = home / fingerprint
-    shutil.rmtree(build, ignore_errors=True)  # a half-written build of the same contents
-    manifest = _assemble(build, spec, works, old, old_rows, part_files, resolution)
+    try:  # the arrays an interrupted build of the same works had finished
+        manifest = json.loads((build / ASSEMBLED).read_text())
+        arrays = [np.load(build / f"{n}.npy", mmap_mode="c", allow_pickle=False) for n in ("pixels", "whole", "region")]
+    except (OSError, ValueError):
+        shutil.rmtree(build, ignore_errors=True)  # none, or half-written, or damaged since
+        manifest = _assemble(build, spec, works, old, old_rows, part_files, resolution)
+        atomic_write(build / ASSEMBLED, json.dumps(manifest).encode())
+        arrays = [np.load(build / f"{n}.npy", mmap_mode="c") for n in ("pixels", "whole", "region")]
     current = {tuple(w[:3]) for w in works}
     removed = sum(1 for key, row in old_rows.items() if row >= 0 and key not in current)
-    index = CollectionIndex(spec, resolution, fingerprint, [f[0] for f in manifest["files"]],
-                            *(np.load(build / f"{n}.npy", mmap_mode="c") for n in ("pixels", "whole", "region")),
-                            thresholds=(1.0, 1.0), decoded=len(todo), skipped=manifest["skipped"], build=build)
-    if old is not None and len(todo) + removed <= RECALIBRATE * max(len(index.names), 1):
-        index.thresholds = old.thresholds
-    elif index.names:
-        copies = index.copies
-        index.thresholds = calibrate(copies.whole, copies.regions, torch.from_numpy(index.pixels), calibration)
-    index.__dict__.pop("copies", None)  # built with the placeholder thresholds above: rebuilt on use
-    manifest |= {"thresholds": list(index.thresholds), "fingerprint": fingerprint, "decoded": len(todo)}
+    index = CollectionIndex(spec, resolution, fingerprint, [f[0] for f in manifest["files"]], *arrays,
+                            thresholds=(1.0, 1.0), decoded=decoded, skipped=manifest["skipped"], build=build,
+                            resumed=len(todo) - decoded)
+    index.thresholds = _thresholds(index, old, len(todo) + removed, calibration)
+    manifest |= {"thresholds": list(index.thresholds), "fingerprint": fingerprint, "decoded": decoded,
+                 "resumed": len(todo) - decoded}
     atomic_write(build / "manifest.json", json.dumps(manifest).encode())
     atomic_write(home / "current", fingerprint.encode())  # the switch: readers now see this build
+    for marker in (ASSEMBLED, CALIBRATED):  # a finished build is rebuilt whole if it is ever damaged
+        (build / marker).unlink(missing_ok=True)
     for stale in home.iterdir():  # earlier builds and the finished parts
         if stale.is_dir() and stale.name != fingerprint:
             shutil.rmtree(stale, ignore_errors=True)
     return index
+
+
+def _thresholds(index: CollectionIndex, old: CollectionIndex | None, changed: int,
+                calibration: int) -> tuple[float, float]:
+    """The build's thresholds: the last build's when few works changed, else calibrated (and kept
+    in the build, so an interrupted build does not calibrate twice)."""
+    if old is not None and changed <= RECALIBRATE * max(len(index.names), 1):
+        return old.thresholds
+    try:
+        return tuple(json.loads((index.build / CALIBRATED).read_text()))
+    except (OSError, ValueError):
+        pass
+    copies = index.copies  # trains the search indexes (kept in the build) with placeholder thresholds
+    thresholds = calibrate(copies.whole, copies.regions, torch.from_numpy(index.pixels), calibration)
+    index.__dict__.pop("copies", None)  # rebuilt with the real thresholds on use
+    atomic_write(index.build / CALIBRATED, json.dumps(list(thresholds)).encode())
+    return thresholds
 
 
 def _reusable_rows(home: Path, old: CollectionIndex | None) -> dict[tuple, int]:
@@ -251,8 +298,9 @@ def _decode(work: tuple, resolution: int) -> np.ndarray | str:
 
 
 def _describe_chunks(spec: str, chunks: list[list[tuple]], part_files: list[Path], resolution: int,
-                     progress: bool) -> None:
-    """Decode and describe each chunk not already on disk into its part file."""
+                     progress: bool) -> int:
+    """Decode and describe each chunk not already on disk (from an interrupted build) into its
+    part file; returns how many works it read."""
     from tqdm.auto import tqdm
 
     todo = [(c, p) for c, p in zip(chunks, part_files) if not p.is_file()]
@@ -270,6 +318,7 @@ def _describe_chunks(spec: str, chunks: list[list[tuple]], part_files: list[Path
                      reasons=np.array([d if isinstance(d, str) else "" for d in decoded]))
             atomic_write(part, buf.getvalue())
             bar.update(len(chunk))
+    return sum(len(c) for c, _ in todo)
 
 
 def _assemble(build: Path, spec: str, works: list[tuple], old: CollectionIndex | None, old_rows: dict[tuple, int],

@@ -127,9 +127,9 @@ def laplacian_l1(x_hat: torch.Tensor, x: torch.Tensor, levels: int = 4) -> torch
     for _ in range(levels):
         if min(x.shape[-2:]) < 2:
             break
-        small_hat, small = F.avg_pool2d(x_hat, 2), F.avg_pool2d(x, 2)
-        band_hat = x_hat - F.interpolate(small_hat, scale_factor=2, mode="nearest")
-        band = x - F.interpolate(small, scale_factor=2, mode="nearest")
+        small_hat, small = F.avg_pool2d(x_hat, 2), F.avg_pool2d(x, 2)  # an odd side loses its last row
+        band_hat = x_hat - F.interpolate(small_hat, size=x.shape[-2:], mode="nearest")
+        band = x - F.interpolate(small, size=x.shape[-2:], mode="nearest")
         total = total + (band_hat - band).abs().mean()
         x_hat, x = small_hat, small
     return total + (x_hat - x).abs().mean()

@@ -221,9 +221,13 @@ def require(kind: str, capability: str, who: str | Path = "this run") -> Family:
         names = families_that(capability) or ["no"]
         able = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
         article = "an" if able[0] in "aeiou" else "a"
-        raise BrushworkError(f"{who} is a{'n' if kind[0] in 'aeiou' else ''} {kind} run, not {article} {able} "
-                             f"run ({CAPABILITIES[capability]} needs one)")
+        raise BrushworkError(f"{who} is {a_run(kind)}, not {article} {able} run ({CAPABILITIES[capability]} needs one)")
     return fam
+
+
+def a_run(kind: str) -> str:
+    """'a gan run', 'an autoencoder run'."""
+    return f"a{'n' if kind[0] in 'aeiou' else ''} {kind} run"
 
 
 def run_family(run_cfg: RunConfig) -> Family:

@@ -18,6 +18,9 @@ from brushwork.ui.studio import Studio, loss_rows, made
 
 log = logging.getLogger("brushwork.studio")
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
+# every picture's buttons: Gradio's share button only works on Hugging Face Spaces (elsewhere it
+# answers "Must be on Spaces to share"), so it is never shown
+NO_SHARE = ["download", "fullscreen"]
 UNEXPECTED = "something went wrong on the server (the details are in its log)"
 RUN_DATA = "(the run's training data)"
 # the tabs each capability of a run opens (training.families.CAPABILITIES), said beside the run
@@ -84,7 +87,8 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         gr.Markdown(f"## brushwork studio\nRuns: `{s.runs.name}/` · data: `{s.data.name}/` · "
                     f"outputs: `{s.outputs.name}/`")
         with gr.Row():
-            run = gr.Dropdown(studio.run_names(), label="Run (GAN, VAE or diffusion)", scale=4, elem_id="run")
+            run = gr.Dropdown(studio.run_names(), label="Run (GAN, VAE, diffusion or autoencoder)", scale=4,
+                              elem_id="run")
             refresh = gr.Button("Refresh runs", scale=1, elem_id="refresh-runs")
             run_info = gr.Markdown(elem_id="run-info")
         with gr.Tabs() as tabs:
@@ -152,14 +156,14 @@ def _generate_tab(studio: Studio, run, heavy, light) -> dict:
             enlarge = gr.Dropdown(["(none)", *studio.upscaler_runs()], value="(none)", elem_id="generate-upscale",
                                   label="Enlarge with (an upscaler run)")
         go = gr.Button("Generate", variant="primary", elem_id="generate-button")
-        gallery = gr.Gallery(label="Images", columns=6, height="auto", elem_id="gallery")
+        gallery = gr.Gallery(buttons=NO_SHARE, label="Images", columns=6, height="auto", elem_id="gallery")
         paths = gr.State([])
         selected = gr.State(None)
         with gr.Row():
             download = gr.File(label="The selected image, as written (with its provenance record)",
                                elem_id="download", height=120)
             parameters = gr.Textbox(label="Its parameters", lines=4, elem_id="parameters")
-            nearest = gr.Image(label=NEAREST_LABEL, elem_id="nearest-work", height=160, interactive=False)
+            nearest = gr.Image(buttons=NO_SHARE, label=NEAREST_LABEL, elem_id="nearest-work", height=160, interactive=False)
         with gr.Row():
             reuse = gr.Button("Reuse this image's seed", elem_id="reuse-seed")
             to_a = gr.Button("Send to Explore as parent A", elem_id="to-parent-a")
@@ -218,7 +222,7 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
             fmt = gr.Radio(["gif", "mp4"], value="gif", label="Format")
         walk_button = gr.Button("Make the walk", variant="primary")
         with gr.Row():
-            walk_preview = gr.Image(label="Walk", type="filepath", interactive=False, elem_id="walk")
+            walk_preview = gr.Image(buttons=NO_SHARE, label="Walk", type="filepath", interactive=False, elem_id="walk")
             walk_file = gr.File(label="Download")
         gr.Markdown("**Children** of parent A, or **crossbreeds** of A and B (images brushwork made; "
                     "every result records its lineage).")
@@ -231,7 +235,7 @@ def _explore_tab(studio: Studio, run, generate: dict, heavy) -> None:
             children = gr.Button("Children of A", elem_id="children")
             cross = gr.Button("Crossbreed A and B", elem_id="crossbreed")
         note = gr.Markdown(elem_id="explore-note")
-        offspring = gr.Gallery(label="Offspring", columns=6, height="auto", elem_id="offspring")
+        offspring = gr.Gallery(buttons=NO_SHARE, label="Offspring", columns=6, height="auto", elem_id="offspring")
         chosen = _selectable(offspring, "explore")
 
     @_page
@@ -285,9 +289,9 @@ def _reproduce_tab(studio: Studio, run, generate: dict, heavy) -> None:
             vary = gr.Button("Variations", elem_id="variations")
             blend = gr.Button("Blend", elem_id="blend")
         message = gr.Markdown()
-        results = gr.Gallery(label="Results", columns=6, height="auto", elem_id="reproduced")
+        results = gr.Gallery(buttons=NO_SHARE, label="Results", columns=6, height="auto", elem_id="reproduced")
         chosen = _selectable(results, "reproduce")
-        blended = gr.Image(label="Blend", type="filepath", interactive=False, elem_id="blend")
+        blended = gr.Image(buttons=NO_SHARE, label="Blend", type="filepath", interactive=False, elem_id="blend-result")
 
     @_page
     def reconstruct(name, image, style):
@@ -334,9 +338,9 @@ def _paint_tab(studio: Studio, run, generate: dict, sources: list[dict], tabs, h
             stop = gr.Button("Stop (keep the latest estimate)", elem_id="paint-stop")
         status = gr.Markdown(elem_id="paint-status")
         with gr.Row():
-            forming = gr.Image(label="Forming", type="pil", interactive=False, format="png",
+            forming = gr.Image(buttons=NO_SHARE, label="Forming", type="pil", interactive=False, format="png",
                                elem_id="paint-forming")
-            gallery = gr.Gallery(label="Paintings", columns=4, height="auto", elem_id="paint-gallery")
+            gallery = gr.Gallery(buttons=NO_SHARE, label="Paintings", columns=4, height="auto", elem_id="paint-gallery")
         with gr.Row():
             download = gr.File(label="The selected painting, as written (with its record)",
                                elem_id="paint-download", height=120)
@@ -415,7 +419,7 @@ def _style_tab(studio: Studio, heavy, light) -> None:
             stop = gr.Button("Stop (keep the best so far)", elem_id="stop-style")
         status = gr.Markdown(elem_id="style-status")
         with gr.Row():
-            result = gr.Image(label="Result", type="pil", interactive=False, format="png",
+            result = gr.Image(buttons=NO_SHARE, label="Result", type="pil", interactive=False, format="png",
                               elem_id="style-result")
             download = gr.File(label="Download (with provenance)", elem_id="style-download")
 
@@ -445,7 +449,7 @@ def _originality_tab(studio: Studio, run, generate: dict, heavy) -> None:
             use_selected = gr.Button("Use the image selected in Generate", elem_id="originality-use-selected")
             check = gr.Button("Check", variant="primary", elem_id="originality-check")
         verdict = gr.Textbox(label="Verdict", lines=4, elem_id="verdict")
-        neighbours = gr.Gallery(label="The image and its nearest training works", columns=5,
+        neighbours = gr.Gallery(buttons=NO_SHARE, label="The image and its nearest training works", columns=5,
                                 height="auto", elem_id="neighbours")
 
     @_page
@@ -489,7 +493,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             # tall enough for the legend under the plot (at 260 px its entries were cut off)
             curve = gr.LinePlot(x="step", y="value", color="term", color_title="loss", label="Losses",
                                 height=360, elem_id="train-losses")
-            grid = gr.Image(label="Latest samples", type="filepath", interactive=False,
+            grid = gr.Image(buttons=NO_SHARE, label="Latest samples", type="filepath", interactive=False,
                             elem_id="train-grid")
         timer = gr.Timer(2.0)
 

@@ -40,7 +40,7 @@ from brushwork.provenance import read_record
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import read_run_config
 from brushwork.styles import parse_style_mix, style_request
-from brushwork.training.families import family
+from brushwork.training.families import a_run, family
 from brushwork.utils import confined, ensure_dir, resolve_device
 
 
@@ -322,7 +322,7 @@ class Studio:
         from brushwork.making.reproduce import ProjectionOptions
 
         if not (model.can("project") or model.can("encode")):
-            raise BrushworkError(f"a {model.kind} run has no latent to project an artwork into: use the "
+            raise BrushworkError(f"{a_run(model.kind)} has no latent to project an artwork into: use the "
                                  "Paint tab with the artwork as the sketch and a low strength (0.3 keeps most of it)")
         if model.conditional and not style:
             raise BrushworkError(f"{model.name} is style-conditional: choose the style to project into "
@@ -480,7 +480,7 @@ class Studio:
         model = self.model(run)
         if not model.can("paint"):  # say which runs can, before anything else is asked of this one
             able = ", ".join(self.run_names(("paint",))) or "none yet: train one with brushwork train diffusion"
-            raise BrushworkError(f"{model.name} is a {model.kind} run; painting needs a diffusion run "
+            raise BrushworkError(f"{model.name} is {a_run(model.kind)}; painting needs a diffusion run "
                                  f"(in the run list: {able})")
         if steps:  # a copy: the cached model keeps its own sampling for other requests
             model = model.using(sampling={"steps": int(steps)})
