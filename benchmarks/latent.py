@@ -98,7 +98,8 @@ def cmd_versus(args) -> dict:
         save_images_folder(train.images, data)
     index = build_index(str(data), args.res, progress=False)
     result = {"benchmark": "latent-vs-pixel", "res": args.res, "train": len(train), "held_out": len(held_out),
-              "minutes": args.minutes, "n": args.n, "floor": floor(train.images, held_out.images, "cpu")}
+              "minutes": args.minutes, "n": args.n,
+              "floor": floor(train.images, held_out.images[:args.n], "cpu")}  # real vs real at the same count
     configs = {"latent": attach_autoencoder(apply_overrides(DiffusionConfig(resolution=args.res),
                                                             LATENT_UNET + args.set), args.ae),
                "pixel": apply_overrides(DiffusionConfig(resolution=args.res), PIXEL_UNET + args.set)}

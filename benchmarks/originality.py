@@ -65,6 +65,8 @@ def edits(rng: random.Random, others: list[Image.Image]) -> dict:
         "mirror": lambda im: im.transpose(Image.FLIP_LEFT_RIGHT),
         "centre crop 75%": lambda im: _crop(im, 0.75, None),
         "off-centre crop 90%": lambda im: _crop(im, 0.9, rng),
+        "centre crop 80%": lambda im: _crop(im, 0.8, None),
+        "mirrored crop 85%": lambda im: _crop(im.transpose(Image.FLIP_LEFT_RIGHT), 0.85, None),
         "brightness/contrast 15%": lambda im: ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(side(im)))
         .enhance(side(im)),
         "hue shift 18 deg": lambda im: _hue(im, rng.choice([-0.05, 0.05])),

@@ -42,7 +42,11 @@ def count_decodes(monkeypatch):
     return calls
 
 
-def test_index_is_reused_and_updated_for_changed_files_only(tmp_path, count_decodes):
+def test_index_is_reused_and_updated_for_changed_files_only(tmp_path, count_decodes, monkeypatch):
+    from brushwork.metrics import collection_index
+
+    calibrations, real_calibrate = [], collection_index.calibrate
+    monkeypatch.setattr(collection_index, "calibrate", lambda *a, **k: (calibrations.append(1), real_calibrate(*a, **k))[1])
     data = _collection(tmp_path / "data", n=48)
     (data / "a" / "broken.png").write_bytes(b"not an image")
     first = build_index(str(data), 32, progress=False)
@@ -61,13 +65,13 @@ def test_index_is_reused_and_updated_for_changed_files_only(tmp_path, count_deco
     assert "a/broken.png" in updated.skipped  # known unreadable: not read again
     kept = updated.names.index("a/w003.png")
     assert np.array_equal(updated.pixels[kept], first.pixels[first.names.index("a/w003.png")])
-    assert updated.thresholds == first.thresholds  # 2 of 48 changed: the calibration is kept
+    assert updated.thresholds == first.thresholds and len(calibrations) == 1  # 2 of 48 changed: kept
 
     for i in range(1, 24, 2):  # a quarter of the collection removed: calibrated again
         (data / "a" / f"w{i:03d}.png").unlink()
     count_decodes.clear()
     smaller = build_index(str(data), 32, progress=False)
-    assert count_decodes == [] and len(smaller.names) == 36 and smaller.thresholds != updated.thresholds
+    assert count_decodes == [] and len(smaller.names) == 36 and len(calibrations) == 2
 
 
 def test_index_finds_edited_copies_and_passes_other_works(tmp_path):

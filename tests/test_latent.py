@@ -193,7 +193,7 @@ def test_bad_latent_inputs_are_refused_in_one_line(trained, tmp_path):
                      *TINY_TRAIN, env=env), "encodes 32 px works, not 64 px")
     # a run of another family
     _refused(run_cli("train", "diffusion", "--latent", root / "ld", "--out", tmp_path / "b", *TINY_TRAIN, env=env),
-             "it is a diffusion run", "brushwork train autoencoder")
+             "ld is a diffusion run, not an autoencoder run (--latent needs one)")
     # an autoencoder that has changed since the run started
     done = run_cli("train", "autoencoder", "--out", root / "ae2", "--res", 32, "--steps", 2, *TINY_TRAIN, *TINY_AE,
                    env=env)

@@ -38,7 +38,7 @@ from brushwork.errors import BrushworkError
 from brushwork.metrics.copies import CopyIndex, EditedCopies, RegionIndex, calibrate
 from brushwork.utils import atomic_write, ensure_dir
 
-INDEX_FORMAT = 2  # bump when what is stored changes: older indexes are rebuilt
+INDEX_FORMAT = 3  # bump when what is stored changes: older indexes are rebuilt
 CHUNK = 256  # works decoded and described per resumable piece of a build
 ASSEMBLED = "assembled.json"  # in a build: its arrays are complete (the manifest without thresholds)
 CALIBRATED = "thresholds.json"  # in a build: its calibrated thresholds

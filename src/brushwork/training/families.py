@@ -24,6 +24,7 @@ from brushwork.config import (MODEL_CONFIGS, AdaINConfig, AutoencoderConfig, Dif
                               RunConfig, UpscalerConfig, VAEConfig, apply_overrides, gan_preset)
 from brushwork.data.dataset import ImageBatcher, load_dataset
 from brushwork.errors import BrushworkError
+from brushwork.runs.directory import read_run_config
 from brushwork.models.autoencoder import Autoencoder
 from brushwork.models.diffusion import Denoiser
 from brushwork.models.gan import build_gan
@@ -103,7 +104,10 @@ def _diffusion_config(o: ModelOptions) -> DiffusionConfig:
     cfg = DiffusionConfig(**o.sized, conditional=o.conditional)
     if o.dropout is not None:
         cfg.dropout = o.dropout
-    return attach_autoencoder(cfg, o.latent) if o.latent else cfg
+    if not o.latent:
+        return cfg
+    require(read_run_config(Path(o.latent).expanduser()).kind, "latent-space", Path(o.latent).name)
+    return attach_autoencoder(cfg, o.latent)
 
 
 def _autoencoder_config(o: ModelOptions) -> AutoencoderConfig:

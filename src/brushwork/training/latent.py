@@ -33,12 +33,10 @@ AUTOENCODER_MODULE = "autoencoder"  # the checkpoint module holding an autoencod
 
 def attach_autoencoder(cfg: DiffusionConfig, ae_run: str | Path) -> DiffusionConfig:
     """``cfg`` set to learn in the latents of the autoencoder run ``ae_run``; refused in one line
-    when that run is not an autoencoder, is untrained, or makes another canvas."""
+    when that run is untrained or encodes another canvas."""
     ae_run = Path(ae_run).expanduser().resolve()
-    ae_cfg = read_run_config(ae_run)  # "not a brushwork run" when it is none
-    if ae_cfg.kind != "autoencoder":
-        raise BrushworkError(f"--latent {ae_run.name}: it is a {ae_cfg.kind} run; latent diffusion learns in "
-                             f"an autoencoder's latents (brushwork train autoencoder)")
+    ae_cfg = read_run_config(ae_run)  # "not a brushwork run" when it is none; its family is checked by
+    # the caller (training.families: a run that can be a latent space)
     if ckpt.latest_checkpoint(ae_run) is None:
         raise BrushworkError(f"--latent {ae_run.name}: it has no checkpoint yet; train it first")
     ae = ae_cfg.model
