@@ -412,5 +412,7 @@ def test_every_tab_with_every_kind_of_run(server, browser, run):
             said = _toasts(page)[-1]
             assert expected in said and "went wrong" not in said, f"{run} / {tab}: {said}"
     _shot(page, f"tabs-{run}")
+    # no picture offers Gradio's share button (it only works on Hugging Face Spaces)
+    assert page.locator("button[aria-label='Share'], button[title='Share'], .share-button").count() == 0
     page.close()
     assert "Traceback" not in server["log"].read_text()
