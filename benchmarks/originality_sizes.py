@@ -12,7 +12,6 @@ the collection's styles less those with an identical twin in it).
 from __future__ import annotations
 
 import argparse
-import json
 
 import originality
 

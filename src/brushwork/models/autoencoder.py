@@ -17,7 +17,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
 from brushwork.config import AutoencoderConfig
@@ -117,22 +116,6 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def laplacian_l1(x_hat: torch.Tensor, x: torch.Tensor, levels: int = 4) -> torch.Tensor:
-    """Lap1 (Bojanowski et al. 2018): the L1 distance of each band of two Laplacian pyramids,
-    each band's mean weighted alike (the paper's 2^2j on sums). It asks for edges and texture at
-    every octave, where plain L1 settles for their average, and needs no downloaded weights."""
-    total = x_hat.new_zeros(())
-    for _ in range(levels):
-        if min(x.shape[-2:]) < 2:
-            break
-        small_hat, small = F.avg_pool2d(x_hat, 2), F.avg_pool2d(x, 2)  # an odd side loses its last row
-        band_hat = x_hat - F.interpolate(small_hat, size=x.shape[-2:], mode="nearest")
-        band = x - F.interpolate(small, size=x.shape[-2:], mode="nearest")
-        total = total + (band_hat - band).abs().mean()
-        x_hat, x = small_hat, small
-    return total + (x_hat - x).abs().mean()
 
 
 # ---- codecs: what a diffusion model works in ---------------------------------------------------

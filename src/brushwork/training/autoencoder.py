@@ -15,8 +15,8 @@ import torch.nn as nn
 
 from brushwork.config import AutoencoderConfig
 from brushwork.imaging import psnr, unit_from_uint8
-from brushwork.losses import hinge_discriminator_loss, hinge_generator_loss, kl_divergence
-from brushwork.models.autoencoder import Autoencoder, PatchDiscriminator, laplacian_l1
+from brushwork.losses import hinge_discriminator_loss, hinge_generator_loss, kl_divergence, laplacian_l1
+from brushwork.models.autoencoder import Autoencoder, PatchDiscriminator
 from brushwork.models.vgg import VGGFeatures, perceptual_loss
 from brushwork.training.distributed import SINGLE, World, ddp, normal_rows
 from brushwork.training.optim import autocast_context, make_adam, use_bf16

@@ -30,7 +30,7 @@ from PIL import Image
 from brushwork.config import image_size
 from brushwork.data.images import UnreadableImage, load_rgb
 from brushwork.errors import BrushworkError
-from brushwork.making.generate import (TrainedModel, breed_from_images, load_for_regeneration, load_model,
+from brushwork.making.generate import (MAKING, TrainedModel, breed_from_images, load_for_regeneration, load_model,
                                 write_images, write_seed_images)
 from brushwork.imaging import to_pil
 from brushwork.jobs import JobStatus, TrainingJobs
@@ -173,7 +173,7 @@ class Studio:
         return self.settings.outputs / action / f"{stamp}-{secrets.token_hex(2)}"
 
     # ---- runs ---------------------------------------------------------------------------------
-    def run_names(self, able: tuple[str, ...] = ("sample", "encode")) -> list[str]:
+    def run_names(self, able: tuple[str, ...] = tuple(MAKING)) -> list[str]:
         """Runs under the runs folder that can do any of these (``training.families``) and have a
         checkpoint to use; by default those that make images of their own."""
         names = []
