@@ -9,6 +9,7 @@ Stopping sends Ctrl-C (SIGINT): the trainer saves a checkpoint and exits, and th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -79,8 +80,9 @@ class TrainingJobs:
             if run_cfg is None:
                 raise BrushworkError("say what to train (a run config)")
             data = run_cfg.train.data
-            if not data.startswith("builtin:"):
-                run_cfg.train.data = str(confined(self.data_root, data, "the data folder"))
+            if not data.startswith("builtin:"):  # the caller's config is left as it was
+                train = dataclasses.replace(run_cfg.train, data=str(confined(self.data_root, data, "the data folder")))
+                run_cfg = dataclasses.replace(run_cfg, train=train)
             ensure_dir(run)
             atomic_write(run / JOB_CONFIG, run_cfg.to_json().encode())
             argv = []
