@@ -2,6 +2,7 @@
 
     python benchmarks/latent.py autoencoder --factor 4 --minutes 20   # reconstructions vs bicubic
     python benchmarks/latent.py versus --ae RUN --minutes 30           # latent vs pixel diffusion
+    python benchmarks/latent.py versus --ae RUN --minutes 20 --extend-to 60   # ... the same runs, longer
     python benchmarks/latent.py memory --ae RUN                        # peak RSS, 128 and 256 px
 
 autoencoder: an autoencoder trained for wall minutes on the 11,000 training works, then held-out
@@ -37,6 +38,7 @@ from brushwork.imaging import save_grid, uint8_from_unit  # noqa: E402
 from brushwork.making.generate import load_model  # noqa: E402
 from brushwork.metrics.collection_index import build_index  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
+from brushwork.runs.directory import read_run_config  # noqa: E402
 from brushwork.training.latent import attach_autoencoder  # noqa: E402
 
 STYLES = "baroque,romanticism,impressionism"
@@ -90,6 +92,18 @@ def samples_at(run: Path, n: int, steps: int, device: str) -> torch.Tensor:
                       for s in range(0, n, 64)])
 
 
+def extend(run: Path, data: str, args) -> dict:
+    """Resume a run trained for ``--minutes`` to ``--extend-to`` minutes' worth of steps at the
+    rate of its first stretch (steps x extend_to / minutes). Steps, not wall time, so the model
+    reached is the one the idle machine would have reached even if the machine is shared for a
+    while; the img/s reported is the first stretch's, measured alone."""
+    done = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.safetensors"))
+    target = round(done * args.extend_to / args.minutes)
+    model_cfg = read_run_config(run).model  # as trained (with the autoencoder's hash and latent scale)
+    row = train_for("diffusion", model_cfg, data, run, None, args.batch, steps=target, device=args.device, resume=True)
+    return {**row, "from_steps": done, "minutes_equivalent": args.extend_to}
+
+
 def cmd_versus(args) -> dict:
     out = Path(args.out)
     train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
@@ -110,6 +124,8 @@ def cmd_versus(args) -> dict:
             row["training"] = train_for("diffusion", configs[name], str(data), run, args.minutes * 60, args.batch,
                                         device=args.device)
             row["img_per_s"] = round(row["training"]["kimg"] * 1000 / row["training"]["wall_seconds"], 2)
+        elif args.extend_to:
+            row["training"] = extend(run, str(data), args)
         row["params"] = sum(p.numel() for p in load_model(run, "cpu").network.parameters())
         row["sampling_s_per_image_16_steps"] = sampling_seconds(run, args.device)
         samples = samples_at(run, args.n, 16, args.device)
@@ -166,6 +182,8 @@ def main() -> None:
     sub.choices["autoencoder"].add_argument("--channels", type=int, default=4)
     sub.choices["versus"].add_argument("--ae", required=True, help="the autoencoder run to learn in")
     sub.choices["versus"].add_argument("--families", default="latent,pixel")
+    sub.choices["versus"].add_argument("--extend-to", type=float, help="resume runs trained for --minutes to this "
+                                       "many minutes' worth of steps at their first stretch's rate")
     args = ap.parse_args()
     result = {"autoencoder": cmd_autoencoder, "versus": cmd_versus, "memory": cmd_memory}[args.command](args)
     report(result, args.json)

@@ -143,6 +143,12 @@ def _add_train_parsers(sub) -> None:
                    "copying of small collections: 0.3 took 64 works from 38%% of samples copies to 14%%)")
     p.add_argument("--latent", metavar="AE", help="latent diffusion: learn in the latents of this autoencoder run "
                    "(brushwork train autoencoder), at its size; 128 px costs about what 32 px does in pixels")
+    p.add_argument("--from", dest="init_from", metavar="RUN", help="adapt a trained diffusion run to --data: "
+                   "builtin:base (brushwork's own prior, learned from public-domain paintings) or a run folder; "
+                   "its settings are kept, steps and learning rate are chosen by the number of works")
+    p.add_argument("--adapter", choices=["lora"], help="with --from: learn low-rank adapters on the frozen "
+                   "model (a few per cent of its size) instead of changing every weight")
+    p.add_argument("--rank", type=COUNT, help="the adapters' rank (default: 4, 8 or 16 by the number of works)")
     _add_canvas_args(p)
     p.set_defaults(family="diffusion", res=None)
     p = sub.add_parser("autoencoder", help="train an autoencoder whose latents a diffusion model can learn in "
@@ -180,11 +186,12 @@ def _train_overrides(args) -> dict:
     return out
 
 
-def _autoencoder_canvas(ae_run: str) -> tuple[int, int]:
-    """(width, height or 0) of the works a run encodes: a latent run's default size."""
+def _run_canvas(run: str) -> tuple[int, int]:
+    """(width, height or 0) of the works a run makes or encodes: the default size of a latent run
+    (its autoencoder's) or an adapted one (its parent's)."""
     from brushwork.runs.directory import read_run_config
 
-    model = read_run_config(Path(ae_run).expanduser()).model
+    model = read_run_config(_run_path(run)).model
     return model.resolution, getattr(model, "height", 0)
 
 
@@ -192,18 +199,21 @@ def _model_config(args):
     """The model config the command line asks for, built by the family's own builder."""
     from brushwork.training.families import ModelOptions, family
 
-    if args.family == "diffusion" and args.res is None:  # pixels: 32 px; latents: the autoencoder's canvas
-        args.res = 32
-        if getattr(args, "latent", None):
-            args.res, height = _autoencoder_canvas(args.latent)
+    if args.family == "diffusion" and args.res is None:  # pixels: 32 px; latents: the autoencoder's canvas;
+        args.res = 32                                      # adapting: the parent's
+        canvas_of = getattr(args, "init_from", None) or getattr(args, "latent", None)
+        if canvas_of:
+            args.res, height = _run_canvas(canvas_of)
             if height and not args.size and not args.aspect:
                 args.size = f"{args.res}x{height}"
     width, height = (_canvas(args) if hasattr(args, "size") else None) or (args.res, args.res)
     options = ModelOptions(width=width, height=height, settings=args.set)
     for name in ("preset", "conditional", "creative", "creativity", "balance_styles", "augment", "latent_dim",
-                 "beta", "recon", "dropout", "latent", "factor", "channels", "scale"):
+                 "beta", "recon", "dropout", "latent", "factor", "channels", "scale", "adapter", "rank"):
         if getattr(args, name, None) is not None:
             setattr(options, name, getattr(args, name))
+    if getattr(args, "init_from", None) and family(args.family).adapts:
+        options.parent = _run_path(args.init_from)  # the family takes its settings from the run it adapts
     options.freeze_d = getattr(args, "freeze_d", None) or 0
     options.kl_warmup = getattr(args, "kl_warmup", 0)
     if getattr(args, "features", None):  # files are found again from any folder later
@@ -219,10 +229,17 @@ def _absolute(path: str) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+def _run_path(run: str) -> str:
+    """A run as a config records it: a built-in model by name, a folder by absolute path."""
+    from brushwork.runs.builtin import is_builtin
+
+    return run if is_builtin(run) else _absolute(run)
+
+
 def cmd_train(args) -> int:
     from brushwork.config import RunConfig, TrainConfig, image_size
     from brushwork.runs.directory import read_run_config
-    from brushwork.training.families import next_step_hint
+    from brushwork.training.families import family, next_step_hint
     from brushwork.training.run import refuse_other_size, train_run
 
     from brushwork.runs.checkpoint import latest_checkpoint
@@ -249,7 +266,9 @@ def cmd_train(args) -> int:
         if not args.data.startswith("builtin:"):
             train.data = str(Path(args.data).expanduser().resolve())
         if getattr(args, "init_from", None):
-            train.init_from = str(Path(args.init_from).expanduser().resolve())
+            train.init_from = _run_path(args.init_from)
+            if args.steps is None and family(args.family).adapts:
+                train.steps = 0  # chosen by the number of works when the data is read (training/adapt.py)
         elif getattr(args, "freeze_d", None):
             raise BrushworkError("--freeze-d goes with --init-from (fine-tuning a trained run)")
         from brushwork.config import FASTGAN_BATCH
@@ -558,6 +577,19 @@ def cmd_info(args) -> int:
         if "originality" in record["brushwork"]:
             print(_originality_line(record["brushwork"]["originality"]))
         print(json.dumps(record["brushwork"], indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from brushwork.runs.builtin import BUILTIN_MODELS, PREFIX, card, installed, models_root
+
+    if args.name:
+        print(card(args.name))
+        return 0
+    for model in BUILTIN_MODELS.values():
+        state = "installed" if installed(model.name) else "not installed (a slim install)"
+        print(f"{PREFIX}{model.name}  [{state}]\n    {model.summary}\n    data: {model.licence}\n"
+              f"    card: brushwork models {model.name}  ({models_root() / model.name / 'card.md'})")
     return 0
 
 
@@ -906,6 +938,11 @@ def _add_misc_parsers(sub) -> None:
     p.add_argument("image")
     p.add_argument("--watermark", action="store_true", help="also look for brushwork's invisible watermark")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list the models that ship with brushwork (use one as builtin:NAME "
+                       "wherever a run is asked for)")
+    p.add_argument("name", nargs="?", help="show this model's card")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("demo", help="learn the built-in art's styles and write a gallery "
                        "(about 3 minutes on a 2-core CPU)")

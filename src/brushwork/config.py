@@ -384,6 +384,11 @@ class DiffusionConfig:
     autoencoder_hash: str = ""  # that autoencoder's model hash (set at start; its weights travel in every checkpoint)
     autoencoder_config: dict = field(default_factory=dict)  # its AutoencoderConfig (set at start)
     latent_scale: float = 0.0  # latents are multiplied by this so that their spread is sigma_data (set at start)
+    # -- adapted from another diffusion run (--from RUN, training/adapt.py) ---------------------------
+    adapter: str = ""  # "lora": low-rank adapters on the parent's frozen weights; "" = every weight trains
+    adapter_rank: int = 0  # LoRA rank r (0 = chosen by the number of works when adapting)
+    default_styles: list = field(default_factory=list)  # the styles seeds are made in by default (an
+    # adapted run: its own collection's; empty = every style in turn)
 
     def validate(self) -> None:
         check_canvas(self.resolution, self.height, 256 if self.autoencoder else 128,
@@ -408,6 +413,8 @@ class DiffusionConfig:
             raise BrushworkError("sampling_steps must be >= 1 and guidance >= 0")
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise BrushworkError("mixed_precision must be auto, bf16 or no")
+        if self.adapter not in ("", "lora") or self.adapter_rank < 0:
+            raise BrushworkError("adapter must be lora or empty, adapter_rank >= 0")
 
     @property
     def multipliers(self) -> list[int]:

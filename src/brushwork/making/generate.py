@@ -24,7 +24,9 @@ from brushwork.latents import (LATENT_METHOD, child_recipe, cross_recipe, latent
 from brushwork.models.autoencoder import codec_for
 from brushwork.provenance import make_record, save_image, save_png
 from brushwork.runs import checkpoint as ckpt
+from brushwork.runs.builtin import is_builtin, resolve_run
 from brushwork.runs.directory import read_run_config
+from brushwork.training.adapt import adapted_network, parent_autoencoder
 from brushwork.training.families import Family, family, require
 from brushwork.styles import describe, style_from_record, style_weights
 from brushwork.utils import ensure_dir, resolve_device, tensors_hash
@@ -80,6 +82,7 @@ class TrainedModel:
     # diffusion runs: what the denoiser works in and how its results become images (pixels, or a
     # latent run's autoencoder: models/autoencoder.py)
     codec: nn.Module | None = None
+    label: str = ""  # what the run is called when not by its folder's name (a built-in model: builtin:base)
 
     @property
     def kind(self) -> str:
@@ -117,7 +120,7 @@ class TrainedModel:
 
     @property
     def name(self) -> str:
-        return self.run_dir.name
+        return self.label or self.run_dir.name
 
     @property
     def z_dim(self) -> int:
@@ -239,7 +242,7 @@ class TrainedModel:
             if style is not None:
                 self.style_weights(style, 1)  # says why a style is refused
             return None
-        names = self.style_names
+        names = getattr(self.config.model, "default_styles", None) or self.style_names  # an adapted run: its own
         return [style if style is not None else names[s % len(names)] for s in seeds]
 
     @torch.no_grad()
@@ -270,7 +273,8 @@ def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | Non
     """The network a run makes images with (EMA generator for GANs; a diffusion run's EMA
     denoiser with its codec) from its newest checkpoint (or the given one). ``record_paths`` puts
     the run's absolute path into every image's record."""
-    run_dir = Path(run_dir)
+    label = str(run_dir) if is_builtin(run_dir) else ""
+    run_dir = resolve_run(run_dir)
     cfg = read_run_config(run_dir)
     fam = family(cfg.kind)
     if fam.network is None or not fam.can & MAKING:
@@ -282,16 +286,20 @@ def load_model(run_dir: str | Path, device: str = "auto", checkpoint: Path | Non
         raise BrushworkError(f"{run_dir} has no checkpoint yet; train it first")
     tensors, meta = ckpt.read_checkpoint(path, prefixes=ckpt.sampling_prefixes(fam.sampling + fam.companions))
     weights = ckpt.sampling_weights(tensors, fam.sampling)
+    model_hash = tensors_hash(ckpt.sampling_weights(tensors, fam.sampling, fam.companions))  # as the file holds
     network = fam.network(cfg.model)
-    network.load_state_dict(weights)
+    if getattr(cfg.model, "adapter", ""):  # adapters only: its parent's weights with them merged in
+        network = adapted_network(cfg.model, cfg.train, weights, network, run_dir.name)
+        tensors |= ckpt.read_checkpoint(parent_autoencoder(cfg), ckpt.sampling_prefixes(fam.companions))[0]
+    else:
+        network.load_state_dict(weights)
     dev = resolve_device(device)
     sampling, codec = None, None
     if "paint" in fam.can:  # a diffusion run: how it samples, and what its denoiser works in
         sampling = DiffusionSampling(cfg.model.sampler, cfg.model.sampling_steps, cfg.model.guidance)
         codec = codec_for(cfg.model, ckpt.module_state(tensors, "autoencoder")).to(dev)
-    model_hash = tensors_hash(ckpt.sampling_weights(tensors, fam.sampling, fam.companions))
     return TrainedModel(network.to(dev).eval().requires_grad_(False), cfg, run_dir, int(meta["step"]),
-                        model_hash, dev, record_paths, sampling, codec=codec)
+                        model_hash, dev, record_paths, sampling, codec=codec, label=label)
 
 
 MAKING = frozenset({"sample", "encode"})  # capabilities of runs that make images of their own
@@ -300,6 +308,7 @@ MAKING = frozenset({"sample", "encode"})  # capabilities of runs that make image
 def checkpoint_with_hash(run_dir: Path, model_hash: str) -> Path | None:
     """The checkpoint of a run whose sampling weights hash to ``model_hash`` (newest first)."""
     try:
+        run_dir = resolve_run(run_dir)
         kind = read_run_config(run_dir).kind
     except BrushworkError:
         return None
@@ -362,6 +371,8 @@ def _locate(model_hash: str, record: dict, run, runs_dir, image) -> tuple[Path, 
                                  f"(hash {model_hash[:10]}): none of its checkpoints matches")
         return Path(run), path
     recorded = Path(record["run"]) if record.get("run") else None
+    if is_builtin(record.get("model_name", "")):  # made by a model that ships with brushwork
+        recorded = Path(record["model_name"])
     if recorded is not None and (path := checkpoint_with_hash(recorded, model_hash)) is not None:
         return recorded, path
     if not Path(runs_dir).is_dir():

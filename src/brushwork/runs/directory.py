@@ -10,6 +10,7 @@ from pathlib import Path
 
 from brushwork.config import RunConfig
 from brushwork.errors import BrushworkError
+from brushwork.runs.builtin import resolve_run
 from brushwork.utils import ensure_dir, output_error
 
 try:
@@ -19,7 +20,8 @@ except ImportError:  # Windows
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
+    """A run's config.json (``run_dir`` may name a built-in model: ``builtin:base``)."""
+    path = resolve_run(run_dir) / "config.json"
     if not path.is_file():
         raise BrushworkError(f"{run_dir} is not a brushwork run (no config.json)")
     try:

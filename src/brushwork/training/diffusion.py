@@ -21,6 +21,7 @@ from brushwork.models.autoencoder import PixelCodec
 from brushwork.models.diffusion import Denoiser, loss_weight
 from brushwork.models.samplers import karras_sigmas, sample_images
 from brushwork.styles import seed_styles
+from brushwork.training.adapters import AdapterView, add_lora
 from brushwork.training.distributed import SINGLE, World, ddp, normal_rows
 from brushwork.training.ema import EMA
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
@@ -33,15 +34,24 @@ class DiffusionTask:
 
     kind = "diffusion"
 
-    def __init__(self, cfg: DiffusionConfig, device: torch.device, seed: int = 0, world: World = SINGLE):
+    def __init__(self, cfg: DiffusionConfig, device: torch.device, seed: int = 0, world: World = SINGLE,
+                 start: dict[str, torch.Tensor] | None = None):
+        """``start``: the weights to begin from (a parent run's, when adapting: training/adapt.py);
+        with ``cfg.adapter`` they stay frozen and low-rank adapters learn (training/adapters.py)."""
         cfg.validate()
         self.cfg, self.device, self.world = cfg, device, world
         torch.manual_seed(seed)  # the same weights and noise stream on every rank
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.net = Denoiser(cfg).to(device, memory_format=fmt)
+        net = Denoiser(cfg)
+        if start is not None:
+            net.load_state_dict(start)
+        if cfg.adapter:
+            net = add_lora(net, cfg.adapter_rank)
+        self.net = net.to(device, memory_format=fmt)
         self.net_step = ddp(self.net, world, device)  # averages gradients under torchrun
         self.ema = EMA(self.net, cfg.ema_halflife_kimg, cfg.ema_rampup)
-        self.opt = make_adam(self.net.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
+        trained = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = make_adam(trained, cfg.lr, cfg.beta1, cfg.beta2, device)
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.preview_columns = 8
         self.codec: nn.Module = PixelCodec()  # a latent run's autoencoder (training/latent.py)
@@ -52,6 +62,8 @@ class DiffusionTask:
         self.codec = codec
 
     def modules(self) -> dict[str, nn.Module]:
+        if self.cfg.adapter:  # only the adapters: the base weights and autoencoder come from the parent
+            return {"denoiser": AdapterView(self.net), "denoiser_ema": AdapterView(self.ema.model)}
         frozen = {"autoencoder": self.codec.autoencoder} if hasattr(self.codec, "autoencoder") else {}
         return {"denoiser": self.net, "denoiser_ema": self.ema.model, **frozen}
 

@@ -29,6 +29,7 @@ from brushwork.models.autoencoder import Autoencoder
 from brushwork.models.diffusion import Denoiser
 from brushwork.models.gan import build_gan
 from brushwork.models.vae import VAE
+from brushwork.training import adapt, finetune
 from brushwork.training.adain import AdaINTask
 from brushwork.training.autoencoder import AutoencoderTask
 from brushwork.training.diffusion import DiffusionTask
@@ -74,6 +75,9 @@ class ModelOptions:
     # diffusion
     dropout: float | None = None
     latent: str = ""  # the autoencoder run to learn in ("" = pixels)
+    parent: str = ""  # the diffusion run to adapt (--from RUN or builtin:base): its settings are taken
+    adapter: str = ""  # "lora": adapt with low-rank adapters ("" = fine-tune every weight)
+    rank: int = 0  # their rank (0 = chosen by the number of works)
     # autoencoder
     factor: int = 4
     channels: int = 4
@@ -101,6 +105,12 @@ def _gan_config(o: ModelOptions) -> GANConfig:
 
 
 def _diffusion_config(o: ModelOptions) -> DiffusionConfig:
+    if o.parent:
+        if o.latent:
+            raise BrushworkError(f"--latent goes without --from: a run adapted from {o.parent} learns in its latent space")
+        return adapt.child_config(o.parent, o.width, o.height or o.width, o.adapter, o.rank, o.dropout)
+    if o.adapter or o.rank:
+        raise BrushworkError("--adapter and --rank go with --from RUN (adapting a trained diffusion run)")
     cfg = DiffusionConfig(**o.sized, conditional=o.conditional)
     if o.dropout is not None:
         cfg.dropout = o.dropout
@@ -121,6 +131,18 @@ def _configured(build: Callable[[ModelOptions], Any]) -> Callable[[ModelOptions]
 
 
 @dataclass(frozen=True)
+class Parenting:
+    """How a family's runs start from a trained run (--init-from / --from RUN)."""
+
+    check: Callable[[RunConfig], None]  # refuse an unsuitable parent before anything is written
+    # the collection as the run learns it (styles relabelled, schedule chosen), or None: unchanged
+    adapt: Callable[..., Any] | None = None  # (run_cfg, dataset, say) -> dataset
+    # copy the parent's weights into a fresh task's modules, returning the parent's hash; None when
+    # the task builder starts from the parent itself
+    load: Callable[[dict, RunConfig], str] | None = None
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     config: type  # its model config dataclass (config.py)
@@ -133,6 +155,12 @@ class Family:
     scale_name: str = ""  # what scales its prior latents: "truncation", "temperature" or "" (nothing)
     companions: tuple[str, ...] = ()  # frozen modules its images also depend on (a latent run's autoencoder)
     evaluated: bool = False  # --eval-every scores its samples during training
+    parenting: Parenting | None = None  # how it starts from a trained run (None: it cannot)
+
+    @property
+    def adapts(self) -> bool:
+        """Its runs adapt a parent to a new collection (``--from``), taking the parent's settings."""
+        return self.parenting is not None and self.parenting.adapt is not None
 
     def decoder(self, network: nn.Module) -> nn.Module:
         """The part of the network that turns latents into images (an encoder-decoder's decoder)."""
@@ -154,7 +182,8 @@ def _held_out_task(task_cls):
 
 
 def _diffusion_task(run_cfg, ds, device, world, run_dir):
-    task = DiffusionTask(run_cfg.model, device, seed=run_cfg.train.seed, world=world)
+    start = adapt.parent_weights(run_cfg, run_dir) if run_cfg.train.init_from else None
+    task = DiffusionTask(run_cfg.model, device, seed=run_cfg.train.seed, world=world, start=start)
     if run_cfg.model.autoencoder:  # latent diffusion: the works' latents, encoded once
         return task, prepare_latent_task(task, run_cfg, ds, run_dir)
     return task, ds
@@ -182,7 +211,8 @@ def _upscaler_network(cfg: UpscalerConfig) -> nn.Module:
 _SAMPLE_IT = "sample it with: brushwork sample {run} --seeds 0-15 --out {run}/images"
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("gan", GANConfig, _configured(_gan_config), _gan_task, lambda cfg: build_gan(cfg)[0], ("G_ema", "G"),
-           frozenset({"sample", "project"}), _SAMPLE_IT, scale_name="truncation", evaluated=True),
+           frozenset({"sample", "project"}), _SAMPLE_IT, scale_name="truncation", evaluated=True,
+           parenting=Parenting(finetune.check_parent_size, load=finetune.load_parent)),
     Family("vae", VAEConfig, _configured(lambda o: VAEConfig(**o.sized, latent_dim=o.latent_dim, beta=o.beta,
                                                              kl_warmup_steps=o.kl_warmup, recon=o.recon)),
            _held_out_task(VAETask), VAE, ("vae",), frozenset({"sample", "encode"}),
@@ -191,7 +221,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            scale_name="temperature", evaluated=True),
     Family("diffusion", DiffusionConfig, _configured(_diffusion_config), _diffusion_task, Denoiser, ("denoiser_ema",),
            frozenset({"sample", "paint"}), _SAMPLE_IT + " (or paint a sketch: brushwork paint {run} "
-           "--sketch sketch.png --out painted)", companions=("autoencoder",), evaluated=True),
+           "--sketch sketch.png --out painted)", companions=("autoencoder",), evaluated=True,
+           parenting=Parenting(lambda run_cfg: adapt.parent_config(run_cfg.train.init_from), adapt=adapt.adapt_to)),
     Family("autoencoder", AutoencoderConfig, _configured(_autoencoder_config), _held_out_task(AutoencoderTask), Autoencoder, ("autoencoder",),
            frozenset({"encode", "latent-space"}), "see what its latents keep: brushwork reconstruct {run} "
            "painting.jpg --out {run}/recon; learn in its latents: brushwork train diffusion --latent {run} "

@@ -25,6 +25,7 @@ from brushwork.errors import BrushworkError
 from brushwork.imaging import unit_from_uint8
 from brushwork.models.autoencoder import LatentCodec
 from brushwork.runs import checkpoint as ckpt
+from brushwork.runs.builtin import resolve_run
 from brushwork.runs.directory import read_run_config
 from brushwork.utils import atomic_write, tensors_hash
 
@@ -64,16 +65,19 @@ def check_same_autoencoder(cfg: DiffusionConfig, ae_run: str | Path) -> None:
                              f"on with the autoencoder the run carries, or start a new run")
 
 
-def _autoencoder_weights(cfg: DiffusionConfig, run_dir: Path) -> dict[str, torch.Tensor]:
+def _autoencoder_weights(cfg: DiffusionConfig, run_dir: Path, parent: str = "") -> dict[str, torch.Tensor]:
     """The autoencoder a latent run trains with: the copy in its own newest checkpoint when it has
-    one (a resumed run), else the autoencoder run's newest; refused if it is not the one the run
-    started with."""
-    own = ckpt.latest_checkpoint(run_dir)
-    source = own if own is not None else ckpt.latest_checkpoint(Path(cfg.autoencoder))
-    if source is None:
+    one (a resumed run), else its parent's (a run adapted from a latent run: ``parent``), else the
+    autoencoder run's newest; refused if it is not the one the run started with."""
+    sources = [ckpt.latest_checkpoint(run_dir), ckpt.latest_checkpoint(resolve_run(parent)) if parent else None,
+               ckpt.latest_checkpoint(Path(cfg.autoencoder)) if Path(cfg.autoencoder).is_dir() else None]
+    weights = {}
+    for source in filter(None, sources):
+        tensors, _ = ckpt.read_checkpoint(source, prefixes=ckpt.sampling_prefixes((AUTOENCODER_MODULE,)))
+        if weights := ckpt.module_state(tensors, AUTOENCODER_MODULE):
+            break
+    if not weights:
         raise BrushworkError(f"the autoencoder run {cfg.autoencoder} has no checkpoint (it was removed?)")
-    tensors, _ = ckpt.read_checkpoint(source, prefixes=ckpt.sampling_prefixes((AUTOENCODER_MODULE,)))
-    weights = ckpt.module_state(tensors, AUTOENCODER_MODULE)
     found = tensors_hash(weights)
     if cfg.autoencoder_hash and found != cfg.autoencoder_hash:
         raise BrushworkError(f"the autoencoder {Path(cfg.autoencoder).name} has changed since this run started "
@@ -159,7 +163,7 @@ def prepare_latent_task(task, run_cfg: RunConfig, ds: ArtDataset, run_dir: Path,
     (from the cache when they were before); sets the run's autoencoder hash and latent scale."""
     cfg, tc = run_cfg.model, run_cfg.train
     codec = LatentCodec(cfg.latent_autoencoder)
-    codec.autoencoder.load_state_dict(_autoencoder_weights(cfg, run_dir))
+    codec.autoencoder.load_state_dict(_autoencoder_weights(cfg, run_dir, tc.init_from))
     codec = codec.to(task.device).eval().requires_grad_(False)
     latents = cached_latents(codec, ds, cfg.autoencoder_hash, tc.cache_dir, task.device, progress)
     if not cfg.latent_scale:  # first start: bring the latents' spread to sigma_data

@@ -103,6 +103,15 @@ def copying_warning(run_cfg: RunConfig, works: int) -> str | None:
             f"38% of samples); dropout in the U-Net curbs it (0.3: 14%) at some cost in speed")
 
 
+def _parenting(fam, run_cfg: RunConfig):
+    """How this run starts from its parent (--init-from / --from), or None without one."""
+    if not run_cfg.train.init_from:
+        return None
+    if fam.parenting is None:
+        raise BrushworkError(f"--from: {run_cfg.kind} runs cannot start from another run")
+    return fam.parenting
+
+
 def _evaluator(run_cfg: RunConfig, ds, task, device, world: World):
     """--eval-every: score samples against the training images at intervals (not AdaIN);
     rank 0 evaluates, the others log nothing of it (but keep the same schedule)."""
@@ -172,22 +181,24 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     if world.main:
         check_run_dir(run_dir, resume)
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
+    fam = run_family(run_cfg)
+    parenting = _parenting(fam, run_cfg)
+    if parenting and not resume:  # an unsuitable parent is refused before anything is written
+        parenting.check(run_cfg)
     model_cfg.validate()
     train_cfg.validate()
-    if train_cfg.init_from and not resume:  # a parent of another shape is refused before anything is written
-        from brushwork.training.finetune import check_parent_size
-
-        check_parent_size(run_cfg)
     ds = _load_data(run_cfg, quiet, world)
     if ds.skipped:
         _say(ds.skipped_summary(), quiet)
     run_cfg.labels = ds.label_names
     run_cfg.version = run_cfg.version or __version__
-    if getattr(model_cfg, "styled", False):
+    if parenting and parenting.adapt:  # the parent's styles and the collection's; the schedule
+        ds = parenting.adapt(run_cfg, ds, lambda text: _say(text, quiet))
+    elif getattr(model_cfg, "styled", False):
         model_cfg.num_styles = check_styles(ds, "conditional" if model_cfg.conditional else "creative", quiet)
     if world.main and resume:
         check_same_model(run_dir, run_cfg)
-    task, train_images = run_family(run_cfg).task(run_cfg, ds, device, world, run_dir)
+    task, train_images = fam.task(run_cfg, ds, device, world, run_dir)
     if world.main:
         atomic_write(run_dir / "config.json", run_cfg.to_json().encode())
 
@@ -200,12 +211,10 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
                       world=world)
     barrier(world)  # rank 0 has checked the run directory and written config.json
     start = trainer.resume() if resume else 0
-    if start == 0 and train_cfg.init_from:
-        from brushwork.training.finetune import load_parent
-
-        train_cfg.init_from_hash = load_parent(task.modules(), run_cfg)
+    if start == 0 and parenting and parenting.load:
+        train_cfg.init_from_hash = parenting.load(task.modules(), run_cfg)
         _say(f"starting from {train_cfg.init_from} (model {train_cfg.init_from_hash[:10]})"
-             + (f", D's first {model_cfg.freeze_d} convolutions frozen" if model_cfg.freeze_d else ""),
+             + (f", D's first {model_cfg.freeze_d} convolutions frozen" if getattr(model_cfg, "freeze_d", 0) else ""),
              quiet)
         if world.main:
             atomic_write(run_dir / "config.json", run_cfg.to_json().encode())

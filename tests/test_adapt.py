@@ -1,0 +1,193 @@
+"""Adapting a diffusion run to a collection (--from), LoRA adapters, and built-in models (builtin:base)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from brushwork.cli import main
+from brushwork.data.builtin import paint
+from brushwork.runs import builtin
+from brushwork.runs.checkpoint import latest_checkpoint
+from brushwork.training.adapt import MAX_IMAGES, MIN_IMAGES, fit_styles, plan
+
+TRAIN = ["--batch-size", "4", "--log-every", "2", "--device", "cpu", "--quiet"]
+TINY = ["--set", "width=8", "--set", "channel_mult=1,2", "--set", "blocks=1", "--set", "sampling_steps=3",
+        "--set", "mixed_precision=no"]
+
+
+def _folder(path, n, style="circles", size=32):
+    path.mkdir(parents=True)
+    for i in range(n):
+        paint(style, i, size).save(path / f"w{i:02d}.png")
+    return path
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _cli(*args) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny conditional latent diffusion 'base' (two styles) on a tiny autoencoder, and collections."""
+    root = tmp_path_factory.mktemp("adapt")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BRUSHWORK_CACHE", str(root / "cache"))
+    styles = root / "styles"
+    _folder(styles / "grid", 6, "grid")
+    _folder(styles / "stripes", 6, "stripes")
+    assert _cli("train", "autoencoder", "--data", styles, "--out", root / "ae", "--res", 32, "--steps", 2, *TRAIN,
+                "--set", "width=8", "--set", "disc_width=8", "--set", "disc_start=1", "--set", "mixed_precision=no") == 0
+    assert _cli("train", "diffusion", "--latent", root / "ae", "--conditional", "--data", styles, "--out",
+                root / "base", "--steps", 2, *TRAIN, *TINY) == 0
+    _folder(root / "mine", 6, "circles")  # loose works: one new style, "mine"
+    yield root
+    mp.undo()
+
+
+def test_full_fine_tuning_starts_from_the_parent_and_adds_the_collection_as_a_style(base, capsys):
+    out = base / "full"
+    assert _cli("train", "diffusion", "--from", base / "base", "--data", base / "mine", "--out", out,
+                "--steps", 1, "--set", "lr=1e-12", *TRAIN) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["labels"] == ["grid", "stripes", "mine"]
+    assert cfg["model"]["num_styles"] == 3 and cfg["model"]["default_styles"] == ["mine"]
+    assert cfg["model"]["autoencoder_hash"] and cfg["train"]["init_from_hash"]
+    with safe_open(str(latest_checkpoint(base / "base")), "pt") as f:
+        parent = {k: f.get_tensor(k) for k in f.keys() if k.startswith("model/denoiser_ema/")}
+    with safe_open(str(latest_checkpoint(out)), "pt") as f:
+        child = {k: f.get_tensor(k) for k in f.keys() if k.startswith("model/denoiser_ema/")}
+    vectors = child["model/denoiser_ema/unet.style_vectors"]
+    assert torch.allclose(vectors[:2], parent["model/denoiser_ema/unet.style_vectors"], atol=1e-6)
+    assert torch.allclose(vectors[2], parent["model/denoiser_ema/unet.no_style"], atol=1e-6)  # the new style
+    weight = "model/denoiser_ema/unet.conv_in.weight"
+    assert torch.allclose(child[weight], parent[weight], atol=1e-6)
+    assert _cli("sample", out, "--seeds", "0-1", "--out", base / "full-img", "--no-originality") == 0
+    record = json.loads(Image.open(base / "full-img" / "seed0001.png").text["brushwork"])
+    assert record["style"] == "mine" and record["parent_model_hash"] == cfg["train"]["init_from_hash"]
+
+
+def test_lora_run_holds_only_adapters_and_remakes_images_bit_exact(base):
+    out = base / "lora"
+    assert _cli("train", "diffusion", "--from", base / "base", "--data", base / "mine", "--out", out,
+                "--adapter", "lora", "--rank", 2, "--steps", 3, *TRAIN) == 0
+    with safe_open(str(latest_checkpoint(out)), "pt") as f:
+        names = [k for k in f.keys() if k.startswith("model/")]
+    assert names and all(".lora_" in k or k.endswith(("style_vectors", "no_style")) for k in names)
+    assert not any(k.startswith("model/autoencoder/") for k in names)  # it comes from the parent
+    lora_b = [k for k in names if "lora_B" in k and k.startswith("model/denoiser/")]
+    with safe_open(str(latest_checkpoint(out)), "pt") as f:
+        assert any(f.get_tensor(k).abs().sum() > 0 for k in lora_b)  # the adapters learned something
+    assert _cli("sample", out, "--seeds", "0-2", "--out", base / "lora-img", "--no-originality") == 0
+    assert _cli("sample", "--from", base / "lora-img" / "seed0002.png", "--run", out, "--out", base / "again") == 0
+    assert (_pixels(base / "again" / "seed0002.png") == _pixels(base / "lora-img" / "seed0002.png")).all()
+    # resumed, the adapters carry on from their checkpoint
+    assert _cli("train", "diffusion", "--out", out, "--resume", "--steps", 4, *TRAIN) == 0
+    assert latest_checkpoint(out).name == "step-00000004.safetensors"
+
+
+def test_an_adapter_refuses_a_parent_that_changed(base, capsys):
+    parent = base / "parent-copy"
+    shutil.copytree(base / "base", parent)
+    assert _cli("train", "diffusion", "--from", parent, "--data", base / "mine", "--out", base / "on-copy",
+                "--adapter", "lora", "--steps", 1, *TRAIN) == 0
+    assert _cli("train", "diffusion", "--out", parent, "--resume", "--steps", 3, *TRAIN) == 0  # the parent moves on
+    capsys.readouterr()
+    assert _cli("sample", base / "on-copy", "--seeds", 0, "--out", base / "x", "--no-originality") == 2
+    err = capsys.readouterr().err.strip()
+    assert "now holds" in err and len(err.splitlines()) == 1
+    assert not (base / "x").exists()
+
+
+def test_bad_parents_and_settings_are_refused_in_one_line(base, tmp_path, capsys):
+    gan = tmp_path / "gan"
+    assert _cli("train", "gan", "--data", base / "mine", "--out", gan, "--res", 32, "--steps", 1, "--preset", "dcgan",
+                "--set", "g_width=8", "--set", "d_width=8", *TRAIN) == 0
+    cases = {
+        "is a gan run; adapting starts from a diffusion run": ["--from", gan],
+        "is an autoencoder run": ["--from", base / "ae"],
+        "adapting keeps its size": ["--from", base / "base", "--res", 64],
+        "--rank: must be >= 1": ["--from", base / "base", "--adapter", "lora", "--rank", 0],
+        "adapting needs at least 4": ["--from", base / "base", "--data", _folder(tmp_path / "three", 3)],
+        "--rank goes with --adapter lora": ["--from", base / "base", "--rank", 2],
+    }
+    for expected, args in cases.items():
+        data = [] if "--data" in args else ["--data", base / "mine"]
+        capsys.readouterr()
+        assert _cli("train", "diffusion", *data, *args, "--out", tmp_path / "child", "--steps", 1, *TRAIN) == 2, expected
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "child").exists(), expected
+
+
+def test_the_plan_scales_with_the_number_of_works():
+    plans = {n: plan(n, 32, "lora") for n in (30, 100, 300)}
+    images = {n: p.steps * 32 for n, p in plans.items()}
+    assert MIN_IMAGES <= images[30] < images[100] < images[300] <= MAX_IMAGES
+    assert images[30] / 30 > images[100] / 100 > images[300] / 300  # small collections seen more often
+    assert [p.rank for p in plans.values()] == [4, 8, 16]
+    assert plan(100, 32, "").rank == 0 and plan(100, 32, "").lr < plans[100].lr
+
+
+def test_new_styles_start_as_the_parents_unconditional_model():
+    state = {"unet.style_vectors": torch.randn(2, 5), "unet.no_style": torch.randn(5), "w": torch.ones(1)}
+    grown = fit_styles(state, 4)
+    assert grown["unet.style_vectors"].shape == (4, 5)
+    assert torch.equal(grown["unet.style_vectors"][3], state["unet.no_style"])
+    assert fit_styles(state, 2) is state
+
+
+# ---- built-in models -------------------------------------------------------------------------------
+@pytest.fixture
+def installed_base(base, tmp_path, monkeypatch):
+    """The tiny base installed as builtin:base (a stand-in for the shipped weights), hash and all."""
+    root = tmp_path / "builtin"
+    shutil.copytree(base / "base", root / "base", ignore=shutil.ignore_patterns("samples", "tb", ".lock"))
+    (root / "base" / "card.md").write_text("# base\nA stand-in.\n")
+    monkeypatch.setenv("BRUSHWORK_BUILTIN_MODELS", str(root))
+    sha = builtin._file_sha256(latest_checkpoint(root / "base"))
+    monkeypatch.setitem(builtin.BUILTIN_MODELS, "base",
+                        builtin.BuiltinModel("base", "a stand-in", sha, "test data"))
+    return root
+
+
+def test_builtin_base_samples_and_remakes_by_name(installed_base, tmp_path, capsys):
+    assert _cli("models") == 0
+    assert "builtin:base  [installed]" in capsys.readouterr().out
+    assert _cli("sample", "builtin:base", "--seeds", "0-1", "--out", tmp_path / "img", "--no-originality") == 0
+    record = json.loads(Image.open(tmp_path / "img" / "seed0001.png").text["brushwork"])
+    assert record["model_name"] == "builtin:base"
+    # remade from its record alone: the model is found by name, no --run needed
+    assert _cli("sample", "--from", tmp_path / "img" / "seed0001.png", "--out", tmp_path / "again",
+                "--runs", tmp_path / "nowhere") == 0
+    assert (_pixels(tmp_path / "again" / "seed0001.png") == _pixels(tmp_path / "img" / "seed0001.png")).all()
+
+
+def test_adapting_the_builtin_base(installed_base, base, tmp_path):
+    out = tmp_path / "adapted"
+    assert _cli("train", "diffusion", "--from", "builtin:base", "--data", base / "mine", "--out", out,
+                "--adapter", "lora", "--steps", 1, *TRAIN) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["init_from"] == "builtin:base"
+    assert _cli("sample", out, "--seeds", 0, "--out", tmp_path / "img", "--no-originality") == 0
+
+
+def test_a_damaged_or_missing_builtin_is_one_line(installed_base, tmp_path, capsys, monkeypatch):
+    path = latest_checkpoint(installed_base / "base")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    assert _cli("sample", "builtin:base", "--seeds", 0, "--out", tmp_path / "x") == 2
+    assert "damaged or replaced" in capsys.readouterr().err
+    monkeypatch.setenv("BRUSHWORK_BUILTIN_MODELS", str(tmp_path / "empty"))
+    assert _cli("sample", "builtin:base", "--seeds", 0, "--out", tmp_path / "x") == 2
+    err = capsys.readouterr().err.strip()
+    assert "not installed" in err and len(err.splitlines()) == 1
+    assert _cli("models") == 0 and "not installed" in capsys.readouterr().out
