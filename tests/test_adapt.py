@@ -153,9 +153,7 @@ def installed_base(base, tmp_path, monkeypatch):
     shutil.copytree(base / "base", root / "base", ignore=shutil.ignore_patterns("samples", "tb", ".lock"))
     (root / "base" / "card.md").write_text("# base\nA stand-in.\n")
     monkeypatch.setenv("BRUSHWORK_BUILTIN_MODELS", str(root))
-    sha = builtin._file_sha256(latest_checkpoint(root / "base"))
-    monkeypatch.setitem(builtin.BUILTIN_MODELS, "base",
-                        builtin.BuiltinModel("base", "a stand-in", sha, "test data"))
+    (root / "hashes.json").write_text(json.dumps({"base": builtin._file_sha256(latest_checkpoint(root / "base"))}))
     return root
 
 
@@ -191,3 +189,53 @@ def test_a_damaged_or_missing_builtin_is_one_line(installed_base, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "not installed" in err and len(err.splitlines()) == 1
     assert _cli("models") == 0 and "not installed" in capsys.readouterr().out
+
+
+def test_the_pairwise_term_is_zero_when_distances_are_kept_and_grows_when_they_collapse():
+    from brushwork.losses import pairwise_similarity_loss
+
+    torch.manual_seed(0)
+    source = torch.randn(6, 3, 8, 8)
+    assert pairwise_similarity_loss(source * 2.0, source).item() < 1e-6  # cosines ignore scale
+    collapsed = source.mean(0, keepdim=True) + 0.1 * source  # every image pulled towards one
+    slightly = source + 0.1 * source.mean(0, keepdim=True)
+    assert pairwise_similarity_loss(collapsed, source) > 10 * pairwise_similarity_loss(slightly, source) > 0
+
+
+def test_the_pairwise_term_compares_with_the_frozen_parent():
+    from brushwork.config import DiffusionConfig
+    from brushwork.models.diffusion import Denoiser
+    from brushwork.training.diffusion import DiffusionTask
+
+    cfg = DiffusionConfig(resolution=32, width=8, channel_mult="1,2", blocks=1, mixed_precision="no", pairwise=1.0)
+    parent = {k: v + 0.01 * torch.randn_like(v) for k, v in Denoiser(cfg).state_dict().items()}
+    task = DiffusionTask(cfg, torch.device("cpu"), start=parent)
+    real = torch.rand(6, 3, 32, 32) * 2 - 1
+    assert task.train_step(real, 0)["pairwise"].item() < 1e-9  # the same weights: the same distances
+    with torch.no_grad():
+        task.net.unet.conv_out.weight.add_(0.5 * torch.randn_like(task.net.unet.conv_out.weight))
+    assert task.train_step(real, 1)["pairwise"].item() > 0
+    assert all(not p.requires_grad for p in task.source.parameters())
+    without = DiffusionTask(DiffusionConfig(resolution=32, width=8, channel_mult="1,2", blocks=1,
+                                            mixed_precision="no"), torch.device("cpu"), start=parent)
+    assert without.source is None and "pairwise" not in without.train_step(real, 0)
+
+
+def test_the_studio_lists_the_base_and_adapts_it(installed_base, base, tmp_path):
+    from brushwork.ui.studio import Studio, StudioSettings
+
+    data = tmp_path / "data"
+    shutil.copytree(base / "mine", data / "mine")
+    studio = Studio(StudioSettings(runs=tmp_path / "runs", outputs=tmp_path / "out", data=data, device="cpu"))
+    assert studio.run_names()[0] == "builtin:base"
+    assert studio.describe_run("builtin:base")["styles"] == ["grid", "stripes"]
+    made = studio.generate("builtin:base", "0-1")
+    assert len(made) == 2
+    with pytest.raises(Exception, match="folder of your own works"):
+        studio.adapt_base("adapted", "builtin:abstract")
+    studio.adapt_base("adapted", "mine")
+    studio.jobs.wait("adapted", timeout=600)
+    status, line = studio.training_status("adapted")
+    cfg = json.loads((tmp_path / "runs" / "adapted" / "config.json").read_text())
+    assert cfg["model"]["adapter"] == "lora" and cfg["train"]["init_from"] == "builtin:base", line
+    assert cfg["train"]["steps"] > 0  # chosen by the number of works

@@ -80,7 +80,9 @@ def toy(command: str, home: Path) -> list[str]:
             words[words.index("--steps") + 1] = "4"
         if "--batch-size" not in words:
             words += ["--batch-size", "4"]
-        if "--resume" not in words:
+        if "--from" in words and "--steps" not in words:  # adapting chooses its steps by the works: a toy few
+            words += ["--steps", "2"]
+        if "--resume" not in words and "--from" not in words:  # an adapted run keeps its parent's sizes
             words += [arg for setting in TINY_MODELS.get(verb[1], []) for arg in ("--set", setting)]
     if verb[0] in ("originality", "stylize") and "--features" not in words:
         words += ["--features", "random"]  # no ImageNet weights on test machines

@@ -389,6 +389,8 @@ class DiffusionConfig:
     adapter_rank: int = 0  # LoRA rank r (0 = chosen by the number of works when adapting)
     default_styles: list = field(default_factory=list)  # the styles seeds are made in by default (an
     # adapted run: its own collection's; empty = every style in turn)
+    pairwise: float = 0.0  # adapted runs: weight of DDPM-PA's pairwise-similarity term, which keeps the
+    # parent's relative distances between images (costs one more forward pass of the parent per step)
 
     def validate(self) -> None:
         check_canvas(self.resolution, self.height, 256 if self.autoencoder else 128,
@@ -413,8 +415,8 @@ class DiffusionConfig:
             raise BrushworkError("sampling_steps must be >= 1 and guidance >= 0")
         if self.mixed_precision not in ("auto", "bf16", "no"):
             raise BrushworkError("mixed_precision must be auto, bf16 or no")
-        if self.adapter not in ("", "lora") or self.adapter_rank < 0:
-            raise BrushworkError("adapter must be lora or empty, adapter_rank >= 0")
+        if self.adapter not in ("", "lora") or self.adapter_rank < 0 or self.pairwise < 0:
+            raise BrushworkError("adapter must be lora or empty, adapter_rank and pairwise >= 0")
 
     @property
     def multipliers(self) -> list[int]:

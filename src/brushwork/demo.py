@@ -93,24 +93,37 @@ def crude_sketch(size: int = 32):
     return img
 
 
-def _paint_rows(model, out: Path, seeds: list[int]) -> tuple[Path, Path]:
-    """(one row per style: the sketch painted at each strength; a real work with its centre
-    square repainted) as enlarged grids."""
+SIDES = {"left": 0, "right": 0, "top": 0, "bottom": 0}  # no canvas widening
+
+
+def _sketch_rows(model, out: Path, seeds: list[int], name: str = "painted.png") -> Path:
+    """One row per style: the crude sketch painted at each of PAINT_STRENGTHS (half a row each)."""
     import numpy as np
     from PIL import Image
 
     from brushwork.making.paint import PaintInputs, paint
 
-    sides = {"left": 0, "right": 0, "top": 0, "bottom": 0}
     sketch = np.asarray(crude_sketch(model.config.model.resolution)).copy()
-    Image.fromarray(sketch).save(out / "sketch.png")
+    Image.fromarray(sketch).save(out / f"sketch{model.config.model.resolution}.png")
     rows = []
-    for name in model.style_names:
+    for style in model.style_names:
         for strength in PAINT_STRENGTHS:
-            inputs = PaintInputs(sketch, None, "", None, sides)
-            rows.append(paint(model, inputs, seeds[:COLUMNS // 2], strength, style=name))
+            rows.append(paint(model, PaintInputs(sketch, None, "", None, SIDES), seeds[:COLUMNS // 2], strength,
+                              style=style))
     painted = torch.from_numpy(np.concatenate(rows)).permute(0, 3, 1, 2)
-    save_grid(unit_from_uint8(painted), out / "painted.png", COLUMNS)
+    save_grid(unit_from_uint8(painted), out / name, COLUMNS)
+    return out / name
+
+
+def _paint_rows(model, out: Path, seeds: list[int]) -> tuple[Path, Path]:
+    """(one row per style: the sketch painted at each strength; a real work with its centre
+    square repainted) as enlarged grids."""
+    import numpy as np
+
+    from brushwork.making.paint import PaintInputs, paint
+
+    sides = SIDES
+    _sketch_rows(model, out, seeds)
     real = load_dataset(DATA, model.config.model.resolution, progress=False)
     work = real.images[0].permute(1, 2, 0).numpy().copy()  # the first work of the first style
     r = work.shape[0]
@@ -240,6 +253,51 @@ def estimate_minutes(device: torch.device, cond_steps: int, creative_steps: int,
     return ((cond_steps + creative_steps + 600) * gan + paint_steps * diff) / 60
 
 
+BASE = "builtin:base"
+ADAPT_DATA = "builtin:abstract:8"  # 8 works of each built-in style: 40 works, five styles the base never saw
+ADAPT_STEPS = 150  # LoRA steps of batch 32 (4,800 images, 120 passes)
+ADAPT_RANK = 8
+BASE_SAMPLING = {"steps": 16, "guidance": 2.0}  # half the default steps: the demo's pictures in seconds
+
+
+def base_sections(out: Path, dev: torch.device) -> list[tuple[str, str, str]]:
+    """The shipped base before any training: a row of works per style, the sketch painted in its
+    styles, and the base adapted to the built-in art with LoRA (ADAPT_STEPS steps). Empty, with a
+    line, when the base is not installed."""
+    from brushwork.runs.builtin import installed
+    from brushwork.training.families import ModelOptions, family
+
+    if not installed("base"):
+        print(f"{BASE} is not installed (a slim install): the demo skips it", file=sys.stderr)
+        return []
+    base = load_model(BASE, str(dev)).using(sampling=BASE_SAMPLING)
+    seeds = list(range(COLUMNS))
+    print(f"making works with {BASE}", file=sys.stderr, flush=True)
+    save_grid(torch.cat([base.generate_seeds(seeds, style=name) for name in base.style_names]), out / "base.png",
+              COLUMNS)
+    _sketch_rows(base, out, seeds, "base-painted.png")
+    model = family("diffusion").configure(ModelOptions(width=base.config.model.resolution, parent=BASE,
+                                                       adapter="lora", rank=ADAPT_RANK))
+    train = TrainConfig(data=ADAPT_DATA, batch_size=32, steps=ADAPT_STEPS, log_every=25, sample_every=10**6,
+                        ckpt_every=ADAPT_STEPS, init_from=BASE, device=str(dev))
+    adapted_dir = _train(RunConfig(kind="diffusion", model=model, train=train), out / "adapted",
+                         f"base adapted to the built-in art ({BASE}, LoRA)")
+    adapted = load_model(adapted_dir, str(dev)).using(sampling=BASE_SAMPLING)
+    new_styles = adapted.config.model.default_styles
+    save_grid(torch.cat([adapted.generate_seeds(seeds, style=name) for name in new_styles]),
+              out / "adapted.png", COLUMNS)
+    return [
+        ("brushwork's base model, before any training", f"{BASE}: latent diffusion at 128 px learned from "
+         f"public-domain paintings; seeds 0-7 asked for each of its styles ({', '.join(base.style_names)}).",
+         "base.png"),
+        ("The base paints a sketch", f"The crude sketch painted by {BASE} in each style, four seeds at strength "
+         f"{PAINT_STRENGTHS[0]}, then four at {PAINT_STRENGTHS[1]}.", "base-painted.png"),
+        ("The base adapted to the built-in art", f"LoRA adapters of rank {ADAPT_RANK} learned in {ADAPT_STEPS} "
+         f"steps from 40 works it never saw; seeds 0-7 in each new style ({', '.join(new_styles)}).",
+         "adapted.png"),
+    ]
+
+
 def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     """Train both models and write the gallery; returns index.html. ``steps`` replaces the
     conditional model's step count (the creative model trains 2/3 as many)."""
@@ -251,6 +309,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     print(f"the demo trains three small models ({steps:,} + {creative_steps:,} + {paint_steps:,} steps) and "
           f"measures them: about {estimate_minutes(dev, steps, creative_steps, paint_steps):.0f} minutes "
           f"on this machine as busy as it is now", file=sys.stderr, flush=True)
+    from_base = base_sections(out, dev)
     cond_cfg = demo_config(dev, steps, "conditional")
     cond_dir = _train(cond_cfg, out / "run", "1/3 style-conditional")
     creative_dir = _train(demo_config(dev, creative_steps, "creative"), out / "creative", "2/3 creative")
@@ -273,7 +332,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     figures = [style_metrics(m, real, EVAL_SAMPLES, dev, features) for m in (cond, creative)]
     plot = plot_losses(cond_dir / "metrics.jsonl", out / "losses.png")
     shown = f"{cond.step:,} steps, {cond.step * cond_cfg.train.batch_size:,} images shown"
-    sections = [
+    sections = from_base + [
         ("New works, a row per style", f"Seeds 0-7 asked for each style in turn ({', '.join(names)}; "
          f"{shown}).", "styles.png"),
         ("Mixing styles", f"The same seeds, from pure {names[0]} to pure {names[1]}: the generator "

@@ -101,3 +101,17 @@ def laplacian_l1(x_hat: torch.Tensor, x: torch.Tensor, levels: int = 4) -> torch
         total = total + (band_hat - band).abs().mean()
         x_hat, x = small_hat, small
     return total + (x_hat - x).abs().mean()
+
+
+def pairwise_similarity_loss(adapted: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """DDPM-PA's pairwise term (Zhu et al. 2022): KL(p_source || p_adapted) between each image's
+    softmax distribution of cosine similarities to the other images of the batch, as the frozen
+    source model and the model being adapted see them ([B, ...] each, B >= 2). Adapting to few
+    works pulls every sample towards them; keeping the source's relative distances keeps variety."""
+    b = len(adapted)
+    others = ~torch.eye(b, dtype=torch.bool, device=adapted.device)
+    a = F.normalize(adapted.flatten(1).float(), dim=1)
+    s = F.normalize(source.flatten(1).float(), dim=1)
+    log_p_adapted = F.log_softmax((a @ a.T)[others].view(b, b - 1), dim=1)
+    p_source = F.softmax((s @ s.T)[others].view(b, b - 1), dim=1)
+    return F.kl_div(log_p_adapted, p_source, reduction="batchmean")

@@ -11,12 +11,15 @@ its rows (as GAN latents), so N processes x batch B follow one process with batc
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from brushwork.config import DiffusionConfig
 from brushwork.latents import latents_for_seeds
+from brushwork.losses import pairwise_similarity_loss
 from brushwork.models.autoencoder import PixelCodec
 from brushwork.models.diffusion import Denoiser, loss_weight
 from brushwork.models.samplers import karras_sigmas, sample_images
@@ -43,8 +46,11 @@ class DiffusionTask:
         torch.manual_seed(seed)  # the same weights and noise stream on every rank
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         net = Denoiser(cfg)
+        self.source = None  # the parent, frozen, for the pairwise term
         if start is not None:
             net.load_state_dict(start)
+            if cfg.pairwise:
+                self.source = copy.deepcopy(net).to(device).eval().requires_grad_(False)
         if cfg.adapter:
             net = add_lora(net, cfg.adapter_rank)
         self.net = net.to(device, memory_format=fmt)
@@ -89,13 +95,19 @@ class DiffusionTask:
             denoised = self.net_step(real + sigma.view(-1, 1, 1, 1) * noise, sigma, style)
         weight = loss_weight(sigma, cfg.sigma_data).view(-1, 1, 1, 1)
         loss = (weight * (denoised.float() - real).square()).mean()
+        terms = {}
+        if self.source is not None:  # DDPM-PA: the batch's relative distances as the parent sees them
+            with torch.no_grad(), autocast_context(self.bf16, self.device):
+                seen = self.source(real + sigma.view(-1, 1, 1, 1) * noise, sigma, style)
+            terms["pairwise"] = pairwise_similarity_loss(denoised, seen)
+            loss = loss + cfg.pairwise * terms["pairwise"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         if self.world.main:  # rank 0 keeps (and saves) the EMA
             self.ema.set_progress((step + 1) * global_batch, global_batch)
             self.ema.apply(self.net)
-        return {"loss": loss.detach()}
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     @torch.no_grad()
     def sample(self, seeds: list[int], style: torch.Tensor | None) -> torch.Tensor:

@@ -484,6 +484,7 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
             settings = gr.Textbox(label="Model settings (key=value, e.g. g_width=32 d_width=32)",
                                   elem_id="train-settings")
             start = gr.Button("Start training", variant="primary", elem_id="train-start")
+            adapt = gr.Button("Adapt the base to this folder (LoRA, minutes)", elem_id="train-adapt")
         with gr.Row():
             job = gr.Dropdown(studio.training_runs(), label="Job", elem_id="train-job")
             stop = gr.Button("Stop (keeps a checkpoint)", elem_id="train-stop")
@@ -520,6 +521,12 @@ def _train_tab(studio: Studio, light) -> gr.Dropdown:
 
     start.click(begin, [name, family, data, steps, preset, res, conditional, batch, settings, canvas], job,
                 **light)
+    @_page
+    def adapt_base(n, d, size):
+        studio.adapt_base(n, d, size)
+        return gr.update(choices=studio.training_runs(), value=n)
+
+    adapt.click(adapt_base, [name, data, batch], job, **light)
     fit.click(_page(studio.fitting_canvas), [data, res], [canvas, status], **light)
     stop.click(end, job, None, **light)
     resume.click(_page(lambda n, total: studio.resume_training(n, total) and None), [job, steps], None, **light)

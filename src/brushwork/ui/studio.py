@@ -37,6 +37,7 @@ from brushwork.jobs import JobStatus, TrainingJobs
 from brushwork.latents import parse_seeds
 from brushwork.originality_report import run_judge
 from brushwork.provenance import read_record
+from brushwork.runs.builtin import BUILTIN_MODELS, PREFIX, installed, is_builtin, resolve_run
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.runs.directory import read_run_config
 from brushwork.styles import parse_style_mix, style_request
@@ -176,7 +177,8 @@ class Studio:
     def run_names(self, able: tuple[str, ...] = tuple(MAKING)) -> list[str]:
         """Runs under the runs folder that can do any of these (``training.families``) and have a
         checkpoint to use; by default those that make images of their own."""
-        names = []
+        names = [f"{PREFIX}{name}" for name in BUILTIN_MODELS if installed(name)  # usable before any training
+                 and family(read_run_config(f"{PREFIX}{name}").kind).can & set(able)]
         for config in sorted(self.settings.runs.glob("*/config.json")):
             try:
                 can = family(read_run_config(config.parent).kind).can
@@ -189,6 +191,8 @@ class Studio:
     def run_dir(self, name: str | None) -> Path:
         if not name:
             raise BrushworkError("choose a run first")
+        if is_builtin(name):
+            return resolve_run(name)
         run = confined(self.settings.runs, name, "the run")
         if not (run / "config.json").is_file():
             raise BrushworkError(f"{name} is not a run in {self.settings.runs}")
@@ -203,7 +207,7 @@ class Studio:
             if key not in self._models:
                 if len(self._models) >= 4:
                     self._models.pop(next(iter(self._models)))
-                self._models[key] = load_model(run, str(self.device), newest)
+                self._models[key] = load_model(name if is_builtin(name) else run, str(self.device), newest)
             model = self._models[key]
             if getattr(model.judge, "index", None) is None:  # the collection may have been indexed since
                 model = self._models[key] = model.using(judge=run_judge(model))
@@ -637,6 +641,26 @@ class Studio:
         train = TrainConfig(data=data, steps=int(steps), batch_size=int(batch_size), **STUDIO_TRAIN_SCHEDULE)
         train.validate()
         self.jobs.start(name, RunConfig(kind=family_name, model=model, train=train))
+        return self.jobs.status(name)
+
+    def adapt_base(self, name: str, data: str, batch_size: int = 32) -> JobStatus:
+        """Adapt the built-in base to a data folder with LoRA adapters, as ``brushwork train
+        diffusion --from builtin:base --adapter lora`` does: its steps, learning rate and rank
+        chosen by the number of works (the job's log says what)."""
+        from brushwork.config import RunConfig, TrainConfig
+        from brushwork.training.families import ModelOptions
+
+        if not name:
+            raise BrushworkError("name the run first")
+        if (self.settings.runs / name / "config.json").exists():
+            raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
+        if not data or data.startswith("builtin:"):
+            raise BrushworkError("choose a folder of your own works to adapt the base to")
+        base = f"{PREFIX}base"
+        width = read_run_config(base).model.resolution  # says in one line when the base is not installed
+        model = family("diffusion").configure(ModelOptions(width=width, parent=base, adapter="lora"))
+        train = TrainConfig(data=data, steps=0, batch_size=int(batch_size), init_from=base, **STUDIO_TRAIN_SCHEDULE)
+        self.jobs.start(name, RunConfig(kind="diffusion", model=model, train=train))
         return self.jobs.status(name)
 
     def fitting_canvas(self, data: str, resolution: int) -> tuple[str, str]:
