@@ -97,7 +97,11 @@ def extend(run: Path, data: str, args) -> dict:
     rate of its first stretch (steps x extend_to / minutes). Steps, not wall time, so the model
     reached is the one the idle machine would have reached even if the machine is shared for a
     while; the img/s reported is the first stretch's, measured alone."""
-    done = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.safetensors"))
+    first = run / "first_stretch.json"  # the first stretch's steps, kept: an extension may stop and go on
+    if not first.is_file():
+        done = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.safetensors"))
+        first.write_text(json.dumps({"steps": done}))
+    done = json.loads(first.read_text())["steps"]
     target = round(done * args.extend_to / args.minutes)
     model_cfg = read_run_config(run).model  # as trained (with the autoencoder's hash and latent scale)
     row = train_for("diffusion", model_cfg, data, run, None, args.batch, steps=target, device=args.device, resume=True)

@@ -41,6 +41,9 @@ AE_STEPS, AE_BATCH = 2000, 16
 LD_STEPS, LD_BATCH = 5500, 32
 LD_SETTINGS = ["channel_mult=1,2,2"]  # 32x32 latents: levels at 32, 16 and 8
 SHIPPED = ROOT / "src" / "brushwork" / "builtin_models" / "base"
+INDEX_SIDE = 32  # the copy check's index of the training works ships as 32 px thumbnails (7,000 x 3 KB):
+# its checks work at 8-32 px (retrieval thumbnails, verification, region windows) and at 128 px
+# the works would not fit the 64 MB the base may take
 
 
 def split_files(wikiart: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -141,7 +144,7 @@ def measure(args) -> dict:
 
     held = load_dataset(str(_held_out_folder(args)), 128, progress=False)
     train = load_dataset(str(args.work / "data"), 128, progress=False)
-    index = build_index(str(args.work / "data"), 128)
+    index = build_index(str(args.work / "data"), INDEX_SIDE)  # the index that ships (thumbnails)
     t0 = time.perf_counter()
     samples = _samples(args.work / "base", args.n, args.device)
     seconds = (time.perf_counter() - t0) / args.n
@@ -203,6 +206,11 @@ def pack(args) -> None:
                        mib=target.stat().st_size / 2 ** 20, step=meta["step"], last=measured["samples"] - 1,
                        steps=cfg.model.sampling_steps)
     (SHIPPED / "card.md").write_text(card)
+    from brushwork.metrics.collection_index import build_index, write_shipped_index
+    from brushwork.runs.builtin import INDEX_FOLDER
+
+    write_shipped_index(build_index(str(args.work / "data"), INDEX_SIDE), SHIPPED / INDEX_FOLDER,
+                        "builtin:base training works")
     (ROOT / "docs" / "base.md").write_text(card)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     print(f"packed {target} ({target.stat().st_size / 2**20:.1f} MiB); sha256 {digest}\n"
@@ -232,7 +240,10 @@ checked work by work.
 - Denoiser: EDM U-Net (channels 64/128/128, attention at 8 x 8), {params:,} parameters, styles
   baroque and romanticism with 10% of images shown without a style (classifier-free guidance);
   {ld_steps:,} steps of batch 32 (step {step:,}).
-- Shipped: the EMA denoiser and the autoencoder in float16 ({mib:.1f} MiB), sha256-checked at load.
+- Shipped: the EMA denoiser and the autoencoder in float16 ({mib:.1f} MiB), sha256-checked at load;
+  beside them the copy check's index of the training works (32 px thumbnails and calibrated
+  thresholds, not the paintings), so every image the base or a model adapted from it makes is
+  checked against them.
 
 ## How it was trained
 `python scripts/train_base.py` (stages resume; `--minutes M` trains in stretches), then
@@ -249,7 +260,7 @@ styles; the floor is {m[samples]} of its training works against the same held-ou
 | SWD, baroque | {m[swd_baroque]} | {m[floor_baroque]} |
 | SWD, romanticism | {m[swd_romanticism]} | {m[floor_romanticism]} |
 | precision / recall (8x8 thumbnails) | {m[precision_thumb]} / {m[recall_thumb]} | |
-| COPY share (the copy check against its own training works) | {m[originality_copy_rate]:.1%} | |
+| COPY share (the copy check against its own training works, as shipped) | {m[originality_copy_rate]:.1%} | |
 
 Sampling: {m[sampling_s_per_image]} s per image on the training machine.
 

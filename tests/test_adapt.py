@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from brushwork.cli import main
 from brushwork.data.builtin import paint
+from brushwork.metrics.collection_index import build_index, write_shipped_index
 from brushwork.runs import builtin
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.adapt import MAX_IMAGES, MIN_IMAGES, fit_styles, plan
@@ -154,6 +155,8 @@ def installed_base(base, tmp_path, monkeypatch):
     (root / "base" / "card.md").write_text("# base\nA stand-in.\n")
     monkeypatch.setenv("BRUSHWORK_BUILTIN_MODELS", str(root))
     (root / "hashes.json").write_text(json.dumps({"base": builtin._file_sha256(latest_checkpoint(root / "base"))}))
+    works = build_index(str(base / "styles"), 32, cache_dir=str(tmp_path / "cache"), progress=False)
+    write_shipped_index(works, root / "base" / builtin.INDEX_FOLDER, "builtin:base training works")
     return root
 
 
@@ -239,3 +242,26 @@ def test_the_studio_lists_the_base_and_adapts_it(installed_base, base, tmp_path)
     cfg = json.loads((tmp_path / "runs" / "adapted" / "config.json").read_text())
     assert cfg["model"]["adapter"] == "lora" and cfg["train"]["init_from"] == "builtin:base", line
     assert cfg["train"]["steps"] > 0  # chosen by the number of works
+
+
+def test_copies_of_the_bases_training_works_are_found_in_adapted_models(installed_base, base, tmp_path):
+    from brushwork.making.generate import load_model
+    from brushwork.originality_report import run_judge
+
+    out = tmp_path / "adapted"
+    assert _cli("train", "diffusion", "--from", "builtin:base", "--data", base / "mine", "--out", out,
+                "--adapter", "lora", "--steps", 1, *TRAIN) == 0
+    assert _cli("index", base / "mine") == 0  # the artist's own collection, indexed
+    judge = run_judge(load_model(out, "cpu"))
+    planted = torch.from_numpy(_pixels(base / "styles" / "grid" / "w03.png").copy()).permute(2, 0, 1)
+    own = torch.from_numpy(_pixels(base / "mine" / "w01.png").copy()).permute(2, 0, 1)
+    mirrored = planted.flip(-1)
+    verdicts = judge(torch.stack([planted, mirrored, own]))
+    for verdict in verdicts[:2]:  # a work of the base's, as it is and mirrored
+        assert verdict["verdict"] == "COPY" and verdict["collection"] == "builtin:base training works"
+        assert verdict["nearest"]["edit"]["work"] == "grid/w03.png"
+    assert verdicts[2]["verdict"] == "COPY" and verdicts[2]["collection"] != "builtin:base training works"
+    assert {c["collection"] for c in verdicts[0]["checked"]} == {"builtin:base training works",
+                                                                 judge.index.spec}
+    base_judge = run_judge(load_model("builtin:base", "cpu"))  # the base itself: its own works
+    assert base_judge(planted[None])[0]["verdict"] == "COPY"

@@ -535,8 +535,10 @@ def _originality_line(verdict: dict) -> str:
     near = verdict["nearest"]["region" if flagged == ["pasted region"] else "edit"]
     how = f" ({', '.join(flagged)})" if flagged else ""
     frames = f"; frames flagged: {verdict['frames_flagged']}" if verdict.get("frames_flagged") else ""
+    checked = [c["collection"] for c in verdict.get("checked", [])]
+    also = f"; checked against {' and '.join(checked)}" if len(checked) > 1 else ""
     return (f"originality: {verdict['verdict']}{how}; nearest training work {near['work']} "
-            f"(score {near['score']:.3f}) in {verdict['collection']}{frames}")
+            f"(score {near['score']:.3f}) in {verdict['collection']}{frames}{also}")
 
 
 def cmd_evaluate(args) -> int:

@@ -175,41 +175,70 @@ def originality(generated: torch.Tensor, data: str, resolution: int, features: s
 
 
 class RunJudge:
-    """Checks images a run makes against its training collection's index (``TrainedModel.judge``).
-    Remembers the verdicts of the images it has seen, by their pixels: ``--avoid-copies`` judges
-    seeds before they are written, and writing them does not check them again. Without an index
-    (``index`` None) every verdict is None, and ``missing`` is said once, when images are first
-    made: a mistake found before that still gets its one line."""
+    """Checks images a run makes against its training collection's index (``TrainedModel.judge``)
+    and, for a built-in model or a run adapted from one, against that model's training works too
+    (the index shipped with it): an image is a COPY when it copies a work of any of them. Each
+    verdict lists the collections it was checked against (``checked``).
 
-    def __init__(self, index, missing: str = "", remember: int = 4096):
+    Remembers the verdicts of the images it has seen, by their pixels: ``--avoid-copies`` judges
+    seeds before they are written, and writing them does not check them again. Without any index
+    every verdict is None; a missing index of the run's own collection (``missing``) is said once,
+    when images are first made: a mistake found before that still gets its one line."""
+
+    def __init__(self, index, missing: str = "", remember: int = 4096, inherited: tuple = ()):
         self.index, self.missing, self.remember, self.seen = index, missing, remember, {}
+        self.inherited = list(inherited)  # indexes of the models it descends from
+
+    @property
+    def indexes(self) -> list:
+        return [i for i in [self.index, *self.inherited] if i is not None]
 
     def __call__(self, images: torch.Tensor) -> list[dict | None]:
         from brushwork.imaging import uint8_from_unit
 
-        if self.index is None:
-            if self.missing not in _TOLD:
-                _TOLD.add(self.missing)
-                print(self.missing, file=sys.stderr)
+        if self.index is None and self.missing and self.missing not in _TOLD:
+            _TOLD.add(self.missing)
+            print(self.missing, file=sys.stderr)
+        if not self.indexes:
             return [None] * len(images)
         pixels = images if images.dtype == torch.uint8 else uint8_from_unit(images.float().cpu())
         keys = [hashlib.sha1(p.numpy().tobytes()).hexdigest() for p in pixels]
         new = [i for i, key in enumerate(keys) if key not in self.seen]
         if new:
-            for i, verdict in zip(new, self.index.check(pixels[new])):
-                self.seen[keys[i]] = verdict
+            found = [index.check(pixels[new]) for index in self.indexes]
+            for i, verdicts in zip(new, zip(*found)):
+                self.seen[keys[i]] = merged(list(verdicts))
             while len(self.seen) > self.remember:  # oldest first (dicts keep insertion order)
                 self.seen.pop(next(iter(self.seen)))
         return [dict(self.seen[key]) for key in keys]
 
 
+def merged(verdicts: list[dict]) -> dict:
+    """One verdict from each collection's: the first that calls the image a COPY, else the one
+    whose nearest work is most alike; with the list of every collection checked."""
+    chosen = next((v for v in verdicts if v["verdict"] == "COPY"),
+                  max(verdicts, key=lambda v: v["nearest"]["edit"]["score"]))
+    return {**chosen, "checked": [{"collection": v["collection"], "verdict": v["verdict"], "index": v["index"]}
+                                  for v in verdicts]}
+
+
 _TOLD: set[str] = set()  # what was said about missing indexes (once per process)
+
+
+def inherited_indexes(model) -> list:
+    """The shipped indexes of the built-in models a run is or descends from (its parent)."""
+    from brushwork.metrics.collection_index import open_shipped_index
+    from brushwork.runs.builtin import INDEX_FOLDER, is_builtin, resolve_run
+
+    names = [n for n in (model.name, model.config.train.init_from) if is_builtin(n)]
+    found = [open_shipped_index(resolve_run(n) / INDEX_FOLDER) for n in dict.fromkeys(names)]
+    return [index for index in found if index is not None]
 
 
 def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJudge | None:
     """The judge of a run's images: its training collection's originality index, if one was built
-    (``brushwork index DATA``; a judge that says once that there is none, if not); None when
-    ``enabled`` is off."""
+    (``brushwork index DATA``; a judge that says once that there is none, if not), and the training
+    works of the built-in model it is or descends from; None when ``enabled`` is off."""
     from brushwork.metrics.collection_index import open_index_for
 
     if not enabled:
@@ -218,6 +247,11 @@ def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJud
 
     data, resolution = model.config.train.data, index_side(model.config.model)
     index = open_index_for(data, resolution, cache_dir) if data else None
-    missing = (f"originality not checked: {data or 'the training data'} has no originality index "
-               f"(build it once: brushwork index {data or 'DATA'}; or pass --no-originality)")
-    return RunJudge(index, missing)
+    inherited = inherited_indexes(model)
+    if data:
+        missing = (f"originality not checked against {data}: it has no originality index (build it once: "
+                   f"brushwork index {data}; or pass --no-originality)")
+    else:
+        missing = "" if inherited else ("originality not checked: no training collection is known for this "
+                                        "model (pass --no-originality)")
+    return RunJudge(index, missing, inherited=inherited)

@@ -489,7 +489,7 @@ def original_seeds(model: TrainedModel, seeds: list[int], truncation: float = 1.
     """``seeds`` with each one whose image is judged a copy replaced by the next seed not asked
     for and not tried; says which were replaced. (The judge remembers these verdicts, so the
     images are not checked twice when they are written.)"""
-    if getattr(model.judge, "index", None) is None:
+    if not getattr(model.judge, "indexes", None):
         raise BrushworkError("--avoid-copies needs the training collection's originality index "
                              f"(build it once: brushwork index {model.config.train.data})")
     chosen, tried, spare = list(seeds), set(seeds), max(seeds) + 1

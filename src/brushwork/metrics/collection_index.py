@@ -55,8 +55,8 @@ class CollectionIndex:
     fingerprint: str  # changes whenever a work is added, removed or changed
     names: list[str]  # works by row
     pixels: np.ndarray  # uint8 [M, 3, R, R]
-    whole: np.ndarray  # edited-copy descriptors, len(INDEXED) rows per work
-    region: np.ndarray  # window descriptors, P * P rows per work
+    whole: np.ndarray | None  # edited-copy descriptors, len(INDEXED) rows per work (None: computed from pixels)
+    region: np.ndarray | None  # window descriptors, P * P rows per work (None: computed from pixels)
     thresholds: tuple[float, float]  # (edited copy, pasted region)
     decoded: int = 0  # files the build that produced this read (the rest were kept)
     resumed: int = 0  # files it took from an interrupted build's finished chunks
@@ -176,6 +176,52 @@ def open_index(spec: str, resolution: int, cache_dir: str | Path = "") -> Collec
                            **arrays, thresholds=tuple(manifest["thresholds"]),
                            decoded=manifest.get("decoded", 0), skipped=dict(manifest.get("skipped", {})),
                            build=build)
+
+
+SHIPPED_PIXELS = "pixels.npz"  # a shipped index: the works as small thumbnails, compressed
+
+
+def write_shipped_index(index: CollectionIndex, folder: Path, name: str) -> Path:
+    """A built index as it ships beside a built-in model: its manifest (works, thresholds) and its
+    works' thumbnails, not its descriptors (computed from the thumbnails when first needed) and
+    not the paintings themselves."""
+    folder = ensure_dir(folder)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, pixels=np.ascontiguousarray(index.pixels))
+    atomic_write(folder / SHIPPED_PIXELS, buffer.getvalue())
+    manifest = {"format": INDEX_FORMAT, "collection": name, "resolution": index.resolution,
+                "fingerprint": index.fingerprint, "files": [[n] for n in index.names],
+                "thresholds": list(index.thresholds)}
+    atomic_write(folder / "manifest.json", json.dumps(manifest).encode())
+    return folder
+
+
+_SHIPPED: dict[tuple[str, int], CollectionIndex] = {}  # opened once per process (its descriptors too)
+
+
+def open_shipped_index(folder: Path) -> CollectionIndex | None:
+    """The index shipped in ``folder`` (``write_shipped_index``), or None when there is none."""
+    try:
+        key = (str(folder), (folder / SHIPPED_PIXELS).stat().st_mtime_ns)
+    except OSError:
+        return None
+    if key not in _SHIPPED:
+        index = _read_shipped(folder)
+        if index is None:
+            return None
+        _SHIPPED[key] = index
+    return _SHIPPED[key]
+
+
+def _read_shipped(folder: Path) -> CollectionIndex | None:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        with np.load(folder / SHIPPED_PIXELS, allow_pickle=False) as arrays:
+            pixels = arrays["pixels"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return CollectionIndex(manifest["collection"], manifest["resolution"], manifest["fingerprint"],
+                           [f[0] for f in manifest["files"]], pixels, None, None, tuple(manifest["thresholds"]))
 
 
 def _damaged(spec: str) -> None:

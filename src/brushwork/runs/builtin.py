@@ -23,6 +23,7 @@ from brushwork.errors import BrushworkError
 
 PREFIX = "builtin:"
 CARD = "card.md"  # each built-in model's card, beside its config.json
+INDEX_FOLDER = "index"  # beside it: the copy check's index of its training works (thumbnails, thresholds)
 
 
 @dataclass(frozen=True)
