@@ -3,7 +3,8 @@
     python benchmarks/latent.py autoencoder --factor 4 --minutes 20   # reconstructions vs bicubic
     python benchmarks/latent.py versus --ae RUN --minutes 30           # latent vs pixel diffusion
     python benchmarks/latent.py versus --ae RUN --minutes 20 --extend-to 60   # ... the same runs, longer
-    python benchmarks/latent.py memory --ae RUN                        # peak RSS, 128 and 256 px
+    python benchmarks/latent.py memory                                 # peak RSS, 128 and 256 px
+    python benchmarks/latent.py threeways --minutes 40                 # latent vs GAN vs 32 px + upscaler
 
 autoencoder: an autoencoder trained for wall minutes on the 11,000 training works, then held-out
 PSNR and SWD of its reconstructions beside the trivial baseline (the work area-reduced to the
@@ -140,6 +141,47 @@ def cmd_versus(args) -> dict:
     return result
 
 
+def cmd_threeways(args) -> dict:
+    """Three ways to a 128 px work at equal total CPU time T (``--minutes``): latent diffusion
+    (its autoencoder T/2, then the diffusion model T/2: ``--ae`` and ``--latent-run``, trained by
+    ``autoencoder`` and ``versus`` for T/2 each), the modern GAN at 128 px for T, and pixel
+    diffusion at 32 px for T/2 enlarged 4x by the collection's upscaler trained for T/2. Each
+    route's 128 px samples: SWD against held-out works beside the floor, and the copy check's
+    COPY share."""
+    from diffusion import gan_config, samples_of
+
+    from brushwork.config import UpscalerConfig
+    from brushwork.making.upscale import load_upscaler, upscale_tensor
+
+    out = Path(args.out)
+    train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
+    data = out / "data" / "train"
+    if not data.is_dir():
+        save_images_folder(train.images, data)
+    index = build_index(str(data), args.res, progress=False)
+    half = args.minutes * 30  # seconds: half the route's time
+    runs = {"gan": (out / "three-gan", "gan", gan_config(args.res), 2 * half, 32),
+            "pixel32": (out / "three-pixel32", "diffusion", apply_overrides(DiffusionConfig(resolution=32), []),
+                        half, 32),
+            "upscaler": (out / "three-upscaler", "upscaler", UpscalerConfig(resolution=args.res, scale=4), half, 16)}
+    for run, kind, cfg, seconds, batch in runs.values():
+        if not (run / "checkpoints").is_dir():
+            train_for(kind, cfg, str(data), run, seconds, batch, device=args.device)
+    pixel32 = samples_of(runs["pixel32"][0], args.n, args.device)
+    up = load_upscaler(runs["upscaler"][0], None, args.device)
+    enlarged = torch.stack([(upscale_tensor(up, img.float() / 255) * 255).round().clamp(0, 255).to(torch.uint8)
+                            for img in pixel32])
+    routes = {"latent": samples_at(Path(args.latent_run), args.n, 32, args.device),
+              "gan": samples_of(runs["gan"][0], args.n, args.device), "pixel32_upscaled": enlarged}
+    result = {"benchmark": "three-ways-to-128", "minutes_per_route": args.minutes, "n": args.n,
+              "floor": floor(train.images, held_out.images[:args.n], "cpu")}
+    for name, samples in routes.items():
+        row = quality(samples, held_out.images, train.images, "cpu", index)
+        result[name] = {k: row[k] for k in ("swd", "precision_thumb", "recall_thumb", "originality_copy_rate")}
+        save_grid(samples[:64].float() / 127.5 - 1, out / f"three-{name}.png", 8)
+    return result
+
+
 def _peak_of(argv: list[str]) -> float:
     """Peak resident memory (MiB) of a child process running ``argv``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -151,10 +193,15 @@ def cmd_memory(args) -> dict:
     """Peak RSS of 20 training steps (batch 16) and of sampling 16 images, one process each."""
     out = Path(args.out) / "memory"
     result = {"benchmark": "latent-memory"}
+    works = out / "works"  # 256 works: the measure is of the steps, not of encoding a whole collection
+    if not works.is_dir():
+        works.mkdir(parents=True)
+        for path in sorted((SHARED / "wikiart128" / "baroque").iterdir())[:256]:
+            (works / path.name).symlink_to(path.resolve())
     for res in (128, 256):
         ae = out / f"ae{res}"
         base = [sys.executable, "-m", "brushwork", "train"]
-        data = ["--data", str(SHARED / "wikiart128" / "baroque"), "--batch-size", "16", "--device", "cpu", "--quiet"]
+        data = ["--data", str(works), "--batch-size", "16", "--device", "cpu", "--quiet"]
         result[f"ae{res}_train_mib"] = _peak_of(base + ["autoencoder", "--res", str(res), "--out", str(ae),
                                                         "--steps", "20", *data])
         run = out / f"ld{res}"
@@ -169,7 +216,7 @@ def cmd_memory(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("autoencoder", "versus", "memory"):
+    for name in ("autoencoder", "versus", "memory", "threeways"):
         p = sub.add_parser(name)
         p.add_argument("--out", default="/tmp/brushwork-bench/latent", help="runs and data (large: keep it outside the repository)")
         p.add_argument("--minutes", type=float, default=20)
@@ -189,7 +236,10 @@ def main() -> None:
     sub.choices["versus"].add_argument("--extend-to", type=float, help="resume runs trained for --minutes to this "
                                        "many minutes' worth of steps at their first stretch's rate")
     args = ap.parse_args()
-    result = {"autoencoder": cmd_autoencoder, "versus": cmd_versus, "memory": cmd_memory}[args.command](args)
+    sub.choices["threeways"].add_argument("--latent-run", default="/tmp/brushwork-bench/latent/latent-20min",
+                                          help="the latent diffusion run of the latent route (trained T/2)")
+    result = {"autoencoder": cmd_autoencoder, "versus": cmd_versus, "memory": cmd_memory,
+              "threeways": cmd_threeways}[args.command](args)
     report(result, args.json)
 
 
