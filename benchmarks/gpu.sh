@@ -21,6 +21,7 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1 BRUSHWORK_CACHE=/tmp/brushwork-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__)" >> "$OUT/gpu.txt"
 PARTS=${PARTS:-"tests throughput diffusion latent ttq fidelity projection memory style creative vae quality"}
+# (the base is trained alone: PARTS=base, with its own data; see base() below)
 START=$SECONDS
 
 # part NAME EXPECTED_SECONDS COMMAND...: run COMMAND when PARTS names it and it fits the budget.
@@ -125,6 +126,14 @@ latent() {  # issue 30: autoencoder, then latent vs pixel diffusion at equal min
         --n 500 --batch 128 --minutes "${LATENT_MINUTES:-1.5}" --ae "$L/ae-f4" --out "$L" --json "$L.jsonl" | tail -30
 }
 
+base() {  # issue 31: train the shipped base on the GPU (more steps than on the CPU) and pack it into $OUT
+    # needs the base's data: GPUDATA=base bash benchmarks/gpudata.sh (wikiart128 baroque + romanticism)
+    python3 scripts/train_base.py --wikiart .gpudata/wikiart128 --work /tmp/brushwork-base --device cuda \
+        --ae-steps "${BASE_AE_STEPS:-6000}" --ld-steps "${BASE_LD_STEPS:-30000}" --minutes "${BASE_MINUTES:-7}" \
+        --shipped "$OUT/builtin_models/base" --docs "$OUT/docs" --hardware "one $(nvidia-smi --query-gpu=name \
+        --format=csv,noheader | head -1)" --n 500 2>&1 | tail -25 | tee "$OUT/base.txt"
+}
+
 part tests 60 tests
 part throughput 150 throughput
 part diffusion 90 diffusion
@@ -138,6 +147,7 @@ part creative 150 creative
 part vae 90 vae
 part latent 420 latent
 part quality 200 quality
+part base 480 base
 
 python3 - "$OUT" <<'EOF'
 import json, sys

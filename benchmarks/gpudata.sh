@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=${SHARED_DATA:-../shared/data}
 [[ -d $SRC/wikiart64 ]] || { echo "gpudata: $SRC/wikiart64 not found (see shared/data/SOURCES.md)" >&2; exit 1; }
+if [[ ${GPUDATA:-} == base ]]; then  # the base's training data only (64 MB): PARTS=base bash benchmarks/gpu.sh
+    rm -rf .gpudata && mkdir -p .gpudata/wikiart128
+    for style in baroque romanticism; do cp -r "$SRC/wikiart128/$style" .gpudata/wikiart128/; done
+    du -sh .gpudata
+    exit 0
+fi
 mkdir -p .gpudata/wikiart64 .gpudata/wikiart128 .gpudata/photos .gpudata/paintings
 for style in baroque romanticism impressionism; do cp -r "$SRC/wikiart64/$style" .gpudata/wikiart64/; done
 cp -r "$SRC/wikiart128/romanticism" .gpudata/wikiart128/

@@ -98,7 +98,7 @@ def stage_autoencoder(args, data: Path) -> bool:
     from brushwork.config import AutoencoderConfig
 
     return _train("autoencoder", AutoencoderConfig(resolution=128, factor=4, channels=4), data,
-                  args.work / "ae", AE_STEPS, AE_BATCH, args)
+                  args.work / "ae", args.ae_steps, AE_BATCH, args)
 
 
 def stage_diffusion(args, data: Path) -> bool:
@@ -107,7 +107,7 @@ def stage_diffusion(args, data: Path) -> bool:
 
     cfg = apply_overrides(DiffusionConfig(resolution=128, conditional=True), LD_SETTINGS)
     return _train("diffusion", attach_autoencoder(cfg, args.work / "ae"), data, args.work / "base",
-                  LD_STEPS, LD_BATCH, args)
+                  args.ld_steps, LD_BATCH, args)
 
 
 def _held_out_folder(args) -> Path:
@@ -186,32 +186,33 @@ def pack(args) -> None:
     path = latest_checkpoint(run)
     tensors, meta = read_checkpoint(path, prefixes=("model/denoiser_ema/", "model/autoencoder/"))
     shipped = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    (SHIPPED / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for old in (SHIPPED / "checkpoints").glob("*.safetensors"):
+    (args.shipped / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for old in (args.shipped / "checkpoints").glob("*.safetensors"):
         old.unlink()
-    target = SHIPPED / "checkpoints" / path.name
+    target = args.shipped / "checkpoints" / path.name
     atomic_write(target, save(shipped, metadata={"brushwork": json.dumps({"step": meta["step"], "info": {}})}))
     cfg.model.autoencoder = "builtin:base"  # its autoencoder travels in its checkpoint
     cfg.train.data, cfg.train.cache_dir, cfg.train.device = "", "", "auto"
-    atomic_write(SHIPPED / "config.json", cfg.to_json().encode())
+    atomic_write(args.shipped / "config.json", cfg.to_json().encode())
     files = json.loads((args.work / "files.json").read_text())
     measured = json.loads((args.work / "measured.json").read_text())
     grid = _samples(args.work / "base", 16, args.device)
-    save_grid(grid.float() / 127.5 - 1, ROOT / "docs" / "img" / "base-grid.png", 8)
+    (args.docs / "img").mkdir(parents=True, exist_ok=True)
+    save_grid(grid.float() / 127.5 - 1, args.docs / "img" / "base-grid.png", 8)
     card = CARD.format(works=sum(files["training_works"].values()), per_style=files["training_works"],
                        list_hash=files["file_list_sha256"], held=len(files["held_out"]), m=measured,
-                       ae_steps=AE_STEPS, ld_steps=LD_STEPS, ae_hours=_training_time(args.work / "ae"),
+                       ae_steps=args.ae_steps, ld_steps=args.ld_steps, ae_hours=_training_time(args.work / "ae"),
                        ld_hours=_training_time(run), params=sum(v.numel() for k, v in tensors.items()
                                                                  if k.startswith("model/denoiser_ema/")),
                        mib=target.stat().st_size / 2 ** 20, step=meta["step"], last=measured["samples"] - 1,
-                       steps=cfg.model.sampling_steps)
-    (SHIPPED / "card.md").write_text(card)
+                       steps=cfg.model.sampling_steps, hardware=args.hardware, torch_version=torch.__version__)
+    (args.shipped / "card.md").write_text(card)
     from brushwork.metrics.collection_index import build_index, write_shipped_index
     from brushwork.runs.builtin import INDEX_FOLDER
 
-    write_shipped_index(build_index(str(args.work / "data"), INDEX_SIDE), SHIPPED / INDEX_FOLDER,
+    write_shipped_index(build_index(str(args.work / "data"), INDEX_SIDE), args.shipped / INDEX_FOLDER,
                         "builtin:base training works")
-    (ROOT / "docs" / "base.md").write_text(card)
+    (args.docs / "base.md").write_text(card)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     print(f"packed {target} ({target.stat().st_size / 2**20:.1f} MiB); sha256 {digest}\n"
           f"set checkpoint_sha256 of 'base' in src/brushwork/runs/builtin.py to it")
@@ -247,7 +248,7 @@ checked work by work.
 
 ## How it was trained
 `python scripts/train_base.py` (stages resume; `--minutes M` trains in stretches), then
-`python scripts/train_base.py --stage pack`. Hardware: a 2-core CPU (no GPU), torch 2.x;
+`python scripts/train_base.py --stage pack`. Hardware: {hardware}, torch {torch_version};
 autoencoder {ae_hours:.2f} h, diffusion {ld_hours:.2f} h of training.
 
 ## Measured quality
@@ -277,6 +278,11 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, help="stop this stretch after so many minutes (resume later)")
     ap.add_argument("--stage", choices=["all", "data", "autoencoder", "diffusion", "measure", "pack"], default="all")
     ap.add_argument("--n", type=int, default=1000, help="samples measured")
+    ap.add_argument("--ae-steps", type=int, default=AE_STEPS, help="autoencoder steps (more on a GPU)")
+    ap.add_argument("--ld-steps", type=int, default=LD_STEPS, help="diffusion steps (more on a GPU)")
+    ap.add_argument("--shipped", type=Path, default=SHIPPED, help="where pack writes the built-in model")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs", help="where pack writes base.md and its grid")
+    ap.add_argument("--hardware", default="a 2-core CPU (no GPU)", help="what trained it, for the card")
     args = ap.parse_args()
     args.deadline = time.time() + args.minutes * 60 if args.minutes else None
     if not args.wikiart.is_dir():

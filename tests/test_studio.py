@@ -11,6 +11,7 @@ from PIL import Image
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
 from brushwork.provenance import read_record
+from brushwork.runs.builtin import installed
 from brushwork.ui.serve import ServeOptions, check_exposure, is_loopback, parse_auth
 from brushwork.ui.studio import Studio, StudioSettings, loss_rows
 from studio_runs import make_studio_folders, noise_image
@@ -42,8 +43,9 @@ def _pixels(path):
 
 def test_lists_runs_and_describes_them(studio):
     # runs that make images (the AdaIN run makes none of its own; the autoencoder reconstructs)
-    assert studio.run_names() == ["autoencoder", "diffusion", "gan", "latent", "vae"]
-    assert studio.run_names(("paint",)) == ["diffusion", "latent"]
+    shipped = ["builtin:base"] if installed("base") else []  # listed first when installed
+    assert studio.run_names() == [*shipped, "autoencoder", "diffusion", "gan", "latent", "vae"]
+    assert studio.run_names(("paint",)) == [*shipped, "diffusion", "latent"]
     assert studio.adain_runs() == ["adain"]
     gan = studio.describe_run("gan")
     assert gan["kind"] == "gan" and gan["conditional"] and len(gan["styles"]) >= 2

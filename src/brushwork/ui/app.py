@@ -87,8 +87,9 @@ def build_app(studio: Studio, device_jobs: int = 1) -> gr.Blocks:
         gr.Markdown(f"## brushwork studio\nRuns: `{s.runs.name}/` · data: `{s.data.name}/` · "
                     f"outputs: `{s.outputs.name}/`")
         with gr.Row():
-            run = gr.Dropdown(studio.run_names(), label="Run (GAN, VAE, diffusion or autoencoder)", scale=4,
-                              elem_id="run")
+            runs = studio.run_names()  # the built-in base first: Generate and Paint work before any training
+            run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run (GAN, VAE, diffusion or autoencoder)",
+                              scale=4, elem_id="run")
             refresh = gr.Button("Refresh runs", scale=1, elem_id="refresh-runs")
             run_info = gr.Markdown(elem_id="run-info")
         with gr.Tabs() as tabs:
