@@ -1,0 +1,201 @@
+"""Adapting brushwork's base to a style it never saw (impressionism), against training from scratch.
+
+    python benchmarks/adapt.py adapt --works 30,100,300            # LoRA and full fine-tuning, defaults
+    python benchmarks/adapt.py scratch --works 100 --minutes 60    # the same family from nothing
+    python benchmarks/adapt.py measure                              # every checkpoint of every run
+
+Data: ``wikiart128/impressionism``; every fourth file by sorted name (1,000) is held out, and the
+collections of 30, 100 and 300 works are nested draws from the rest. Each run is measured at its
+checkpoints (written every few minutes of training, so SWD can be plotted against minutes):
+
+- SWD of 500 samples (seeds 0-499, in the new style) against 500 held-out works, beside the floor
+  (the other 500 held-out works against the same 500);
+- precision/recall (8x8 thumbnails);
+- the copy check's COPY share, against the collection (its index) and against the base's training
+  works (the index shipped with it), as ``sample`` checks every image;
+- the style judge's share of samples placed in impressionism (a judge trained on the three styles'
+  works outside the held-out ones: baroque, romanticism, impressionism).
+
+From scratch: latent diffusion at 128 px in the base's own autoencoder (``--ae``, the
+autoencoder run ``scripts/train_base.py`` trained), unconditional, for ``--minutes`` alone on the
+machine. Every run's wall time is measured with nothing else running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from common import SHARED, report  # noqa: E402  (puts src/ on the path)
+from diffusion import floor, quality  # noqa: E402
+
+from brushwork.config import DiffusionConfig, RunConfig, TrainConfig, apply_overrides  # noqa: E402
+from brushwork.data.dataset import load_dataset  # noqa: E402
+from brushwork.imaging import save_grid, uint8_from_unit  # noqa: E402
+from brushwork.making.generate import load_model  # noqa: E402
+from brushwork.metrics.collection_index import build_index  # noqa: E402
+from brushwork.metrics.style_judge import load_or_train_judge  # noqa: E402
+from brushwork.originality_report import inherited_indexes  # noqa: E402
+from brushwork.runs.checkpoint import list_checkpoints  # noqa: E402
+from brushwork.training.families import ModelOptions, family  # noqa: E402
+from brushwork.training.latent import attach_autoencoder  # noqa: E402
+from brushwork.training.run import train_run  # noqa: E402
+
+STYLE = "impressionism"
+HELD_OUT_EVERY = 4  # every 4th impressionism file (1,000 of 4,000) is held out
+BATCH = 32
+CHECKPOINT_MINUTES = 2.0  # adapted runs are measured every this many minutes of training (scratch: 10)
+
+
+def impressionism(wikiart: Path) -> tuple[list[Path], list[Path]]:
+    """(the pool collections are drawn from, the held-out works): files by sorted name."""
+    files = sorted(p for p in (wikiart / STYLE).iterdir() if p.is_file())
+    held = [p for i, p in enumerate(files) if not i % HELD_OUT_EVERY]
+    pool = [p for i, p in enumerate(files) if i % HELD_OUT_EVERY]
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0)).tolist()
+    return [pool[i] for i in order], held
+
+
+def collection(out: Path, pool: list[Path], works: int) -> Path:
+    """A folder of ``works`` links (the first of the seeded pool order: nested collections) in a
+    style folder named impressionism, so the adapted model's new style has that name."""
+    folder = out / f"data-{works}"
+    if not folder.is_dir():
+        (folder / STYLE).mkdir(parents=True)
+        for path in pool[:works]:
+            (folder / STYLE / path.name).symlink_to(path.resolve())
+    return folder
+
+
+def _links(folder: Path, files: list[Path]) -> Path:
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        for path in files:
+            (folder / path.name).symlink_to(path.resolve())
+    return folder
+
+
+def adapt(args) -> dict:
+    """The base adapted to each collection with its defaults: LoRA and full fine-tuning."""
+    pool, _ = impressionism(args.wikiart)
+    rows = {}
+    for works in map(int, args.works.split(",")):
+        data = collection(args.out, pool, works)
+        for how in args.ways.split(","):
+            run = args.out / f"{how}-{works}"
+            model = family("diffusion").configure(ModelOptions(width=128, parent="builtin:base",
+                                                               adapter="lora" if how == "lora" else "",
+                                                               settings=args.set))
+            train = TrainConfig(data=str(data), batch_size=BATCH, steps=0, init_from="builtin:base", log_every=25,
+                                sample_every=10**6, ckpt_every=10**6, keep_checkpoints=100, device=args.device)
+            rows[run.name] = _timed(RunConfig(kind="diffusion", model=model, train=train), run, CHECKPOINT_MINUTES)
+    return rows
+
+
+def scratch(args) -> dict:
+    """Latent diffusion from nothing on each collection, in the base's autoencoder, for --minutes."""
+    pool, _ = impressionism(args.wikiart)
+    rows = {}
+    for works in map(int, args.works.split(",")):
+        data = collection(args.out, pool, works)
+        run = args.out / f"scratch-{works}"
+        model = attach_autoencoder(apply_overrides(DiffusionConfig(resolution=128), ["channel_mult=1,2,2", *args.set]),
+                                   args.ae)
+        train = TrainConfig(data=str(data), batch_size=BATCH, steps=10**9, log_every=100, sample_every=10**6,
+                            ckpt_every=10**6, keep_checkpoints=100, device=args.device)
+        rows[run.name] = _timed(RunConfig(kind="diffusion", model=model, train=train), run, 10.0,
+                                limit=args.minutes * 60)
+    return rows
+
+
+def _timed(run_cfg: RunConfig, run: Path, every_minutes: float, limit: float | None = None) -> dict:
+    """Train in stretches of ``every_minutes`` (a checkpoint kept after each, for the curve) until
+    the run's steps are done or ``limit`` seconds have passed; wall seconds per checkpoint."""
+    if run.exists():
+        shutil.rmtree(run)
+    seconds, marks = 0.0, {}
+    while True:
+        stretch = every_minutes * 60 if limit is None else min(every_minutes * 60, limit - seconds)
+        t0 = time.perf_counter()
+        trainer = train_run(run_cfg, run, resume=bool(marks), quiet=True, time_limit=stretch)
+        seconds += time.perf_counter() - t0
+        marks[trainer.step] = round(seconds, 1)
+        run_cfg.train.steps = json.loads((run / "config.json").read_text())["train"]["steps"]  # as chosen
+        if trainer.step >= run_cfg.train.steps or (limit is not None and seconds >= limit - 1):
+            break
+    (run / "wall_seconds.json").write_text(json.dumps(marks))
+    return {"steps": trainer.step, "seconds": round(seconds, 1), "checkpoints": marks}
+
+
+def measure(args) -> dict:
+    """Every run's checkpoints against the held-out works (see the module's docstring)."""
+    pool, held_files = impressionism(args.wikiart)
+    held = load_dataset(str(_links(args.out / "held-out" / STYLE, held_files)), 128, progress=False)
+    half = len(held) // 2
+    reference, other = held.images[:half], held.images[half:2 * half]
+    judge_data = load_dataset(str(_judge_folder(args, held_files)), 128, progress=False)
+    judge = load_or_train_judge(judge_data, torch.device(args.device))
+    new_style = judge_data.label_names.index(STYLE)
+    result = {"floor": floor(other, reference, "cpu")}
+    for wall in sorted(args.out.glob("*/wall_seconds.json")):
+        run = wall.parent
+        works = int(run.name.rsplit("-", 1)[1])
+        index = build_index(str(args.out / f"data-{works}"), 128, progress=False)
+        own = load_dataset(str(args.out / f"data-{works}"), 128, progress=False).images
+        marks = {int(k): v for k, v in json.loads(wall.read_text()).items()}
+        rows = []
+        for step, path in list_checkpoints(run):
+            model = load_model(run, args.device, path)
+            samples = torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(args.n, s + 50)))))
+                                 for s in range(0, args.n, 50)])
+            row = {"step": step, "seconds": marks.get(step), **quality(samples, reference, own, "cpu", index)}
+            base_works = inherited_indexes(model)
+            if base_works:
+                verdicts = base_works[0].check(samples)
+                row["copy_rate_base_works"] = round(sum(v["verdict"] == "COPY" for v in verdicts) / len(samples), 4)
+            row["judged_new_style"] = round(float((judge.probabilities(samples, args.device).argmax(1)
+                                                   == new_style).float().mean()), 4)
+            row["saved_mib"] = round(path.stat().st_size / 2 ** 20, 2)
+            rows.append(row)
+            print(json.dumps({run.name: row}), flush=True)
+        save_grid(samples[:32].float() / 127.5 - 1, args.out / f"{run.name}-grid.png", 8)
+        result[run.name] = rows
+    return result
+
+
+def _judge_folder(args, held_files: list[Path]) -> Path:
+    """The style judge's works: baroque, romanticism and the impressionism works not held out."""
+    folder = args.out / "judge"
+    held = {p.name for p in held_files}
+    for style in ("baroque", "romanticism", STYLE):
+        files = [p for p in sorted((args.wikiart / style).iterdir()) if style != STYLE or p.name not in held]
+        _links(folder / style, files[:2000])
+    return folder
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["adapt", "scratch", "measure"])
+    ap.add_argument("--wikiart", type=Path, default=SHARED / "wikiart128")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/brushwork-bench/adapt"))
+    ap.add_argument("--works", default="30,100,300")
+    ap.add_argument("--ways", default="lora,full", help="adapt: lora, full or both")
+    ap.add_argument("--minutes", type=float, default=60, help="scratch: wall minutes alone on the machine")
+    ap.add_argument("--ae", default="/tmp/brushwork-base/ae", help="scratch: the base's autoencoder run")
+    ap.add_argument("--n", type=int, default=500, help="samples measured per checkpoint")
+    ap.add_argument("--set", action="append", default=[], help="model setting key=value (e.g. pairwise=1)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", help="append the result to this JSON-lines file")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"adapt": adapt, "scratch": scratch, "measure": measure}[args.command](args)
+    report({"benchmark": f"adapt-{args.command}", **result}, args.json)
+
+
+if __name__ == "__main__":
+    main()
