@@ -1,10 +1,11 @@
-"""Compose the README's picture from a demo folder, each panel enlarged x2 (nearest neighbour, so
-32 px works stay crisp):
+"""Compose the README's picture from a demo folder: the base's 128 px panels on top as they are,
+the 32 px panels below enlarged x2 (nearest neighbour, so they stay crisp):
 
     .venv/bin/python scripts/gallery.py brushwork-demo docs/gallery.png
 """
 
 import sys
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -13,19 +14,23 @@ BACKGROUND = (249, 248, 244)
 LEFT = [("built-in training art, a row per style", "training_art"),
         ("new works from a style-conditional GAN, seeds 0-7 per style (1,500 steps, CPU)", "styles"),
         ("style mix: grid blending into circles", "mix")]
+TOP = [("builtin:base, before any training: 128 px works learned from public-domain paintings "
+        "(baroque, then romanticism)", "base"),
+       ("the base paints the sketch (strength 0.5, then 0.8), a row per style", "base-painted"),
+       ("the base adapted to the built-in art with LoRA in minutes, a row per new style", "adapted")]
 RIGHT = [("a crude sketch (sky, sun, hill)", "sketch"),
          ("painted by a diffusion model of the same art, a row per style: strength 0.5, then 0.8", "painted"),
          ("a work, its centre masked, six repaintings: the rest is the work's own", "inpainted"),
          ("creative mode (CAN): works the critic cannot place in any learned style", "creative")]
 
 
-def column(folder: str, panels: list[tuple[str, str]]) -> Image.Image:
+def column(folder: str, panels: list[tuple[str, str]], scale: int = SCALE) -> Image.Image:
     """Titled panels one above the other."""
     font = ImageFont.load_default(size=13)
     images = []
     for _, name in panels:
         image = Image.open(f"{folder}/{name}.png").convert("RGB")
-        images.append(image.resize((image.width * SCALE, image.height * SCALE), Image.NEAREST))
+        images.append(image.resize((image.width * scale, image.height * scale), Image.NEAREST))
     out = Image.new("RGB", (max(i.width for i in images), sum(22 + i.height + 14 for i in images)), BACKGROUND)
     draw, y = ImageDraw.Draw(out), 0
     for (title, _), image in zip(panels, images):
@@ -37,9 +42,14 @@ def column(folder: str, panels: list[tuple[str, str]]) -> Image.Image:
 
 def main(folder: str, path: str) -> None:
     left, right = column(folder, LEFT), column(folder, RIGHT)
-    page = Image.new("RGB", (left.width + right.width + 60, max(left.height, right.height) + 20), BACKGROUND)
-    page.paste(left, (16, 10))
-    page.paste(right, (left.width + 44, 10))
+    top = column(folder, TOP, scale=1) if all(Path(folder, f"{n}.png").is_file() for _, n in TOP) else None
+    width = max(left.width + right.width + 60, (top.width + 32) if top else 0)
+    below = top.height + 20 if top else 0
+    page = Image.new("RGB", (width, below + max(left.height, right.height) + 20), BACKGROUND)
+    if top:
+        page.paste(top, (16, 10))
+    page.paste(left, (16, below + 10))
+    page.paste(right, (left.width + 44, below + 10))
     page.save(path, optimize=True)
 
 

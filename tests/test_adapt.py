@@ -265,3 +265,40 @@ def test_copies_of_the_bases_training_works_are_found_in_adapted_models(installe
                                                                  judge.index.spec}
     base_judge = run_judge(load_model("builtin:base", "cpu"))  # the base itself: its own works
     assert base_judge(planted[None])[0]["verdict"] == "COPY"
+
+
+# ---- the shipped base itself (skipped on a slim install without its files) -------------------------
+def _shipped_base():
+    import os
+
+    if os.environ.get("BRUSHWORK_BUILTIN_MODELS") or not builtin.installed("base"):
+        pytest.skip("builtin:base is not installed in this checkout (a slim install)")
+    return builtin.models_root() / "base"
+
+
+def test_the_shipped_base_matches_its_hash_and_budget():
+    folder = _shipped_base()
+    assert builtin._file_sha256(latest_checkpoint(folder)) == builtin.BUILTIN_MODELS["base"].checkpoint_sha256
+    assert builtin.resolve_run("builtin:base") == folder
+    shipped = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert shipped <= 64 * 2 ** 20, f"{shipped / 2**20:.1f} MiB shipped for the base"
+    assert (folder / "card.md").read_text().startswith("# Model card")
+
+
+def test_sampling_the_shipped_base_in_a_fresh_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _shipped_base()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRUSHWORK")}
+    env |= {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "brushwork", "sample", "builtin:base", "--seeds", "0-1", "--steps",
+                           "4", "--style", "romanticism", "--out", str(tmp_path / "img")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = Image.open(tmp_path / "img" / "seed0001.png")
+    assert image.size == (128, 128)
+    record = json.loads(image.text["brushwork"])
+    assert record["model_name"] == "builtin:base" and record["style"] == "romanticism"
+    assert record["originality"]["checked"][0]["collection"] == "builtin:base training works"

@@ -25,6 +25,9 @@ from brushwork.making.generate import load_model
 from brushwork.imaging import save_figure, save_grid, unit_from_uint8
 from brushwork.latents import latents_for_seeds
 from brushwork.models.vgg import imagenet_weights_cached
+from brushwork.runs.builtin import installed
+from brushwork.runs.directory import read_run_config
+from brushwork.training.families import ModelOptions, family
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.run import train_run
 from brushwork.utils import atomic_write, ensure_dir, resolve_device
@@ -96,7 +99,8 @@ def crude_sketch(size: int = 32):
 SIDES = {"left": 0, "right": 0, "top": 0, "bottom": 0}  # no canvas widening
 
 
-def _sketch_rows(model, out: Path, seeds: list[int], name: str = "painted.png") -> Path:
+def _sketch_rows(model, out: Path, seeds: list[int], name: str = "painted.png", sketch_name: str = "sketch.png"
+                 ) -> Path:
     """One row per style: the crude sketch painted at each of PAINT_STRENGTHS (half a row each)."""
     import numpy as np
     from PIL import Image
@@ -104,10 +108,10 @@ def _sketch_rows(model, out: Path, seeds: list[int], name: str = "painted.png") 
     from brushwork.making.paint import PaintInputs, paint
 
     sketch = np.asarray(crude_sketch(model.config.model.resolution)).copy()
-    Image.fromarray(sketch).save(out / f"sketch{model.config.model.resolution}.png")
+    Image.fromarray(sketch).save(out / sketch_name)
     rows = []
-    for style in model.style_names:
-        for strength in PAINT_STRENGTHS:
+    for style in getattr(model.config.model, "default_styles", None) or model.style_names:  # an adapted
+        for strength in PAINT_STRENGTHS:                                                  # model's own
             rows.append(paint(model, PaintInputs(sketch, None, "", None, SIDES), seeds[:COLUMNS // 2], strength,
                               style=style))
     painted = torch.from_numpy(np.concatenate(rows)).permute(0, 3, 1, 2)
@@ -247,7 +251,13 @@ def estimate_minutes(device: torch.device, cond_steps: int, creative_steps: int,
     batch = torch.rand(64, 3, res, res, device=device) * 2 - 1
     labels = torch.arange(64, device=device) % 5
     gan = _step_seconds(GANTask(gan_cfg, device), batch, labels)
-    diff = _step_seconds(DiffusionTask(diff_cfg, device), batch[:, :, :32, :32], labels)
+    if installed("base"):  # adapting the base: a step of its denoiser on a batch of latents
+        diff_cfg = read_run_config(BASE).model
+        diff_cfg.num_styles += 5
+        latents = torch.randn(ADAPT_BATCH, *diff_cfg.space, device=device)
+        diff = _step_seconds(DiffusionTask(diff_cfg, device), latents, labels[:ADAPT_BATCH] + 2, repeats=2)
+    else:
+        diff = _step_seconds(DiffusionTask(diff_cfg, device), batch[:, :, :32, :32], labels)
     torch.set_rng_state(torch_state)
     # measuring (style judge, samples) took about as long as 600 GAN steps on the reference machine
     return ((cond_steps + creative_steps + 600) * gan + paint_steps * diff) / 60
@@ -257,29 +267,27 @@ BASE = "builtin:base"
 ADAPT_DATA = "builtin:abstract:8"  # 8 works of each built-in style: 40 works, five styles the base never saw
 ADAPT_STEPS = 150  # LoRA steps of batch 32 (4,800 images, 120 passes)
 ADAPT_RANK = 8
+ADAPT_BATCH = 32
 BASE_SAMPLING = {"steps": 16, "guidance": 2.0}  # half the default steps: the demo's pictures in seconds
 
 
-def base_sections(out: Path, dev: torch.device) -> list[tuple[str, str, str]]:
-    """The shipped base before any training: a row of works per style, the sketch painted in its
-    styles, and the base adapted to the built-in art with LoRA (ADAPT_STEPS steps). Empty, with a
-    line, when the base is not installed."""
-    from brushwork.runs.builtin import installed
-    from brushwork.training.families import ModelOptions, family
-
+def base_sections(out: Path, dev: torch.device, steps: int = ADAPT_STEPS) -> tuple[list[tuple[str, str, str]], object]:
+    """(sections, the adapted model): the shipped base before any training (a row of works per
+    style, the sketch painted in its styles) and the base adapted to the built-in art with LoRA
+    (ADAPT_STEPS steps). ([], None), with a line, when the base is not installed."""
     if not installed("base"):
-        print(f"{BASE} is not installed (a slim install): the demo skips it", file=sys.stderr)
-        return []
+        print(f"{BASE} is not installed (a slim install): the demo trains its own painter instead", file=sys.stderr)
+        return [], None
     base = load_model(BASE, str(dev)).using(sampling=BASE_SAMPLING)
     seeds = list(range(COLUMNS))
     print(f"making works with {BASE}", file=sys.stderr, flush=True)
     save_grid(torch.cat([base.generate_seeds(seeds, style=name) for name in base.style_names]), out / "base.png",
               COLUMNS)
-    _sketch_rows(base, out, seeds, "base-painted.png")
+    _sketch_rows(base, out, seeds, "base-painted.png", "base-sketch.png")
     model = family("diffusion").configure(ModelOptions(width=base.config.model.resolution, parent=BASE,
                                                        adapter="lora", rank=ADAPT_RANK))
-    train = TrainConfig(data=ADAPT_DATA, batch_size=32, steps=ADAPT_STEPS, log_every=25, sample_every=10**6,
-                        ckpt_every=ADAPT_STEPS, init_from=BASE, device=str(dev))
+    train = TrainConfig(data=ADAPT_DATA, batch_size=ADAPT_BATCH, steps=steps, log_every=25, sample_every=10**6,
+                        ckpt_every=steps, init_from=BASE, device=str(dev))
     adapted_dir = _train(RunConfig(kind="diffusion", model=model, train=train), out / "adapted",
                          f"base adapted to the built-in art ({BASE}, LoRA)")
     adapted = load_model(adapted_dir, str(dev)).using(sampling=BASE_SAMPLING)
@@ -292,10 +300,10 @@ def base_sections(out: Path, dev: torch.device) -> list[tuple[str, str, str]]:
          "base.png"),
         ("The base paints a sketch", f"The crude sketch painted by {BASE} in each style, four seeds at strength "
          f"{PAINT_STRENGTHS[0]}, then four at {PAINT_STRENGTHS[1]}.", "base-painted.png"),
-        ("The base adapted to the built-in art", f"LoRA adapters of rank {ADAPT_RANK} learned in {ADAPT_STEPS} "
+        ("The base adapted to the built-in art", f"LoRA adapters of rank {ADAPT_RANK} learned in {steps} "
          f"steps from 40 works it never saw; seeds 0-7 in each new style ({', '.join(new_styles)}).",
          "adapted.png"),
-    ]
+    ], adapted
 
 
 def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
@@ -306,14 +314,23 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     steps = steps or CONDITIONAL_STEPS
     creative_steps = max(1, int(steps * CREATIVE_SHARE))
     paint_steps = max(1, int(steps * DIFFUSION_STEPS / CONDITIONAL_STEPS))
-    print(f"the demo trains three small models ({steps:,} + {creative_steps:,} + {paint_steps:,} steps) and "
-          f"measures them: about {estimate_minutes(dev, steps, creative_steps, paint_steps):.0f} minutes "
-          f"on this machine as busy as it is now", file=sys.stderr, flush=True)
-    from_base = base_sections(out, dev)
+    adapt_steps = max(1, int(steps * ADAPT_STEPS / CONDITIONAL_STEPS))
+    third = (f"adapts {BASE} to it ({adapt_steps:,} LoRA steps)" if installed("base") else
+             f"trains a small painter ({paint_steps:,} diffusion steps)")
+    minutes = estimate_minutes(dev, steps, creative_steps, adapt_steps if installed("base") else paint_steps)
+    print(f"the demo learns the built-in art with two small GANs ({steps:,} + {creative_steps:,} steps), {third} "
+          f"and measures them: about {minutes:.0f} minutes on this machine as busy as it is now",
+          file=sys.stderr, flush=True)
+    from_base, adapted = base_sections(out, dev, adapt_steps)
     cond_cfg = demo_config(dev, steps, "conditional")
-    cond_dir = _train(cond_cfg, out / "run", "1/3 style-conditional")
-    creative_dir = _train(demo_config(dev, creative_steps, "creative"), out / "creative", "2/3 creative")
-    paint_dir = _train(diffusion_demo_config(dev, paint_steps), out / "paint", "3/3 diffusion (painting)")
+    cond_dir = _train(cond_cfg, out / "run", "style-conditional GAN")
+    creative_dir = _train(demo_config(dev, creative_steps, "creative"), out / "creative", "creative GAN")
+    if adapted is not None:  # the adapted base paints the built-in styles at 128 px
+        painter, painted_by = adapted, f"The base adapted to the same art ({adapted.step:,} LoRA steps)"
+    else:  # a slim install: a small diffusion model of the art, trained here
+        paint_dir = _train(diffusion_demo_config(dev, paint_steps), out / "paint", "diffusion (painting)")
+        painter = load_model(paint_dir, str(dev)).using(sampling={"guidance": PAINT_GUIDANCE})
+        painted_by = f"A diffusion model of the same art ({painter.step:,} steps)"
 
     cond, creative = load_model(cond_dir, str(dev)), load_model(creative_dir, str(dev))
     names, seeds = cond.style_names, list(range(COLUMNS))
@@ -322,7 +339,6 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
     save_grid(_mix_row(cond, seeds), out / "mix.png", COLUMNS)
     save_grid(creative.generate_seeds(seeds), out / "creative.png", COLUMNS)
     write_walk(cond, [7], 60, out / "walk.gif", fps=15, loop=True, styles=names)
-    painter = load_model(paint_dir, str(dev)).using(sampling={"guidance": PAINT_GUIDANCE})
     _paint_rows(painter, out, seeds)
     real = load_dataset(DATA, cond_cfg.model.resolution, progress=False)
     picks = torch.cat([(real.labels == k).nonzero().flatten()[:COLUMNS] for k in range(len(names))])
@@ -341,7 +357,7 @@ def run_demo(out: Path, device: str = "auto", steps: int | None = None) -> Path:
          f"rewarded for works the critic cannot place in any learned style.", "creative.png"),
         ("One seed walking through the styles", "Seed 7 blended from style to style, looping.",
          "walk.gif"),
-        ("Painting a sketch in each style", f"A diffusion model of the same art ({painter.step:,} steps) "
+        ("Painting a sketch in each style", f"{painted_by} "
          f"paints the crude sketch (sky, sun, hill; sketch.png), a row per style: four seeds at strength "
          f"{PAINT_STRENGTHS[0]} (the sketch's composition kept), then four at {PAINT_STRENGTHS[1]} "
          f"(mostly the style's own).", "painted.png"),

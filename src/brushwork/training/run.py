@@ -183,8 +183,8 @@ def _train_locked(run_cfg: RunConfig, run_dir: Path, resume: bool, quiet: bool,
     model_cfg, train_cfg = run_cfg.model, run_cfg.train
     fam = run_family(run_cfg)
     parenting = _parenting(fam, run_cfg)
-    if parenting and not resume:  # an unsuitable parent is refused before anything is written
-        parenting.check(run_cfg)
+    if parenting and latest_checkpoint(run_dir) is None:  # an unsuitable parent is refused before anything
+        parenting.check(run_cfg)                            # is written
     model_cfg.validate()
     train_cfg.validate()
     ds = _load_data(run_cfg, quiet, world)
