@@ -199,7 +199,8 @@ def pack(args) -> None:
     grid = _samples(args.work / "base", 16, args.device)
     (args.docs / "img").mkdir(parents=True, exist_ok=True)
     save_grid(grid.float() / 127.5 - 1, args.docs / "img" / "base-grid.png", 8)
-    card = CARD.format(works=sum(files["training_works"].values()), per_style=files["training_works"],
+    per_style = ", ".join(f"{style} {n:,}" for style, n in files["training_works"].items())
+    card = CARD.format(works=sum(files["training_works"].values()), per_style=per_style,
                        list_hash=files["file_list_sha256"], held=len(files["held_out"]), m=measured,
                        ae_steps=args.ae_steps, ld_steps=args.ld_steps, ae_hours=_training_time(args.work / "ae"),
                        ld_hours=_training_time(run), params=sum(v.numel() for k, v in tensors.items()
@@ -252,8 +253,9 @@ checked work by work.
 autoencoder {ae_hours:.2f} h, diffusion {ld_hours:.2f} h of training.
 
 ## Measured quality
-{m[samples]} samples (seeds 0-{last}, default sampling: {steps} steps) against {m[held_out]:,} held-out works of its
-styles; the floor is {m[samples]} of its training works against the same held-out works.
+{m[samples]:,} samples (seeds 0-{last}, default sampling: {steps} steps; seed s asks for style s mod 2)
+against {m[held_out]:,} held-out works of its styles; the floor is {m[samples]:,} of its training works
+against the same held-out works (per style: half as many of each).
 
 | measure | samples | floor |
 |---|---|---|

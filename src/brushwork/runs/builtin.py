@@ -37,7 +37,7 @@ class BuiltinModel:
 BUILTIN_MODELS: dict[str, BuiltinModel] = {m.name: m for m in (
     BuiltinModel("base", "latent diffusion at 128 px learned from 8,000 public-domain baroque and "
                  "romantic paintings (WikiArt); adapt it with: brushwork train diffusion --from builtin:base",
-                 checkpoint_sha256="",
+                 checkpoint_sha256="43e792a1278b6e34691cbb0e8d9a2071b58a6d67cc3adf3cd1efd16ead13e654",
                  licence="training works: public-domain paintings (WikiArt baroque and romanticism; no living artist's work)"),
 )}
 
