@@ -177,9 +177,9 @@ def pack(args) -> None:
     from safetensors.torch import save
 
     from brushwork.imaging import save_grid
-    from brushwork.runs.checkpoint import latest_checkpoint, read_checkpoint
+    from brushwork.runs.checkpoint import latest_checkpoint, module_state, read_checkpoint
     from brushwork.runs.directory import read_run_config
-    from brushwork.utils import atomic_write
+    from brushwork.utils import atomic_write, tensors_hash
 
     run = args.work / "base"
     cfg = read_run_config(run)
@@ -191,7 +191,8 @@ def pack(args) -> None:
         old.unlink()
     target = args.shipped / "checkpoints" / path.name
     atomic_write(target, save(shipped, metadata={"brushwork": json.dumps({"step": meta["step"], "info": {}})}))
-    cfg.model.autoencoder = "builtin:base"  # its autoencoder travels in its checkpoint
+    cfg.model.autoencoder = "builtin:base"  # its autoencoder travels in its checkpoint, as shipped (float16)
+    cfg.model.autoencoder_hash = tensors_hash(module_state(shipped, "autoencoder"))
     cfg.train.data, cfg.train.cache_dir, cfg.train.device = "", "", "auto"
     atomic_write(args.shipped / "config.json", cfg.to_json().encode())
     files = json.loads((args.work / "files.json").read_text())

@@ -946,8 +946,8 @@ def _add_misc_parsers(sub) -> None:
     p.add_argument("name", nargs="?", help="show this model's card")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("demo", help="learn the built-in art's styles and write a gallery "
-                       "(about 3 minutes on a 2-core CPU)")
+    p = sub.add_parser("demo", help="show the shipped base, adapt it to the built-in art, learn that art with two GANs and write a gallery "
+                       "(about 5 minutes on a 2-core CPU)")
     p.add_argument("--out", default="brushwork-demo")
     p.add_argument("--steps", type=COUNT, help="steps of the conditional model (default 1500; the "
                    "creative model trains 2/3 as many)")

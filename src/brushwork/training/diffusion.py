@@ -24,11 +24,13 @@ from brushwork.models.autoencoder import PixelCodec
 from brushwork.models.diffusion import Denoiser, loss_weight
 from brushwork.models.samplers import karras_sigmas, sample_images
 from brushwork.styles import seed_styles
-from brushwork.training.adapters import AdapterView, add_lora
+from brushwork.training.adapters import STYLE_TENSORS, AdapterView, add_lora
 from brushwork.training.distributed import SINGLE, World, ddp, normal_rows
 from brushwork.training.ema import EMA
 from brushwork.training.optim import autocast_context, make_adam, use_bf16
 
+ADAPTED_STYLE_LR = 10.0  # style vectors' learning rate, x the run's, when adapting a parent (textual
+# inversion trains a new token's embedding at ~5e-3: alone, a new style barely left "no style" in 150 steps)
 PREVIEW_SEEDS = 32  # images in each training sample grid (seeds 0..31; a row of 8 per style)
 
 
@@ -57,6 +59,10 @@ class DiffusionTask:
         self.net_step = ddp(self.net, world, device)  # averages gradients under torchrun
         self.ema = EMA(self.net, cfg.ema_halflife_kimg, cfg.ema_rampup)
         trained = [p for p in self.net.parameters() if p.requires_grad]
+        if start is not None:  # adapting: a new style's vector starts at "no style" and has far to go
+            styles = [p for n, p in self.net.named_parameters() if p.requires_grad and n in STYLE_TENSORS]
+            trained = [{"params": [p for p in trained if all(p is not q for q in styles)]},
+                       {"params": styles, "lr_scale": ADAPTED_STYLE_LR}]
         self.opt = make_adam(trained, cfg.lr, cfg.beta1, cfg.beta2, device)
         self.bf16 = use_bf16(cfg.mixed_precision, device)
         self.preview_columns = 8
@@ -84,7 +90,8 @@ class DiffusionTask:
         cfg, batch = self.cfg, real.shape[0]
         global_batch = batch * self.world.size
         for group in self.opt.param_groups:  # linear warm-up of the learning rate
-            group["lr"] = cfg.lr * min(1.0, step * global_batch / max(cfg.lr_rampup_kimg * 1000, 1e-8))
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * min(1.0, step * global_batch /
+                                                                   max(cfg.lr_rampup_kimg * 1000, 1e-8))
         sigma = (cfg.p_mean + cfg.p_std * normal_rows(self.world, (batch,), self.device)).exp()  # [B]
         noise = normal_rows(self.world, tuple(real.shape), self.device)
         style = None
