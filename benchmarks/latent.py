@@ -109,13 +109,19 @@ def extend(run: Path, data: str, args) -> dict:
     return {**row, "from_steps": done, "minutes_equivalent": args.extend_to}
 
 
-def cmd_versus(args) -> dict:
-    out = Path(args.out)
+def _collection(args):
+    """(training works, held-out works, the training folder, its copy-check index): the split every
+    comparison shares, the training works written once as a folder (what ``train --data`` reads)."""
     train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
-    data = out / "data" / "train"
+    data = Path(args.out) / "data" / "train"
     if not data.is_dir():
         save_images_folder(train.images, data)
-    index = build_index(str(data), args.res, progress=False)
+    return train, held_out, data, build_index(str(data), args.res, progress=False)
+
+
+def cmd_versus(args) -> dict:
+    out = Path(args.out)
+    train, held_out, data, index = _collection(args)
     result = {"benchmark": "latent-vs-pixel", "res": args.res, "train": len(train), "held_out": len(held_out),
               "minutes": args.minutes, "n": args.n,
               "floor": floor(train.images, held_out.images[:args.n], "cpu")}  # real vs real at the same count
@@ -154,11 +160,7 @@ def cmd_threeways(args) -> dict:
     from brushwork.making.upscale import load_upscaler, upscale_tensor
 
     out = Path(args.out)
-    train, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
-    data = out / "data" / "train"
-    if not data.is_dir():
-        save_images_folder(train.images, data)
-    index = build_index(str(data), args.res, progress=False)
+    train, held_out, data, index = _collection(args)
     half = args.minutes * 30  # seconds: half the route's time
     runs = {"gan": (out / "three-gan", "gan", gan_config(args.res), 2 * half, 32),
             "pixel32": (out / "three-pixel32", "diffusion", apply_overrides(DiffusionConfig(resolution=32), []),
