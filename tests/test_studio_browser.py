@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from brushwork.provenance import read_record
+from brushwork.runs.builtin import installed
 from studio_runs import make_studio_folders, noise_image
 
 CHROMIUM = os.environ.get("BRUSHWORK_CHROMIUM", "/usr/bin/chromium")
@@ -356,15 +357,19 @@ def test_a_full_queue_gives_a_readable_message_and_stop_still_works(server, brow
 
 
 # Every tab's main action with every kind of run: its result, or one line saying which run it needs.
+PAINTERS = ", ".join([*(["builtin:base"] if installed("base") else []), "diffusion", "latent"])
 TAB_RESULTS = {  # run -> tab -> the result expected, or the words of the refusal
     "gan": {"Generate": "result", "Explore": "result", "Reproduce": "result",
-            "Paint": "gan is a gan run; painting needs a diffusion run (in the run list: diffusion, latent)"},
+            "Paint": f"gan is a gan run; painting needs a diffusion run (in the run list: {PAINTERS})"},
     "vae": {"Generate": "result", "Explore": "result", "Reproduce": "result",
             "Paint": "vae is a vae run; painting needs a diffusion run"},
     "diffusion": {"Generate": "result", "Explore": "result", "Paint": "result",
                   "Reproduce": "a diffusion run has no latent to project an artwork into"},
     "latent": {"Generate": "result", "Explore": "result", "Paint": "result",
                "Reproduce": "a diffusion run has no latent to project an artwork into"},
+    **({"builtin:base": {"Generate": "result", "Explore": "result", "Paint": "result",  # before any training
+                         "Reproduce": "a diffusion run has no latent to project an artwork into"}}
+       if installed("base") else {}),
     "autoencoder": {"Reproduce": "result", "Generate": "not a gan, vae or diffusion run",
                     "Explore": "not a gan, vae or diffusion run",
                     "Paint": "autoencoder is an autoencoder run; painting needs a diffusion run"},
@@ -394,7 +399,7 @@ def test_every_tab_with_every_kind_of_run(server, browser, run):
     page.set_default_timeout(TIMEOUT)
     page.goto(server["url"])
     page.wait_for_selector("#run-info")
-    _choose_run(page, run, "DIFFUSION" if run == "latent" else run.upper())
+    _choose_run(page, run, "DIFFUSION" if run in ("latent", "builtin:base") else run.upper())
     for tab, expected in TAB_RESULTS[run].items():
         _tab(page, tab)
         if tab == "Reproduce":
