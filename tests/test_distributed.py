@@ -103,6 +103,9 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path):
     assert "brushwork: error" not in two.stderr
 
 
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"  # retried once: not a result
+
+
 @pytest.mark.parametrize("preset, overrides", [("fastgan", []), ("modern", ["creative=True", "num_styles=3"])],
                          ids=["fastgan", "modern-creative"])
 def test_two_processes_average_the_gradients_of_one_process(tmp_path, preset, overrides):
@@ -112,9 +115,12 @@ def test_two_processes_average_the_gradients_of_one_process(tmp_path, preset, ov
     helper = Path(__file__).with_name("ddp_gradients.py")
     env = {**_env(), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     for procs, out in ((1, "one"), (2, "two")):
-        done = subprocess.run([*_python(procs), str(helper), preset, str(tmp_path / f"{out}.safetensors"),
-                               *overrides],
-                              env=env, capture_output=True, text=True, timeout=300)
+        for attempt in range(2):  # gloo's teardown has aborted a finished process twice in full CI runs
+            done = subprocess.run([*_python(procs), str(helper), preset, str(tmp_path / f"{out}.safetensors"),
+                                   *overrides],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0 or GLOO_TEARDOWN_ABORT not in done.stderr:
+                break
         assert done.returncode == 0, done.stderr[-3000:]
     one, two = load_file(tmp_path / "one.safetensors"), load_file(tmp_path / "two.safetensors")
     assert one.keys() == two.keys()
