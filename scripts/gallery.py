@@ -12,16 +12,15 @@ from PIL import Image, ImageDraw, ImageFont
 SCALE = 2
 BACKGROUND = (249, 248, 244)
 LEFT = [("built-in training art, a row per style", "training_art"),
-        ("new works from a style-conditional GAN, seeds 0-7 per style (1,500 steps, CPU)", "styles"),
-        ("style mix: grid blending into circles", "mix")]
+        ("new works from a style-conditional GAN, seeds 0-7 per style (1,500 steps, CPU)", "styles")]
+RIGHT = [("style mix: grid blending into circles", "mix"),
+         ("creative mode (CAN): works the critic cannot place in any learned style", "creative")]
 TOP = [("builtin:base, before any training: 128 px works learned from public-domain paintings "
         "(baroque, then romanticism)", "base"),
-       ("the base paints the sketch (strength 0.5, then 0.8), a row per style", "base-painted"),
-       ("the base adapted to the built-in art with LoRA in minutes, a row per new style", "adapted")]
-RIGHT = [("a crude sketch (sky, sun, hill)", "sketch"),
-         ("painted by a diffusion model of the same art, a row per style: strength 0.5, then 0.8", "painted"),
-         ("a work, its centre masked, six repaintings: the rest is the work's own", "inpainted"),
-         ("creative mode (CAN): works the critic cannot place in any learned style", "creative")]
+       ("the base paints a crude sketch (strength 0.5, then 0.8), a row per style", "base-painted"),
+       ("the base adapted to the built-in art with LoRA in minutes, a row per new style", "adapted"),
+       ("the adapted base paints the sketch in each new style: strength 0.5, then 0.8", "painted"),
+       ("a work, its centre masked, six repaintings by the adapted base: the rest is the work's own", "inpainted")]
 
 
 def column(folder: str, panels: list[tuple[str, str]], scale: int = SCALE) -> Image.Image:
@@ -50,7 +49,8 @@ def main(folder: str, path: str) -> None:
         page.paste(top, (16, 10))
     page.paste(left, (16, below + 10))
     page.paste(right, (left.width + 44, below + 10))
-    page.save(path, optimize=True)
+    # 256 colours: the picture stays under 2 MiB in the repository, and these works have few
+    page.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 if __name__ == "__main__":
