@@ -19,7 +19,9 @@ a stage is done, so the model is the same whatever the machine):
                training works against the same held-out ones), per style; the copy check's
                COPY share against the training works
   pack         the shipped folder: config.json, one checkpoint with only the sampling weights
-               (EMA denoiser and autoencoder), card.md, grid.png, the copy check's index
+               (EMA denoiser and autoencoder), card.md, grid.png
+  index        the copy check's index of the training works beside it (32 px thumbnails: data, so
+               git-ignored and built where ../shared/data is, never shipped)
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ AE_STEPS, AE_BATCH = 2000, 16
 LD_STEPS, LD_BATCH = 5500, 32
 LD_SETTINGS = ["channel_mult=1,2,2"]  # 32x32 latents: levels at 32, 16 and 8
 SHIPPED = ROOT / "src" / "brushwork" / "builtin_models" / "base"
-INDEX_SIDE = 32  # the copy check's index of the training works ships as 32 px thumbnails (7,000 x 3 KB):
-# its checks work at 8-32 px (retrieval thumbnails, verification, region windows) and at 128 px
-# the works would not fit the 64 MB the base may take
+INDEX_SIDE = 32  # the copy check's index of the training works holds 32 px thumbnails (7,000 x 3 KB):
+# its checks work at 8-32 px (retrieval thumbnails, verification, region windows)
 
 
 def split_files(wikiart: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -209,11 +210,6 @@ def pack(args) -> None:
                        mib=target.stat().st_size / 2 ** 20, step=meta["step"], last=measured["samples"] - 1,
                        steps=cfg.model.sampling_steps, hardware=args.hardware, torch_version=torch.__version__)
     (args.shipped / "card.md").write_text(card)
-    from brushwork.metrics.collection_index import build_index, write_shipped_index
-    from brushwork.runs.builtin import INDEX_FOLDER
-
-    write_shipped_index(build_index(str(args.work / "data"), INDEX_SIDE), args.shipped / INDEX_FOLDER,
-                        "builtin:base training works")
     (args.docs / "base.md").write_text(card)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     print(f"packed {target} ({target.stat().st_size / 2**20:.1f} MiB); sha256 {digest}\n"
@@ -243,10 +239,10 @@ checked work by work.
 - Denoiser: EDM U-Net (channels 64/128/128, attention at 8 x 8), {params:,} parameters, styles
   baroque and romanticism with 10% of images shown without a style (classifier-free guidance);
   {ld_steps:,} steps of batch 32 (step {step:,}).
-- Shipped: the EMA denoiser and the autoencoder in float16 ({mib:.1f} MiB), sha256-checked at load;
-  beside them the copy check's index of the training works (32 px thumbnails and calibrated
-  thresholds, not the paintings), so every image the base or a model adapted from it makes is
-  checked against them.
+- Shipped: the EMA denoiser and the autoencoder in float16 ({mib:.1f} MiB), sha256-checked at load.
+  The copy check's index of the training works (their 32 px thumbnails, so data) is not shipped:
+  `python scripts/train_base.py --stage index` builds it beside the base where `shared/data` is,
+  and from then on every image the base or a model adapted from it makes is checked against them.
 
 ## How it was trained
 `python scripts/train_base.py` (stages resume; `--minutes M` trains in stretches), then
@@ -264,7 +260,7 @@ against the same held-out works (per style: half as many of each).
 | SWD, baroque | {m[swd_baroque]} | {m[floor_baroque]} |
 | SWD, romanticism | {m[swd_romanticism]} | {m[floor_romanticism]} |
 | precision / recall (8x8 thumbnails) | {m[precision_thumb]} / {m[recall_thumb]} | |
-| COPY share (the copy check against its own training works, as shipped) | {m[originality_copy_rate]:.1%} | |
+| COPY share (the copy check against its own training works) | {m[originality_copy_rate]:.1%} | |
 
 Sampling: {m[sampling_s_per_image]} s per image on the training machine.
 
@@ -273,13 +269,25 @@ Sampling: {m[sampling_s_per_image]} s per image on the training machine.
 `brushwork paint builtin:base --sketch sketch.png --out painted`, and adapting it to a collection:
 `brushwork train diffusion --from builtin:base --data my-art --out my-model [--adapter lora]`.
 """
+def index(args) -> None:
+    """The copy check's index of the base's training works, beside the installed base (git-ignored:
+    it holds thumbnails of the paintings, which are data, not shipped)."""
+    from brushwork.metrics.collection_index import build_index, write_shipped_index
+    from brushwork.runs.builtin import INDEX_FOLDER
+
+    folder = write_shipped_index(build_index(str(args.work / "data"), INDEX_SIDE), args.shipped / INDEX_FOLDER,
+                                 "builtin:base training works")
+    print(f"indexed the base's training works in {folder}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wikiart", type=Path, default=ROOT.parent / "shared" / "data" / "wikiart128")
     ap.add_argument("--work", type=Path, default=Path("/tmp/brushwork-base"), help="runs and data links")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--minutes", type=float, help="stop this stretch after so many minutes (resume later)")
-    ap.add_argument("--stage", choices=["all", "data", "autoencoder", "diffusion", "measure", "pack"], default="all")
+    ap.add_argument("--stage", choices=["all", "data", "autoencoder", "diffusion", "measure", "pack", "index"],
+                    default="all")
     ap.add_argument("--n", type=int, default=1000, help="samples measured")
     ap.add_argument("--ae-steps", type=int, default=AE_STEPS, help="autoencoder steps (more on a GPU)")
     ap.add_argument("--ld-steps", type=int, default=LD_STEPS, help="diffusion steps (more on a GPU)")
@@ -299,6 +307,8 @@ def main() -> None:
         print(json.dumps(measure(args), indent=1))
     if args.stage in ("all", "pack"):
         pack(args)
+    if args.stage in ("all", "index"):
+        index(args)
 
 
 if __name__ == "__main__":

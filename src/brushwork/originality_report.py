@@ -182,8 +182,8 @@ class RunJudge:
 
     Remembers the verdicts of the images it has seen, by their pixels: ``--avoid-copies`` judges
     seeds before they are written, and writing them does not check them again. Without any index
-    every verdict is None; a missing index of the run's own collection (``missing``) is said once,
-    when images are first made: a mistake found before that still gets its one line."""
+    every verdict is None; what could not be checked (``missing``) is said once, when images are
+    first made: a mistake found before that still gets its one line."""
 
     def __init__(self, index, missing: str = "", remember: int = 4096, inherited: tuple = ()):
         self.index, self.missing, self.remember, self.seen = index, missing, remember, {}
@@ -196,7 +196,7 @@ class RunJudge:
     def __call__(self, images: torch.Tensor) -> list[dict | None]:
         from brushwork.imaging import uint8_from_unit
 
-        if self.index is None and self.missing and self.missing not in _TOLD:
+        if self.missing and self.missing not in _TOLD:
             _TOLD.add(self.missing)
             print(self.missing, file=sys.stderr)
         if not self.indexes:
@@ -225,20 +225,27 @@ def merged(verdicts: list[dict]) -> dict:
 _TOLD: set[str] = set()  # what was said about missing indexes (once per process)
 
 
-def inherited_indexes(model) -> list:
-    """The shipped indexes of the built-in models a run is or descends from (its parent)."""
-    from brushwork.metrics.collection_index import open_shipped_index
-    from brushwork.runs.builtin import INDEX_FOLDER, is_builtin, resolve_run
+def builtin_lineage(model) -> list[str]:
+    """The built-in models a run is or descends from (its parent): ``builtin:base``."""
+    from brushwork.runs.builtin import is_builtin
 
-    names = [n for n in (model.name, model.config.train.init_from) if is_builtin(n)]
-    found = [open_shipped_index(resolve_run(n) / INDEX_FOLDER) for n in dict.fromkeys(names)]
+    return list(dict.fromkeys(n for n in (model.name, model.config.train.init_from) if is_builtin(n)))
+
+
+def inherited_indexes(model) -> list:
+    """The indexes of the training works of the built-in models a run is or descends from, where
+    they are installed (``scripts/train_base.py --stage index``)."""
+    from brushwork.metrics.collection_index import open_shipped_index
+    from brushwork.runs.builtin import INDEX_FOLDER, resolve_run
+
+    found = [open_shipped_index(resolve_run(n) / INDEX_FOLDER) for n in builtin_lineage(model)]
     return [index for index in found if index is not None]
 
 
 def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJudge | None:
     """The judge of a run's images: its training collection's originality index, if one was built
-    (``brushwork index DATA``; a judge that says once that there is none, if not), and the training
-    works of the built-in model it is or descends from; None when ``enabled`` is off."""
+    (``brushwork index DATA``), and the training works of the built-in model it is or descends
+    from, where their index is installed; what is missing is said once. None when ``enabled`` is off."""
     from brushwork.metrics.collection_index import open_index_for
 
     if not enabled:
@@ -248,10 +255,15 @@ def run_judge(model, enabled: bool = True, cache_dir: str | Path = "") -> RunJud
     data, resolution = model.config.train.data, index_side(model.config.model)
     index = open_index_for(data, resolution, cache_dir) if data else None
     inherited = inherited_indexes(model)
-    if data:
-        missing = (f"originality not checked against {data}: it has no originality index (build it once: "
-                   f"brushwork index {data}; or pass --no-originality)")
-    else:
-        missing = "" if inherited else ("originality not checked: no training collection is known for this "
-                                        "model (pass --no-originality)")
-    return RunJudge(index, missing, inherited=inherited)
+    missing = []
+    if data and index is None:
+        missing.append(f"originality not checked against {data}: it has no originality index (build it once: "
+                       f"brushwork index {data}; or pass --no-originality)")
+    if len(inherited) < len(builtin_lineage(model)):
+        missing.append(f"originality not checked against the training works of {', '.join(builtin_lineage(model))}: "
+                       f"their index is not installed (it holds thumbnails of the paintings, so it is not shipped; "
+                       f"python scripts/train_base.py --stage index builds it where shared/data is)")
+    if not data and not builtin_lineage(model):
+        missing.append("originality not checked: no training collection is known for this model "
+                       "(pass --no-originality)")
+    return RunJudge(index, "; ".join(missing), inherited=inherited)

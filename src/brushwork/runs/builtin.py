@@ -23,7 +23,8 @@ from brushwork.errors import BrushworkError
 
 PREFIX = "builtin:"
 CARD = "card.md"  # each built-in model's card, beside its config.json
-INDEX_FOLDER = "index"  # beside it: the copy check's index of its training works (thumbnails, thresholds)
+INDEX_FOLDER = "index"  # beside it where built (never shipped: its thumbnails are data): the copy
+# check's index of the model's training works
 
 
 @dataclass(frozen=True)
