@@ -24,6 +24,7 @@ machine. Every run's wall time is measured with nothing else running.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import time
@@ -80,29 +81,29 @@ def _links(folder: Path, files: list[Path]) -> Path:
     return folder
 
 
+def _collections(args):
+    """(number of works, its folder) of each collection asked for (``--works``)."""
+    pool, _ = impressionism(args.wikiart)
+    return [(works, collection(args.out, pool, works)) for works in map(int, args.works.split(","))]
+
+
 def adapt(args) -> dict:
     """The base adapted to each collection with its defaults: LoRA and full fine-tuning."""
-    pool, _ = impressionism(args.wikiart)
     rows = {}
-    for works in map(int, args.works.split(",")):
-        data = collection(args.out, pool, works)
-        for how in args.ways.split(","):
-            run = args.out / f"{how}-{works}"
-            model = family("diffusion").configure(ModelOptions(width=128, parent="builtin:base",
-                                                               adapter="lora" if how == "lora" else "",
-                                                               settings=args.set))
-            train = TrainConfig(data=str(data), batch_size=BATCH, steps=0, init_from="builtin:base", log_every=25,
-                                sample_every=10**6, ckpt_every=10**6, keep_checkpoints=100, device=args.device)
-            rows[run.name] = _timed(RunConfig(kind="diffusion", model=model, train=train), run, CHECKPOINT_MINUTES)
+    for (works, data), how in itertools.product(_collections(args), args.ways.split(",")):
+        run = args.out / f"{how}-{works}"
+        model = family("diffusion").configure(ModelOptions(width=128, parent="builtin:base", settings=args.set,
+                                                           adapter="lora" if how == "lora" else ""))
+        train = TrainConfig(data=str(data), batch_size=BATCH, steps=0, init_from="builtin:base", log_every=25,
+                            sample_every=10**6, ckpt_every=10**6, keep_checkpoints=100, device=args.device)
+        rows[run.name] = _timed(RunConfig(kind="diffusion", model=model, train=train), run, CHECKPOINT_MINUTES)
     return rows
 
 
 def scratch(args) -> dict:
     """Latent diffusion from nothing on each collection, in the base's autoencoder, for --minutes."""
-    pool, _ = impressionism(args.wikiart)
     rows = {}
-    for works in map(int, args.works.split(",")):
-        data = collection(args.out, pool, works)
+    for works, data in _collections(args):
         run = args.out / f"scratch-{works}"
         model = attach_autoencoder(apply_overrides(DiffusionConfig(resolution=128), ["channel_mult=1,2,2", *args.set]),
                                    args.ae)
