@@ -132,6 +132,13 @@ def _gallery_count(page, selector, n):
     _until(page, f"document.querySelectorAll('{selector} .thumbnail-item').length >= {n}")
 
 
+def server_errors(log: Path) -> list[str]:
+    """The tracebacks in the studio's log, less those of uploads a closing page cut short (uvicorn
+    logs starlette's ClientDisconnect: the browser left, the server did nothing wrong)."""
+    parts = log.read_text().split("Traceback (most recent call last):")[1:]
+    return [p for p in parts if "starlette.requests.ClientDisconnect" not in p.split("Traceback")[0][-400:]]
+
+
 def _upload(page, selector, path):
     page.locator(f"{selector} input[type=file]").set_input_files(str(path))
 
@@ -244,7 +251,7 @@ def test_paint_tab_draws_paints_downloads_and_takes_work_from_generate(server, b
     _until(page, "document.querySelector('[role=tab][aria-selected=true]').innerText.includes('Paint')")
     page.click("#paint-go")
     _until(page, _text("#paint-status") + ".includes('done')")
-    assert "Traceback" not in server["log"].read_text()
+    assert not server_errors(server["log"])
 
 
 def test_originality_shows_neighbours(server, browser_page):
@@ -313,7 +320,7 @@ def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_
     _upload(page, "#artwork-a", server["images"] / "photo1.png")  # a user mistake: one artwork
     page.click("#blend")
     _until(page, "document.body.innerText.includes('no second image')")
-    assert "Traceback" not in server["log"].read_text()  # a user's mistake is no server error
+    assert not server_errors(server["log"])  # a user's mistake is no server error
     for name in ("explore", "reproduce"):
         _tab(page, name.capitalize())
         _shot(page, name)
@@ -420,4 +427,4 @@ def test_every_tab_with_every_kind_of_run(server, browser, run):
     # no picture offers Gradio's share button (it only works on Hugging Face Spaces)
     assert page.locator("button[aria-label='Share'], button[title='Share'], .share-button").count() == 0
     page.close()
-    assert "Traceback" not in server["log"].read_text()
+    assert not server_errors(server["log"])

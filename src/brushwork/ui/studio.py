@@ -626,12 +626,9 @@ class Studio:
         from brushwork.config import RunConfig, TrainConfig, parse_size
         from brushwork.training.families import ModelOptions
 
-        if not name:
-            raise BrushworkError("name the run first")
+        self._check_new_name(name)
         if family_name not in STUDIO_FAMILIES:
             raise BrushworkError(f"the studio trains {', '.join(STUDIO_FAMILIES)} runs, not {family_name!r}")
-        if (self.settings.runs / name / "config.json").exists():
-            raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
         canvas = (canvas or "").strip()
         width, height = parse_size(canvas) if canvas else (int(resolution), 0)
         options = ModelOptions(width=width, height=height, preset=preset, conditional=bool(conditional),
@@ -643,6 +640,13 @@ class Studio:
         self.jobs.start(name, RunConfig(kind=family_name, model=model, train=train))
         return self.jobs.status(name)
 
+    def _check_new_name(self, name: str) -> None:
+        """A new run's name: given, and not one of the runs folder's."""
+        if not name:
+            raise BrushworkError("name the run first")
+        if (self.settings.runs / name / "config.json").exists():
+            raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
+
     def adapt_base(self, name: str, data: str, batch_size: int = 32) -> JobStatus:
         """Adapt the built-in base to a data folder with LoRA adapters, as ``brushwork train
         diffusion --from builtin:base --adapter lora`` does: its steps, learning rate and rank
@@ -650,10 +654,7 @@ class Studio:
         from brushwork.config import RunConfig, TrainConfig
         from brushwork.training.families import ModelOptions
 
-        if not name:
-            raise BrushworkError("name the run first")
-        if (self.settings.runs / name / "config.json").exists():
-            raise BrushworkError(f"a run named {name} exists; resume it or choose another name")
+        self._check_new_name(name)
         if not data or data.startswith("builtin:"):
             raise BrushworkError("choose a folder of your own works to adapt the base to")
         base = f"{PREFIX}base"
