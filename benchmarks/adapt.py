@@ -26,13 +26,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import shutil
 import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
-from common import SHARED, report  # noqa: E402  (puts src/ on the path)
+from common import SHARED, plot_curves, report  # noqa: E402  (puts src/ on the path)
 from diffusion import floor, quality  # noqa: E402
 
 from brushwork.config import DiffusionConfig, RunConfig, TrainConfig, apply_overrides  # noqa: E402
@@ -91,7 +93,7 @@ def adapt(args) -> dict:
     """The base adapted to each collection with its defaults: LoRA and full fine-tuning."""
     rows = {}
     for (works, data), how in itertools.product(_collections(args), args.ways.split(",")):
-        run = args.out / f"{how}-{works}"
+        run = args.out / f"{how}{args.tag}-{works}"
         model = family("diffusion").configure(ModelOptions(width=128, parent="builtin:base", settings=args.set,
                                                            adapter="lora" if how == "lora" else ""))
         train = TrainConfig(data=str(data), batch_size=BATCH, steps=0, init_from="builtin:base", log_every=25,
@@ -134,39 +136,68 @@ def _timed(run_cfg: RunConfig, run: Path, every_minutes: float, limit: float | N
 
 
 def measure(args) -> dict:
-    """Every run's checkpoints against the held-out works (see the module's docstring)."""
+    """Each run's last checkpoint against the held-out works, and every checkpoint of the runs
+    named in ``--curve`` (see the module's docstring); the SWD-against-minutes plot."""
     pool, held_files = impressionism(args.wikiart)
     held = load_dataset(str(_links(args.out / "held-out" / STYLE, held_files)), 128, progress=False)
     half = len(held) // 2
-    reference, other = held.images[:half], held.images[half:2 * half]
+    reference, other = held.images[:half][:args.n], held.images[half:2 * half][:args.n]
     judge_data = load_dataset(str(_judge_folder(args, held_files)), 128, progress=False)
     judge = load_or_train_judge(judge_data, torch.device(args.device))
-    new_style = judge_data.label_names.index(STYLE)
-    result = {"floor": floor(other, reference, "cpu")}
+    result = {"floor": floor(other, reference, "cpu"), "samples": args.n,
+              "judge_accuracy": round(judge.accuracy, 4)}
     for wall in sorted(args.out.glob("*/wall_seconds.json")):
         run = wall.parent
-        works = int(run.name.rsplit("-", 1)[1])
-        index = build_index(str(args.out / f"data-{works}"), 128, progress=False)
-        own = load_dataset(str(args.out / f"data-{works}"), 128, progress=False).images
+        if args.runs and run.name not in args.runs.split(","):
+            continue
         marks = {int(k): v for k, v in json.loads(wall.read_text()).items()}
-        rows = []
-        for step, path in list_checkpoints(run):
-            model = load_model(run, args.device, path)
-            samples = torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(args.n, s + 50)))))
-                                 for s in range(0, args.n, 50)])
-            row = {"step": step, "seconds": marks.get(step), **quality(samples, reference, own, "cpu", index)}
-            base_works = inherited_indexes(model)
-            if base_works:
-                verdicts = base_works[0].check(samples)
-                row["copy_rate_base_works"] = round(sum(v["verdict"] == "COPY" for v in verdicts) / len(samples), 4)
-            row["judged_new_style"] = round(float((judge.probabilities(samples, args.device).argmax(1)
-                                                   == new_style).float().mean()), 4)
-            row["saved_mib"] = round(path.stat().st_size / 2 ** 20, 2)
-            rows.append(row)
-            print(json.dumps({run.name: row}), flush=True)
-        save_grid(samples[:32].float() / 127.5 - 1, args.out / f"{run.name}-grid.png", 8)
+        checkpoints = list_checkpoints(run)
+        if run.name not in args.curve.split(","):
+            checkpoints = checkpoints[-1:]
+        rows = [measure_checkpoint(args, run, step, path, marks.get(step), reference,
+                                   judge, judge.names.index(STYLE)) for step, path in checkpoints]
         result[run.name] = rows
+    curves = {name: rows for name, rows in result.items() if isinstance(rows, list) and len(rows) > 1}
+    if curves:
+        plot_curves({k: [r | {"seconds": r["seconds"] / 60} for r in v] for k, v in curves.items()},
+                    result["floor"]["swd"], "training minutes (idle 2-core CPU)",
+                    f"impressionism at 128 px: the base adapted vs from scratch ({args.n} samples)",
+                    args.out / "swd-minutes.png")
     return result
+
+
+def measure_checkpoint(args, run: Path, step: int, path: Path, seconds: float | None, reference, judge,
+                       new_style: int) -> dict:
+    """One checkpoint: quality and copies against its collection, copies against the base's
+    training works, the judge's share in the new style, the saved size; a grid of the samples
+    nearest a collection work above it."""
+    works = int(run.name.rsplit("-", 1)[1])
+    data = str(args.out / f"data-{works}")
+    model = load_model(run, args.device, path)
+    samples = torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(args.n, s + 50)))))
+                         for s in range(0, args.n, 50)])
+    closest = args.out / f"{run.name}-nearest.png"
+    row = {"step": step, "seconds": seconds,
+           **quality(samples, reference, load_dataset(data, 128, progress=False).images, "cpu",
+                     build_index(data, 128, progress=False), closest)}
+    for base_works in inherited_indexes(model):
+        verdicts = base_works.check(samples)
+        row["copy_rate_base_works"] = round(sum(v["verdict"] == "COPY" for v in verdicts) / len(samples), 4)
+    row["judged_new_style"] = round(float((judge.probabilities(samples, args.device).argmax(1)
+                                           == new_style).float().mean()), 4)
+    row["file_mib"] = round(path.stat().st_size / 2 ** 20, 2)  # with optimizer state, for resuming
+    row["weights_mib"] = weights_mib(path)
+    save_grid(samples[:32].float() / 127.5 - 1, args.out / f"{run.name}-grid.png", 8)
+    print(json.dumps({run.name: row}), flush=True)
+    return row
+
+
+def weights_mib(path: Path) -> float:
+    """MiB of the sampling network's tensors in a checkpoint (the EMA denoiser: all of it after full
+    fine-tuning, the adapters and style vectors after LoRA), as float32."""
+    with safe_open(str(path), framework="pt") as f:
+        counts = [math.prod(f.get_slice(k).get_shape()) for k in f.keys() if k.startswith("model/denoiser_ema/")]
+    return round(sum(counts) * 4 / 2 ** 20, 3)
 
 
 def _judge_folder(args, held_files: list[Path]) -> Path:
@@ -189,6 +220,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60, help="scratch: wall minutes alone on the machine")
     ap.add_argument("--ae", default="/tmp/brushwork-base/ae", help="scratch: the base's autoencoder run")
     ap.add_argument("--n", type=int, default=500, help="samples measured per checkpoint")
+    ap.add_argument("--tag", default="", help="adapt: added to the run names (e.g. +pairwise)")
+    ap.add_argument("--runs", default="", help="measure: only these runs (default: every run)")
+    ap.add_argument("--curve", default="lora-100,scratch-100", help="measure: runs measured at every checkpoint")
     ap.add_argument("--set", action="append", default=[], help="model setting key=value (e.g. pairwise=1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="append the result to this JSON-lines file")

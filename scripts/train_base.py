@@ -175,27 +175,16 @@ def pack(args) -> None:
     the config without local paths, the card, a sample grid. Prints the checkpoint's sha256 for
     runs/builtin.py."""
     import torch
-    from safetensors.torch import save
 
     from brushwork.imaging import save_grid
-    from brushwork.runs.checkpoint import latest_checkpoint, module_state, read_checkpoint
+    from brushwork.runs.checkpoint import read_checkpoint
     from brushwork.runs.directory import read_run_config
-    from brushwork.utils import atomic_write, tensors_hash
+    from brushwork.training.shipping import ship
 
     run = args.work / "base"
-    cfg = read_run_config(run)
-    path = latest_checkpoint(run)
-    tensors, meta = read_checkpoint(path, prefixes=("model/denoiser_ema/", "model/autoencoder/"))
-    shipped = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    (args.shipped / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for old in (args.shipped / "checkpoints").glob("*.safetensors"):
-        old.unlink()
-    target = args.shipped / "checkpoints" / path.name
-    atomic_write(target, save(shipped, metadata={"brushwork": json.dumps({"step": meta["step"], "info": {}})}))
-    cfg.model.autoencoder = "builtin:base"  # its autoencoder travels in its checkpoint, as shipped (float16)
-    cfg.model.autoencoder_hash = tensors_hash(module_state(shipped, "autoencoder"))
-    cfg.train.data, cfg.train.cache_dir, cfg.train.device = "", "", "auto"
-    atomic_write(args.shipped / "config.json", cfg.to_json().encode())
+    target = ship(run, args.shipped, ("denoiser_ema", "autoencoder"))
+    cfg = read_run_config(args.shipped)
+    tensors, meta = read_checkpoint(target, prefixes=("model/denoiser_ema/",))
     files = json.loads((args.work / "files.json").read_text())
     measured = json.loads((args.work / "measured.json").read_text())
     grid = _samples(args.work / "base", 16, args.device)

@@ -15,6 +15,7 @@ from brushwork.metrics.collection_index import build_index, write_shipped_index
 from brushwork.runs import builtin
 from brushwork.runs.checkpoint import latest_checkpoint
 from brushwork.training.adapt import MAX_IMAGES, MIN_IMAGES, fit_styles, plan
+from brushwork.training.shipping import ship
 
 TRAIN = ["--batch-size", "4", "--log-every", "2", "--device", "cpu", "--quiet"]
 TINY = ["--set", "width=8", "--set", "channel_mult=1,2", "--set", "blocks=1", "--set", "sampling_steps=3",
@@ -149,9 +150,10 @@ def test_new_styles_start_as_the_parents_unconditional_model():
 # ---- built-in models -------------------------------------------------------------------------------
 @pytest.fixture
 def installed_base(base, tmp_path, monkeypatch):
-    """The tiny base installed as builtin:base (a stand-in for the shipped weights), hash and all."""
+    """The tiny base installed as builtin:base (a stand-in for the shipped weights), shipped as the
+    real one is (float16, its autoencoder in its checkpoint), hash and all."""
     root = tmp_path / "builtin"
-    shutil.copytree(base / "base", root / "base", ignore=shutil.ignore_patterns("samples", "tb", ".lock"))
+    ship(base / "base", root / "base", ("denoiser_ema", "autoencoder"))
     (root / "base" / "card.md").write_text("# base\nA stand-in.\n")
     monkeypatch.setenv("BRUSHWORK_BUILTIN_MODELS", str(root))
     (root / "hashes.json").write_text(json.dumps({"base": builtin._file_sha256(latest_checkpoint(root / "base"))}))
@@ -178,6 +180,21 @@ def test_adapting_the_builtin_base(installed_base, base, tmp_path):
                 "--adapter", "lora", "--steps", 1, *TRAIN) == 0
     assert json.loads((out / "config.json").read_text())["train"]["init_from"] == "builtin:base"
     assert _cli("sample", out, "--seeds", 0, "--out", tmp_path / "img", "--no-originality") == 0
+
+
+def test_full_fine_tuning_of_the_float16_base_resumes(installed_base, base, tmp_path):
+    """The base ships in float16; a fully fine-tuned child saves its copy of the autoencoder in
+    float32. Resuming it is the same autoencoder (the benchmark's stretches once refused it)."""
+    out = tmp_path / "full"
+    with safe_open(str(latest_checkpoint(installed_base / "base")), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    assert _cli("train", "diffusion", "--from", "builtin:base", "--data", base / "mine", "--out", out,
+                "--steps", 1, *TRAIN) == 0
+    assert _cli("train", "diffusion", "--out", out, "--resume", "--steps", 2, *TRAIN) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["autoencoder_hash"] == json.loads(
+        (installed_base / "base" / "config.json").read_text())["model"]["autoencoder_hash"]
+    assert latest_checkpoint(out).name == "step-00000002.safetensors"
 
 
 def test_a_damaged_or_missing_builtin_is_one_line(installed_base, tmp_path, capsys, monkeypatch):

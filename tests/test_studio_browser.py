@@ -2,6 +2,7 @@
 free loopback port with tiny trained runs, and each test works the page as a person would.
 Screenshots of every tab go to tests/artifacts/ (git-ignored)."""
 
+import json
 import os
 import shutil
 import socket
@@ -292,6 +293,26 @@ def test_training_job_starts_shows_progress_and_stops(server, browser_page):
     page.click("#train-stop")
     _until(page, _value("#train-status textarea") + ".includes('tiny: stopped')", timeout=600_000)
     assert (server["runs"] / "tiny" / "checkpoints").is_dir()
+
+
+@pytest.mark.skipif(not installed("base"), reason="the built-in base is not installed (a slim install)")
+def test_adapt_button_starts_lora_from_the_base_and_stops(server, browser_page):
+    page = browser_page
+    _tab(page, "Train")
+    page.locator("#train-name textarea, #train-name input").first.fill("adapted")
+    page.locator("#train-batch input").fill("4")
+    page.locator("#train-data input").click()
+    page.get_by_role("option", name="art", exact=True).click()
+    page.click("#train-adapt")
+    _until(page, _value("#train-status textarea") + ".includes('adapted: running, step')")
+    _shot(page, "train-adapt")
+    page.click("#train-stop")
+    _until(page, _value("#train-status textarea") + ".includes('adapted: stopped')", timeout=600_000)
+    config = json.loads((server["runs"] / "adapted" / "config.json").read_text())
+    assert config["train"]["init_from"] == "builtin:base" and config["model"]["adapter"] == "lora"
+    assert config["labels"][-2:] == ["a", "b"]  # the folder's two styles, new to the base
+    assert config["train"]["steps"] > 0 and config["model"]["adapter_rank"] > 0  # chosen for 12 works
+    assert not server_errors(server["log"])
 
 
 def test_refusals_forbidden_file_and_oversized_upload(server, browser_page, tmp_path):

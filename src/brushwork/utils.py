@@ -160,6 +160,12 @@ def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def float32_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """``tensors_hash`` of the weights in float32: the same weights whether a file holds them in
+    float16 (a shipped model) or float32 (a run that loaded them and saved its own copy)."""
+    return tensors_hash({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+
+
 # glibc's mallopt() parameter numbers (from <malloc.h>), and the thresholds its adaptive rule
 # settles at once a block of 32 MiB or more has been freed (mmap 32 MiB, trim twice that).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD = -1, -3, 32 << 20

@@ -138,10 +138,11 @@ def _with_parent_styles(ds: ArtDataset, parent_styles: list[str], run_cfg: RunCo
 
 def parent_weights(run_cfg: RunConfig, run_dir: Path) -> dict[str, torch.Tensor] | None:
     """The denoiser weights a run adapted from a parent starts from (its style vectors extended to
-    the run's styles), or None when a fully fine-tuned run resumes (its own checkpoint holds all).
-    Sets the parent's hash in the run's config; an adapter run refuses a parent that has changed."""
+    the run's styles), or None when a fully fine-tuned run resumes (its own checkpoint holds all,
+    unless the pairwise term needs the parent to compare with). Sets the parent's hash in the
+    run's config; an adapter run refuses a parent that has changed."""
     cfg, tc = run_cfg.model, run_cfg.train
-    if not cfg.adapter and ckpt.latest_checkpoint(run_dir) is not None:
+    if not cfg.adapter and not cfg.pairwise and ckpt.latest_checkpoint(run_dir) is not None:
         return None
     state, found = load_parent(tc.init_from, tc.init_from_hash, run_dir.name)
     tc.init_from_hash = found

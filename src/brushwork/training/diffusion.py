@@ -40,9 +40,11 @@ class DiffusionTask:
     kind = "diffusion"
 
     def __init__(self, cfg: DiffusionConfig, device: torch.device, seed: int = 0, world: World = SINGLE,
-                 start: dict[str, torch.Tensor] | None = None):
+                 start: dict[str, torch.Tensor] | None = None, adapted: bool = False):
         """``start``: the weights to begin from (a parent run's, when adapting: training/adapt.py);
-        with ``cfg.adapter`` they stay frozen and low-rank adapters learn (training/adapters.py)."""
+        with ``cfg.adapter`` they stay frozen and low-rank adapters learn (training/adapters.py).
+        ``adapted``: a run adapted from a parent, also when it resumes from its own checkpoint
+        without ``start`` (its optimizer must have the same parameter groups)."""
         cfg.validate()
         self.cfg, self.device, self.world = cfg, device, world
         torch.manual_seed(seed)  # the same weights and noise stream on every rank
@@ -59,7 +61,7 @@ class DiffusionTask:
         self.net_step = ddp(self.net, world, device)  # averages gradients under torchrun
         self.ema = EMA(self.net, cfg.ema_halflife_kimg, cfg.ema_rampup)
         trained = [p for p in self.net.parameters() if p.requires_grad]
-        if start is not None:  # adapting: a new style's vector starts at "no style" and has far to go
+        if start is not None or adapted:  # a new style's vector starts at "no style" and has far to go
             styles = [p for n, p in self.net.named_parameters() if p.requires_grad and n in STYLE_TENSORS]
             trained = [{"params": [p for p in trained if all(p is not q for q in styles)]},
                        {"params": styles, "lr_scale": ADAPTED_STYLE_LR}]

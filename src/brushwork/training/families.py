@@ -183,7 +183,8 @@ def _held_out_task(task_cls):
 
 def _diffusion_task(run_cfg, ds, device, world, run_dir):
     start = adapt.parent_weights(run_cfg, run_dir) if run_cfg.train.init_from else None
-    task = DiffusionTask(run_cfg.model, device, seed=run_cfg.train.seed, world=world, start=start)
+    task = DiffusionTask(run_cfg.model, device, seed=run_cfg.train.seed, world=world, start=start,
+                         adapted=bool(run_cfg.train.init_from))
     if run_cfg.model.autoencoder:  # latent diffusion: the works' latents, encoded once
         return task, prepare_latent_task(task, run_cfg, ds, run_dir)
     return task, ds

@@ -27,7 +27,7 @@ from brushwork.models.autoencoder import LatentCodec
 from brushwork.runs import checkpoint as ckpt
 from brushwork.runs.builtin import resolve_run
 from brushwork.runs.directory import read_run_config
-from brushwork.utils import atomic_write, tensors_hash
+from brushwork.utils import atomic_write, float32_hash
 
 AUTOENCODER_MODULE = "autoencoder"  # the checkpoint module holding an autoencoder's weights (both kinds of run)
 
@@ -54,7 +54,9 @@ def check_same_autoencoder(cfg: DiffusionConfig, ae_run: str | Path) -> None:
     one line otherwise (without --latent it goes on with the copy its checkpoints carry)."""
     ae_run = Path(ae_run).expanduser().resolve()
     newest = ckpt.latest_checkpoint(ae_run) if (ae_run / "config.json").is_file() else None
-    found = ckpt.model_hash(newest, (AUTOENCODER_MODULE,)) if newest is not None else "none"
+    found = "none"
+    if newest is not None:
+        found = autoencoder_hash(ckpt.read_checkpoint(newest, ckpt.sampling_prefixes((AUTOENCODER_MODULE,)))[0])
     if not cfg.autoencoder:
         raise BrushworkError("--latent: this run learns in pixels; a run cannot move into an autoencoder's "
                              "latents (start a new one with --latent)")
@@ -63,6 +65,12 @@ def check_same_autoencoder(cfg: DiffusionConfig, ae_run: str | Path) -> None:
                              f"{Path(cfg.autoencoder).name}, model {cfg.autoencoder_hash[:10]}; {ae_run.name} now "
                              f"holds {found[:10]}, so its latents would not match); resume without --latent to go "
                              f"on with the autoencoder the run carries, or start a new run")
+
+
+def autoencoder_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """The identity a latent run records of its autoencoder (the checkpoint ``tensors`` holding it),
+    in float32: a run fully fine-tuned from the float16 base saves the same weights as float32."""
+    return float32_hash(ckpt.module_state(tensors, AUTOENCODER_MODULE))
 
 
 def _autoencoder_weights(cfg: DiffusionConfig, run_dir: Path, parent: str = "") -> dict[str, torch.Tensor]:
@@ -78,7 +86,7 @@ def _autoencoder_weights(cfg: DiffusionConfig, run_dir: Path, parent: str = "") 
             break
     if not weights:
         raise BrushworkError(f"the autoencoder run {cfg.autoencoder} has no checkpoint (it was removed?)")
-    found = tensors_hash(weights)
+    found = autoencoder_hash(tensors)
     if cfg.autoencoder_hash and found != cfg.autoencoder_hash:
         raise BrushworkError(f"the autoencoder {Path(cfg.autoencoder).name} has changed since this run started "
                              f"(model {cfg.autoencoder_hash[:10]}, now {found[:10]}): its latents would no longer "
