@@ -131,11 +131,11 @@ def test_bad_parents_and_settings_are_refused_in_one_line(base, tmp_path, capsys
 
 
 def test_the_plan_scales_with_the_number_of_works():
-    plans = {n: plan(n, 32, "lora") for n in (30, 100, 300)}
+    plans = {n: plan(n, 32, "lora") for n in (30, 100, 300, 1000)}
     images = {n: p.steps * 32 for n, p in plans.items()}
-    assert MIN_IMAGES <= images[30] < images[100] < images[300] <= MAX_IMAGES
+    assert MIN_IMAGES <= images[30] < images[100] < images[300] < images[1000] <= MAX_IMAGES
     assert images[30] / 30 > images[100] / 100 > images[300] / 300  # small collections seen more often
-    assert [p.rank for p in plans.values()] == [4, 8, 16]
+    assert [p.rank for p in plans.values()] == [4, 4, 8, 16]
     assert plan(100, 32, "").rank == 0 and plan(100, 32, "").lr < plans[100].lr
 
 

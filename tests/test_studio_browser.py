@@ -305,6 +305,10 @@ def test_adapt_button_starts_lora_from_the_base_and_stops(server, browser_page):
     page.get_by_role("option", name="art", exact=True).click()
     page.click("#train-adapt")
     _until(page, _value("#train-status textarea") + ".includes('adapted: running, step')")
+    metrics, deadline = server["runs"] / "adapted" / "metrics.jsonl", time.time() + 600
+    while not (metrics.is_file() and metrics.read_text().strip()):  # training has begun (log rows)
+        assert time.time() < deadline, "the adapting job logged no step"
+        time.sleep(1)
     _shot(page, "train-adapt")
     page.click("#train-stop")
     _until(page, _value("#train-status textarea") + ".includes('adapted: stopped')", timeout=600_000)

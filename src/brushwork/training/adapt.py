@@ -83,9 +83,10 @@ class Plan:
 
 
 # Images shown grow with the square root of the works: a small collection is seen more often
-# (30 works: ~550 passes), a larger one fewer times (300: ~170), so the time grows slowly
-# (100 works: 30k images, about 8 minutes at 128 px on a 2-core CPU).
-IMAGES_PER_ROOT_WORK = 3000
+# (30 works: ~460 passes), a larger one fewer times (300: ~140), so the time grows slowly.
+# Measured (benchmarks/adapt.py, RESULTS.md): 30k images for 100 works took 10.7 min with LoRA
+# on the idle 2-core CPU (52 img/s at 128 px); 25k keeps it under 9 min.
+IMAGES_PER_ROOT_WORK = 2500
 MIN_IMAGES, MAX_IMAGES = 8000, 60000
 FULL_LR, LORA_LR = 2e-4, 1e-3  # full fine-tuning moves every weight: a fifth of training's 1e-3
 
@@ -93,7 +94,9 @@ FULL_LR, LORA_LR = 2e-4, 1e-3  # full fine-tuning moves every weight: a fifth of
 def plan(works: int, batch: int, adapter: str) -> Plan:
     """Default steps, learning rate and adapter rank for adapting to ``works`` works."""
     images = min(MAX_IMAGES, max(MIN_IMAGES, IMAGES_PER_ROOT_WORK * math.sqrt(works)))
-    rank = (4 if works <= 50 else 8 if works <= 200 else 16) if adapter else 0
+    # rank 4 matched rank 8 at 100 works (SWD 64.5 vs 65.3, 100 samples) at half the size: 2.9% of
+    # the denoiser's weights (rank 8: 5.8%); larger collections are not yet measured
+    rank = (4 if works <= 100 else 8 if works <= 300 else 16) if adapter else 0
     return Plan(steps=int(round(images / batch)), lr=LORA_LR if adapter else FULL_LR, rank=rank)
 
 
