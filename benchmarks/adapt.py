@@ -2,15 +2,16 @@
 
     python benchmarks/adapt.py adapt --works 30,100,300            # LoRA and full fine-tuning, defaults
     python benchmarks/adapt.py scratch --works 100 --minutes 60    # the same family from nothing
-    python benchmarks/adapt.py measure                              # every checkpoint of every run
+    python benchmarks/adapt.py measure                              # each run's last checkpoint
 
 Data: ``wikiart128/impressionism``; every fourth file by sorted name (1,000) is held out, and the
 collections of 30, 100 and 300 works are nested draws from the rest. Each run is measured at its
-checkpoints (written every few minutes of training, so SWD can be plotted against minutes):
+last checkpoint, and the runs named in ``--curve`` at every checkpoint (written every few minutes
+of training, so SWD can be plotted against minutes):
 
-- SWD of 500 samples (seeds 0-499, in the new style) against 500 held-out works, beside the floor
-  (the other 500 held-out works against the same 500);
-- precision/recall (8x8 thumbnails);
+- SWD of ``--n`` samples (seeds 0 to n-1, in the new style) against n held-out works, beside the
+  floor (n other held-out works against the same n);
+- precision/recall (8x8 thumbnails) and a grid of the samples nearest a collection work;
 - the copy check's COPY share, against the collection (its index) and against the base's training
   works (the index shipped with it), as ``sample`` checks every image;
 - the style judge's share of samples placed in impressionism (a judge trained on the three styles'
@@ -138,7 +139,7 @@ def _timed(run_cfg: RunConfig, run: Path, every_minutes: float, limit: float | N
 def measure(args) -> dict:
     """Each run's last checkpoint against the held-out works, and every checkpoint of the runs
     named in ``--curve`` (see the module's docstring); the SWD-against-minutes plot."""
-    pool, held_files = impressionism(args.wikiart)
+    _, held_files = impressionism(args.wikiart)
     held = load_dataset(str(_links(args.out / "held-out" / STYLE, held_files)), 128, progress=False)
     half = len(held) // 2
     reference, other = held.images[:half][:args.n], held.images[half:2 * half][:args.n]
