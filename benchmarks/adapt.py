@@ -3,6 +3,7 @@
     python benchmarks/adapt.py adapt --works 30,100,300            # LoRA and full fine-tuning, defaults
     python benchmarks/adapt.py scratch --works 100 --minutes 60    # the same family from nothing
     python benchmarks/adapt.py measure                              # each run's last checkpoint
+    python benchmarks/adapt.py measure --runs scratch-100 --curve scratch-100@2710   # one checkpoint
 
 Data: ``wikiart128/impressionism``; every fourth file by sorted name (1,000) is held out, and the
 collections of 30, 100 and 300 works are nested draws from the rest. Each run is measured at its
@@ -153,7 +154,10 @@ def measure(args) -> dict:
             continue
         marks = {int(k): v for k, v in json.loads(wall.read_text()).items()}
         checkpoints = list_checkpoints(run)
-        if run.name not in args.curve.split(","):
+        chosen = [int(c.split("@")[1]) for c in args.curve.split(",") if c.startswith(run.name + "@")]
+        if chosen:  # RUN@STEP: that checkpoint only (e.g. a from-scratch run at its best)
+            checkpoints = [(step, path) for step, path in checkpoints if step in chosen]
+        elif run.name not in args.curve.split(","):
             checkpoints = checkpoints[-1:]
         rows = [measure_checkpoint(args, run, step, path, marks.get(step), reference,
                                    judge, judge.names.index(STYLE)) for step, path in checkpoints]
@@ -223,7 +227,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="samples measured per checkpoint")
     ap.add_argument("--tag", default="", help="adapt: added to the run names (e.g. +pairwise)")
     ap.add_argument("--runs", default="", help="measure: only these runs (default: every run)")
-    ap.add_argument("--curve", default="lora-100,scratch-100", help="measure: runs measured at every checkpoint")
+    ap.add_argument("--curve", default="lora-100,scratch-100", help="measure: runs measured at every checkpoint "
+                    "(RUN@STEP: at that checkpoint only)")
     ap.add_argument("--set", action="append", default=[], help="model setting key=value (e.g. pairwise=1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="append the result to this JSON-lines file")

@@ -85,7 +85,7 @@ class Plan:
 # Images shown grow with the square root of the works: a small collection is seen more often
 # (30 works: ~460 passes), a larger one fewer times (300: ~140), so the time grows slowly.
 # Measured (benchmarks/adapt.py, RESULTS.md): 30k images for 100 works took 10.7 min with LoRA
-# on the idle 2-core CPU (52 img/s at 128 px); 25k keeps it under 9 min.
+# on the idle 2-core CPU (52 img/s at 128 px); 25k took 7.9 min in one `train` command, start to end.
 IMAGES_PER_ROOT_WORK = 2500
 MIN_IMAGES, MAX_IMAGES = 8000, 60000
 FULL_LR, LORA_LR = 2e-4, 1e-3  # full fine-tuning moves every weight: a fifth of training's 1e-3
@@ -95,7 +95,8 @@ def plan(works: int, batch: int, adapter: str) -> Plan:
     """Default steps, learning rate and adapter rank for adapting to ``works`` works."""
     images = min(MAX_IMAGES, max(MIN_IMAGES, IMAGES_PER_ROOT_WORK * math.sqrt(works)))
     # rank 4 matched rank 8 at 100 works (SWD 64.5 vs 65.3, 100 samples) at half the size: 2.9% of
-    # the denoiser's weights (rank 8: 5.8%); larger collections are not yet measured
+    # the denoiser's weights (rank 8: 5.8%); rank 8 at 300 works took 16.4 min to SWD 46.3 (500
+    # samples, floor 22.8); rank 16 above 300 is not measured
     rank = (4 if works <= 100 else 8 if works <= 300 else 16) if adapter else 0
     return Plan(steps=int(round(images / batch)), lr=LORA_LR if adapter else FULL_LR, rank=rank)
 
