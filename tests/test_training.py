@@ -168,6 +168,20 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert 3 <= step < 100000
 
 
+def test_a_second_ctrl_c_while_the_last_grid_is_drawn_loses_nothing(tmp_path, monkeypatch):
+    """Stopping early saves the checkpoint first, then draws the grid of the final weights (a
+    minute for large diffusion models on a CPU), where an impatient second Ctrl-C lands."""
+    def second_ctrl_c(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GANTask, "preview", second_ctrl_c)
+    cfg = tiny_run_config("modern", steps=1000)
+    cfg.train.sample_every = cfg.train.ckpt_every = 10**6
+    with pytest.raises(KeyboardInterrupt):  # stopped by its time limit after the first step
+        train_run(cfg, tmp_path / "r", quiet=True, time_limit=1e-9)
+    assert ckpt.list_checkpoints(tmp_path / "r")[-1][0] >= 1
+
+
 def test_cuda_graph_request_on_the_cpu_says_why_and_trains_eagerly(tmp_path, capsys):
     cfg = tiny_run_config("modern", steps=4)
     cfg.model.cuda_graph = True

@@ -228,10 +228,12 @@ class Trainer:
                 break
         if count and sums:  # stopped between log intervals: check before saving
             self._log(log, sums, count, time.perf_counter() - tick, bar)
-        if self.step % cfg.sample_every and self.step != cfg.steps:
-            self._preview(log)  # the grid of the final weights
+        # saved before the last grid is drawn (a minute at 128 px on a CPU): a second Ctrl-C
+        # while it is drawn stops at once and loses nothing
         self.save()
         if self.stop_requested and self.world.main:
             bar.write(f"interrupted: saved checkpoint at step {self.step}; "
                       f"continue with --resume", file=sys.stderr)
+        if self.step % cfg.sample_every and self.step != cfg.steps:
+            self._preview(log)  # the grid of the final weights
         return self.step
