@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -184,11 +183,17 @@ def cmd_threeways(args) -> dict:
     return result
 
 
+# runs argv and prints the peak RSS (KiB) of its children: of argv alone
+_PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
 def _peak_of(argv: list[str]) -> float:
-    """Peak resident memory (MiB) of a child process running ``argv``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(argv, check=True, capture_output=True)
-    return round(max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024, 1)
+    """Peak resident memory (MiB) of a process running ``argv``, through a fresh wrapper process
+    each time: RUSAGE_CHILDREN is the largest of every child a process has waited for, so read
+    here it would repeat the largest earlier figure (as the first memory table did)."""
+    done = subprocess.run([sys.executable, "-c", _PEAK, *argv], check=True, capture_output=True, text=True)
+    return round(int(done.stdout.split()[-1]) / 1024, 1)
 
 
 def cmd_memory(args) -> dict:
