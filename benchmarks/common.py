@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +168,14 @@ def report(result: dict, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "a") as f:
             f.write(json.dumps(result) + "\n")
+
+
+def peak(argv: list[str]) -> dict:
+    """Peak resident MiB and seconds of one brushwork command (``argv``: its arguments) in a fresh
+    process: a peak read from a parent's RUSAGE_CHILDREN is the largest of every child so far."""
+    script = ("import resource, sys; from brushwork.cli import main; code = main(sys.argv[1:]); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    return {"peak_mib": round(int(done.stdout.split()[-1]) / 1024), "seconds": round(time.perf_counter() - t0, 1)}

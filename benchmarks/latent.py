@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from common import SHARED, report  # noqa: E402  (puts src/ on the path)
+from common import SHARED, peak, report  # noqa: E402  (puts src/ on the path)
 from diffusion import floor, quality, save_images_folder, split_data, train_for  # noqa: E402
 
 from brushwork.config import AutoencoderConfig, DiffusionConfig, apply_overrides  # noqa: E402
@@ -183,19 +181,6 @@ def cmd_threeways(args) -> dict:
     return result
 
 
-# runs argv and prints the peak RSS (KiB) of its children: of argv alone
-_PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-
-
-def _peak_of(argv: list[str]) -> float:
-    """Peak resident memory (MiB) of a process running ``argv``, through a fresh wrapper process
-    each time: RUSAGE_CHILDREN is the largest of every child a process has waited for, so read
-    here it would repeat the largest earlier figure (as the first memory table did)."""
-    done = subprocess.run([sys.executable, "-c", _PEAK, *argv], check=True, capture_output=True, text=True)
-    return round(int(done.stdout.split()[-1]) / 1024, 1)
-
-
 def cmd_memory(args) -> dict:
     """Peak RSS of 20 training steps (batch 16) and of sampling 16 images, one process each."""
     out = Path(args.out) / "memory"
@@ -207,16 +192,14 @@ def cmd_memory(args) -> dict:
             (works / path.name).symlink_to(path.resolve())
     for res in (128, 256):
         ae = out / f"ae{res}"
-        base = [sys.executable, "-m", "brushwork", "train"]
         data = ["--data", str(works), "--batch-size", "16", "--device", "cpu", "--quiet"]
-        result[f"ae{res}_train_mib"] = _peak_of(base + ["autoencoder", "--res", str(res), "--out", str(ae),
-                                                        "--steps", "20", *data])
+        result[f"ae{res}_train_mib"] = peak(["train", "autoencoder", "--res", str(res), "--out", str(ae),
+                                             "--steps", "20", *data])["peak_mib"]
         run = out / f"ld{res}"
-        result[f"latent{res}_train_mib"] = _peak_of(base + ["diffusion", "--latent", str(ae), "--out", str(run),
-                                                            "--steps", "20", *data])
-        result[f"latent{res}_sample_mib"] = _peak_of([sys.executable, "-m", "brushwork", "sample", str(run),
-                                                      "--seeds", "0-15", "--steps", "16", "--out", str(out / f"s{res}"),
-                                                      "--no-originality"])
+        result[f"latent{res}_train_mib"] = peak(["train", "diffusion", "--latent", str(ae), "--out", str(run),
+                                                 "--steps", "20", *data])["peak_mib"]
+        result[f"latent{res}_sample_mib"] = peak(["sample", str(run), "--seeds", "0-15", "--steps", "16",
+                                                  "--out", str(out / f"s{res}"), "--no-originality"])["peak_mib"]
     return result
 
 

@@ -9,23 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def peak(argv: list[str]) -> dict:
-    """Peak resident MiB and seconds of one brushwork command in a fresh process."""
-    script = ("import resource, sys; from brushwork.cli import main; code = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
-    return {"peak_mib": round(int(done.stdout.split()[-1]) / 1024), "seconds": round(time.perf_counter() - t0, 1)}
+from common import ROOT, peak  # noqa: E402
 
 
 def main() -> None:
