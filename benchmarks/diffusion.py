@@ -135,11 +135,7 @@ def floor(train: torch.Tensor, held_out: torch.Tensor, device) -> dict:
 
 def samples_of(run: Path, n: int, device: str = "cpu", **sampling) -> torch.Tensor:
     """uint8 samples of seeds 0..n-1 of a run (any family), in batches."""
-    import dataclasses
-
-    model = load_model(run, device)
-    if sampling and model.sampling is not None:
-        model.sampling = dataclasses.replace(model.sampling, **sampling)
+    model = load_model(run, device).using(sampling=sampling or None)
     return torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(n, s + 200)))))
                       for s in range(0, n, 200)])
 

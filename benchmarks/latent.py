@@ -5,6 +5,7 @@
     python benchmarks/latent.py versus --ae RUN --minutes 20 --extend-to 60   # ... the same runs, longer
     python benchmarks/latent.py memory                                 # peak RSS, 128 and 256 px
     python benchmarks/latent.py threeways --minutes 40                 # latent vs GAN vs 32 px + upscaler
+    python benchmarks/latent.py specks --ae RUN --ae RUN2              # reconstructions' specks and their cause
 
 autoencoder: an autoencoder trained for wall minutes on the 11,000 training works, then held-out
 PSNR and SWD of its reconstructions beside the trivial baseline (the work area-reduced to the
@@ -22,18 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from common import SHARED, peak, report  # noqa: E402  (puts src/ on the path)
-from diffusion import floor, quality, save_images_folder, split_data, train_for  # noqa: E402
+from diffusion import floor, gan_config, quality, samples_of, save_images_folder, split_data, train_for  # noqa: E402
 
-from brushwork.config import AutoencoderConfig, DiffusionConfig, apply_overrides  # noqa: E402
+from brushwork.config import AutoencoderConfig, DiffusionConfig, UpscalerConfig, apply_overrides  # noqa: E402
 from brushwork.evaluation import reconstruction_metrics  # noqa: E402
-from brushwork.imaging import save_grid, uint8_from_unit  # noqa: E402
+from brushwork.imaging import save_grid  # noqa: E402
 from brushwork.making.generate import load_model  # noqa: E402
+from brushwork.making.upscale import load_upscaler, upscale_tensor  # noqa: E402
 from brushwork.metrics.collection_index import build_index  # noqa: E402
 from brushwork.metrics.swd import swd  # noqa: E402
 from brushwork.runs.directory import read_run_config  # noqa: E402
@@ -76,18 +79,40 @@ def cmd_autoencoder(args) -> dict:
             "val_psnr_by_step": curve}
 
 
+def cmd_specks(args) -> dict:
+    """The specks of an autoencoder's reconstructions, and the feature spikes behind them. Per
+    held-out work: pixels turned blue (B - max(R, G) up by over 0.3 of the [-1, 1] range against
+    the work: the colour the f=4 GroupNorm decoder's specks took), and the kurtosis of the maps
+    entering the decoder's last norm (median over maps and works; 3 for a Gaussian; a map steered
+    by a planted spike scores tens)."""
+    _, held_out = split_data(args.styles, args.res, args.held_out, Path(args.data_root))
+    x = held_out.images[:args.n].float() / 127.5 - 1
+    result = {"benchmark": "autoencoder-specks", "n": len(x)}
+    for ae in args.ae:
+        model = load_model(Path(ae), args.device)
+        decoder = model.network.decoder
+        maps = []
+        hook = decoder.net[-3].register_forward_pre_hook(lambda _, inputs: maps.append(inputs[0].float()))
+        with torch.no_grad():
+            recon = torch.cat([model.decode(model.encode(c)[0]).cpu() for c in x.split(32)])
+        hook.remove()
+        h = torch.cat(maps)
+        z = (h - h.mean((2, 3), keepdim=True)) / h.std((2, 3), keepdim=True).clamp(min=1e-6)
+        blue = (recon[:, 2] - recon[:, :2].amax(1)) - (x[:, 2] - x[:, :2].amax(1))
+        result[Path(ae).name] = {"norm": model.config.model.norm,
+                                 "blue_speck_pixels_per_image": round((blue > 0.3).sum().item() / len(x), 1),
+                                 "works_with_specks": round((blue > 0.3).flatten(1).any(1).float().mean().item(), 3),
+                                 "last_maps_kurtosis_median": round((z ** 4).mean((2, 3)).median().item(), 1)}
+        print(json.dumps(result[Path(ae).name]), flush=True)
+    return result
+
+
 def sampling_seconds(run: Path, device: str, n: int = 8, steps: int = 16) -> float:
     model = load_model(run, device).using(sampling={"steps": steps})
     model.generate_seeds([0])  # warm-up
     t0 = time.perf_counter()
     model.generate_seeds(list(range(n)))
     return round((time.perf_counter() - t0) / n, 3)
-
-
-def samples_at(run: Path, n: int, steps: int, device: str) -> torch.Tensor:
-    model = load_model(run, device).using(sampling={"steps": steps})
-    return torch.cat([uint8_from_unit(model.generate_seeds(list(range(s, min(n, s + 64)))))
-                      for s in range(0, n, 64)])
 
 
 def extend(run: Path, data: str, args) -> dict:
@@ -136,7 +161,7 @@ def cmd_versus(args) -> dict:
             row["training"] = extend(run, str(data), args)
         row["params"] = sum(p.numel() for p in load_model(run, "cpu").network.parameters())
         row["sampling_s_per_image_16_steps"] = sampling_seconds(run, args.device)
-        samples = samples_at(run, args.n, 16, args.device)
+        samples = samples_of(run, args.n, args.device, steps=16)
         row.update(quality(samples, held_out.images, train.images, "cpu", index))
         save_grid(samples[:64].float() / 127.5 - 1, out / f"{name}-grid.png", 8)
         result[name] = row
@@ -151,11 +176,6 @@ def cmd_threeways(args) -> dict:
     diffusion at 32 px for T/2 enlarged 4x by the collection's upscaler trained for T/2. Each
     route's 128 px samples: SWD against held-out works beside the floor, and the copy check's
     COPY share."""
-    from diffusion import gan_config, samples_of
-
-    from brushwork.config import UpscalerConfig
-    from brushwork.making.upscale import load_upscaler, upscale_tensor
-
     out = Path(args.out)
     train, held_out, data, index = _collection(args)
     half = args.minutes * 30  # seconds: half the route's time
@@ -163,16 +183,20 @@ def cmd_threeways(args) -> dict:
             "pixel32": (out / "three-pixel32", "diffusion", apply_overrides(DiffusionConfig(resolution=32), []),
                         half, 32),
             "upscaler": (out / "three-upscaler", "upscaler", UpscalerConfig(resolution=args.res, scale=4), half, 16)}
-    for run, kind, cfg, seconds, batch in runs.values():
-        if not (run / "checkpoints").is_dir():
-            train_for(kind, cfg, str(data), run, seconds, batch, device=args.device)
+    trained = {}
+    for name, (run, kind, cfg, seconds, batch) in runs.items():
+        done = run / "benchmark-training.json"  # written at the end: a run stopped half-way is redone
+        if not done.is_file():
+            shutil.rmtree(run, ignore_errors=True)
+            done.write_text(json.dumps(train_for(kind, cfg, str(data), run, seconds, batch, device=args.device)))
+        trained[name] = json.loads(done.read_text())
     pixel32 = samples_of(runs["pixel32"][0], args.n, args.device)
     up = load_upscaler(runs["upscaler"][0], None, args.device)
     enlarged = torch.stack([(upscale_tensor(up, img.float() / 255) * 255).round().clamp(0, 255).to(torch.uint8)
                             for img in pixel32])
-    routes = {"latent": samples_at(Path(args.latent_run), args.n, 32, args.device),
+    routes = {"latent": samples_of(Path(args.latent_run), args.n, args.device),
               "gan": samples_of(runs["gan"][0], args.n, args.device), "pixel32_upscaled": enlarged}
-    result = {"benchmark": "three-ways-to-128", "minutes_per_route": args.minutes, "n": args.n,
+    result = {"benchmark": "three-ways-to-128", "minutes_per_route": args.minutes, "n": args.n, "training": trained,
               "floor": floor(train.images, held_out.images[:args.n], "cpu")}
     for name, samples in routes.items():
         row = quality(samples, held_out.images, train.images, "cpu", index)
@@ -206,7 +230,7 @@ def cmd_memory(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("autoencoder", "versus", "memory", "threeways"):
+    for name in ("autoencoder", "versus", "memory", "threeways", "specks"):
         p = sub.add_parser(name)
         p.add_argument("--out", default="/tmp/brushwork-bench/latent", help="runs and data (large: keep it outside the repository)")
         p.add_argument("--minutes", type=float, default=20)
@@ -222,14 +246,15 @@ def main() -> None:
     sub.choices["autoencoder"].add_argument("--factor", type=int, choices=[4, 8], default=4)
     sub.choices["autoencoder"].add_argument("--channels", type=int, default=4)
     sub.choices["versus"].add_argument("--ae", required=True, help="the autoencoder run to learn in")
+    sub.choices["specks"].add_argument("--ae", action="append", required=True, help="an autoencoder run (repeat)")
     sub.choices["versus"].add_argument("--families", default="latent,pixel")
     sub.choices["versus"].add_argument("--extend-to", type=float, help="resume runs trained for --minutes to this "
                                        "many minutes' worth of steps at their first stretch's rate")
-    args = ap.parse_args()
     sub.choices["threeways"].add_argument("--latent-run", default="/tmp/brushwork-bench/latent/latent-20min",
                                           help="the latent diffusion run of the latent route (trained T/2)")
+    args = ap.parse_args()
     result = {"autoencoder": cmd_autoencoder, "versus": cmd_versus, "memory": cmd_memory,
-              "threeways": cmd_threeways}[args.command](args)
+              "threeways": cmd_threeways, "specks": cmd_specks}[args.command](args)
     report(result, args.json)
 
 

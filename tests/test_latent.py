@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from brushwork.config import AutoencoderConfig, DiffusionConfig, RunConfig, TrainConfig
+from brushwork.config import AutoencoderConfig, DiffusionConfig, RunConfig, TrainConfig, from_dict
 from brushwork.errors import BrushworkError
 from brushwork.models.autoencoder import Autoencoder, Encoder, LatentCodec
 
@@ -50,6 +50,30 @@ def test_autoencoder_sizes_refused():
     with pytest.raises(BrushworkError, match="needs VGG19 weights"):
         AutoencoderConfig(perceptual="vgg").validate()
     AutoencoderConfig(resolution=32, factor=8).validate()  # 4 x 4 latents: the smallest
+
+
+@pytest.mark.parametrize("norm", ["channel", "group"])
+def test_only_the_channel_norm_keeps_decoding_local(norm):
+    """A change to one corner latent reaches far pixels only through statistics that span the
+    image (GroupNorm's): the channel norm has none, so a spike in one place cannot steer a whole
+    map (the blue specks of our GroupNorm decoder), and far pixels stay bit-equal."""
+    torch.manual_seed(0)
+    decoder = Autoencoder(AutoencoderConfig(resolution=64, factor=4, width=8, norm=norm)).decoder.eval()
+    z = torch.randn(1, 4, 16, 16)
+    spiked = z.clone()
+    spiked[0, :, 0, 0] += 20.0
+    with torch.no_grad():
+        far = (decoder(z) - decoder(spiked))[..., 48:, 48:]  # beyond the corner's receptive field (~34 px)
+    assert far.abs().max().item() == 0 if norm == "channel" else far.abs().max().item() > 1e-3
+
+
+def test_a_config_saved_before_the_norm_option_keeps_groupnorm():
+    saved = {k: v for k, v in AutoencoderConfig().__dict__.items() if k != "norm"}
+    assert from_dict(AutoencoderConfig, saved).norm == "group"
+    assert from_dict(AutoencoderConfig, {**saved, "norm": "channel"}).norm == "channel"
+    assert AutoencoderConfig().norm == "channel"  # new runs
+    with pytest.raises(BrushworkError, match="norm must be channel or group"):
+        AutoencoderConfig(norm="batch").validate()
 
 
 def test_latent_space_of_a_diffusion_config():

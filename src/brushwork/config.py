@@ -11,7 +11,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from brushwork.errors import BrushworkError
 
@@ -296,6 +296,12 @@ class AutoencoderConfig:
     channels: int = 4  # latent channels (LDM's f=4 and f=8 KL autoencoders use 3 and 4)
     width: int = 32  # channels at full resolution; each halving doubles them, up to 4x
     blocks: int = 1  # residual blocks per level (LDM: 2; 1 keeps a 128 px step affordable on CPUs)
+    norm: str = "channel"  # normalisation in the blocks: "channel" (each pixel's channels, as ConvNeXt's
+    # LayerNorm) or "group" (LDM's GroupNorm, 32 groups). GroupNorm's statistics span the whole map,
+    # so a network can steer a map by planting one huge activation in it; at width 32 each group is
+    # one map, and our f=4 decoder did just that: saturated blue specks where its features spiked
+    # (kurtosis 40-67), StyleGAN2's "droplets". No statistic of "channel" spans space, so nothing
+    # is gained by a spike, and a pixel's decoding depends on its neighbourhood only.
     kl_weight: float = 1e-6  # the KL term is only a leash on the latents' scale (LDM's 1e-6)
     perceptual: str = "laplacian"  # "laplacian": L1 on a Laplacian pyramid's bands (Bojanowski et al.
     # 2018; needs no downloaded weights), or "vgg" (ImageNet VGG19 features; --features FILE)
@@ -310,9 +316,13 @@ class AutoencoderConfig:
     val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
     channels_last: bool = False
+    # what a key absent from a saved config means: the behaviour before the key existed
+    ABSENT_MEANS: ClassVar[dict] = {"norm": "group"}
 
     def validate(self) -> None:
         check_canvas(self.resolution, self.height, 256, "the autoencoder")
+        if self.norm not in ("channel", "group"):
+            raise BrushworkError(f"norm must be channel or group, got {self.norm!r}")
         if self.factor not in (4, 8):
             raise BrushworkError(f"--factor must be 4 or 8, got {self.factor}")
         if self.channels < 1 or self.width < 1 or self.blocks < 1 or self.disc_width < 1:
@@ -520,12 +530,14 @@ def to_dict(cfg: Any) -> dict:
 
 
 def from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a config dataclass; unknown keys are an error so typos never pass silently."""
+    """Rebuild a config dataclass; unknown keys are an error so typos never pass silently, and a key
+    the config was saved without takes the class's ``ABSENT_MEANS`` value where it has one (a
+    saved model keeps computing what it was trained to), else its default."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise BrushworkError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
-    return cls(**data)
+    return cls(**{**getattr(cls, "ABSENT_MEANS", {}), **data})
 
 
 def config_hash(cfg: Any) -> str:

@@ -2,7 +2,7 @@
 2022, "KL-f4" / "KL-f8") and the patch discriminator that sharpens its reconstructions.
 
 encoder: conv in, then per level ``blocks`` residual blocks and a stride-2 conv (one level per
-halving), residual blocks at the latent size, GroupNorm, SiLU, and a 3x3 conv to 2C maps: the
+halving), residual blocks at the latent size, a norm (per pixel, or LDM's GroupNorm), SiLU, and a 3x3 conv to 2C maps: the
 posterior's mean and log-variance, each [B, C, H/f, W/f].
 decoder: the mirror image, nearest-neighbour 2x + 3x3 conv instead of the strided convs.
 No attention: at f=4 the latents are 32 px, and convolutions alone reach the LDM paper's
@@ -25,17 +25,28 @@ from brushwork.models.samplers import in_fixed_batches
 LOGVAR_RANGE = (-30.0, 20.0)  # the posterior's log-variance is clamped here, as LDM does
 
 
-def _norm(channels: int) -> nn.GroupNorm:
+class ChannelNorm(nn.LayerNorm):
+    """[B, C, H, W] -> the same, each pixel's C values normalised (and scaled per channel) on their
+    own: LayerNorm over channels, as ConvNeXt's. No statistic spans the image (see
+    AutoencoderConfig.norm for why that matters here)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _norm(channels: int, kind: str) -> nn.Module:
+    if kind == "channel":
+        return ChannelNorm(channels, eps=1e-6)
     return nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
 
 
 class ResBlock(nn.Module):
     """[B, Cin, H, W] -> [B, Cout, H, W]: two norm-SiLU-conv layers beside a (1x1) shortcut."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, norm: str):
         super().__init__()
-        self.body = nn.Sequential(_norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
-                                  _norm(c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.body = nn.Sequential(_norm(c_in, norm), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+                                  _norm(c_out, norm), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,10 +62,10 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1)]
         for level, c in enumerate(widths):
             c_in = widths[max(level - 1, 0)]
-            layers += [ResBlock(c_in if i == 0 else c, c) for i in range(cfg.blocks)]
+            layers += [ResBlock(c_in if i == 0 else c, c, cfg.norm) for i in range(cfg.blocks)]
             if level < len(widths) - 1:  # halve: [B, c, h, w] -> [B, c, h/2, w/2]
                 layers.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-        layers += [ResBlock(widths[-1], widths[-1]), _norm(widths[-1]), nn.SiLU(),
+        layers += [ResBlock(widths[-1], widths[-1], cfg.norm), _norm(widths[-1], cfg.norm), nn.SiLU(),
                    nn.Conv2d(widths[-1], 2 * cfg.channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
@@ -70,13 +81,13 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [cfg.width * m for m in cfg.multipliers][::-1]  # coarsest first
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, widths[0], 3, padding=1),
-                                   ResBlock(widths[0], widths[0])]
+                                   ResBlock(widths[0], widths[0], cfg.norm)]
         for level, c in enumerate(widths):
             c_in = widths[max(level - 1, 0)]
             if level > 0:  # double: [B, c_in, h, w] -> [B, c_in, 2h, 2w]
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_in, 3, padding=1)]
-            layers += [ResBlock(c_in if i == 0 else c, c) for i in range(cfg.blocks)]
-        layers += [_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1)]
+            layers += [ResBlock(c_in if i == 0 else c, c, cfg.norm) for i in range(cfg.blocks)]
+        layers += [_norm(widths[-1], cfg.norm), nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
