@@ -315,7 +315,9 @@ class AutoencoderConfig:
     beta2: float = 0.9
     val_fraction: float = 0.05  # held out for validation (fixed, seeded); at least 16 images
     mixed_precision: str = "auto"  # "bf16", "no", or "auto" (bf16 on capable CUDA GPUs and CPUs)
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC networks and batches: the channel norm then needs no copies;
+    # a bf16 step at 128 px, batch 16, on 2 CPU cores: 0.48 s against 0.91 (GroupNorm, NCHW) and
+    # 1.09 (channel norm, NCHW)
     # what a key absent from a saved config means: the behaviour before the key existed
     ABSENT_MEANS: ClassVar[dict] = {"norm": "group"}
 

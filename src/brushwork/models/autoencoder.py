@@ -31,7 +31,11 @@ class ChannelNorm(nn.LayerNorm):
     AutoencoderConfig.norm for why that matters here)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out = super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # back in the input's layout: the next conv would pick another kernel for another layout,
+        # and an image would then depend on how the tensor it came in was laid out (and padded)
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        return out.contiguous(memory_format=layout)
 
 
 def _norm(channels: int, kind: str) -> nn.Module:

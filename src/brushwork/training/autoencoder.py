@@ -36,8 +36,9 @@ class AutoencoderTask:
         cfg.validate()
         self.cfg, self.device, self.world = cfg, device, world
         torch.manual_seed(seed)
-        self.ae = Autoencoder(cfg).to(device)
-        self.disc = PatchDiscriminator(cfg.disc_width).to(device)
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format  # as the batches come
+        self.ae = Autoencoder(cfg).to(device, memory_format=fmt)
+        self.disc = PatchDiscriminator(cfg.disc_width).to(device, memory_format=fmt)
         self.ae_step, self.disc_step = ddp(self.ae, world, device), ddp(self.disc, world, device)
         self.opt = make_adam(self.ae.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
         self.disc_opt = make_adam(self.disc.parameters(), cfg.lr, cfg.beta1, cfg.beta2, device)
