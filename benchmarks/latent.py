@@ -99,11 +99,12 @@ def cmd_specks(args) -> dict:
         h = torch.cat(maps)
         z = (h - h.mean((2, 3), keepdim=True)) / h.std((2, 3), keepdim=True).clamp(min=1e-6)
         blue = (recon[:, 2] - recon[:, :2].amax(1)) - (x[:, 2] - x[:, :2].amax(1))
-        result[Path(ae).name] = {"norm": model.config.model.norm,
+        name = "/".join(Path(ae).parts[-2:])  # two runs may share a name in two folders
+        result[name] = {"norm": model.config.model.norm,
                                  "blue_speck_pixels_per_image": round((blue > 0.3).sum().item() / len(x), 1),
                                  "works_with_specks": round((blue > 0.3).flatten(1).any(1).float().mean().item(), 3),
                                  "last_maps_kurtosis_median": round((z ** 4).mean((2, 3)).median().item(), 1)}
-        print(json.dumps(result[Path(ae).name]), flush=True)
+        print(json.dumps(result[name]), flush=True)
     return result
 
 
@@ -179,10 +180,10 @@ def cmd_threeways(args) -> dict:
     out = Path(args.out)
     train, held_out, data, index = _collection(args)
     half = args.minutes * 30  # seconds: half the route's time
-    runs = {"gan": (out / "three-gan", "gan", gan_config(args.res), 2 * half, 32),
-            "pixel32": (out / "three-pixel32", "diffusion", apply_overrides(DiffusionConfig(resolution=32), []),
+    runs = {"pixel32": (out / "three-pixel32", "diffusion", apply_overrides(DiffusionConfig(resolution=32), []),
                         half, 32),
-            "upscaler": (out / "three-upscaler", "upscaler", UpscalerConfig(resolution=args.res, scale=4), half, 16)}
+            "upscaler": (out / "three-upscaler", "upscaler", UpscalerConfig(resolution=args.res, scale=4), half, 16),
+            "gan": (out / "three-gan", "gan", gan_config(args.res), 2 * half, 32)}
     trained = {}
     for name, (run, kind, cfg, seconds, batch) in runs.items():
         done = run / "benchmark-training.json"  # written at the end: a run stopped half-way is redone
