@@ -101,9 +101,9 @@ def cmd_specks(args) -> dict:
         blue = (recon[:, 2] - recon[:, :2].amax(1)) - (x[:, 2] - x[:, :2].amax(1))
         name = "/".join(Path(ae).parts[-2:])  # two runs may share a name in two folders
         result[name] = {"norm": model.config.model.norm,
-                                 "blue_speck_pixels_per_image": round((blue > 0.3).sum().item() / len(x), 1),
-                                 "works_with_specks": round((blue > 0.3).flatten(1).any(1).float().mean().item(), 3),
-                                 "last_maps_kurtosis_median": round((z ** 4).mean((2, 3)).median().item(), 1)}
+                        "blue_speck_pixels_per_image": round((blue > 0.3).sum().item() / len(x), 1),
+                        "works_with_specks": round((blue > 0.3).flatten(1).any(1).float().mean().item(), 3),
+                        "last_maps_kurtosis_median": round((z ** 4).mean((2, 3)).median().item(), 1)}
         print(json.dumps(result[name]), flush=True)
     return result
 

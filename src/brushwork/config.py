@@ -300,7 +300,7 @@ class AutoencoderConfig:
     # LayerNorm) or "group" (LDM's GroupNorm, 32 groups). GroupNorm's statistics span the whole map,
     # so a network can steer a map by planting one huge activation in it; at width 32 each group is
     # one map, and our f=4 decoder did just that: saturated blue specks where its features spiked
-    # (kurtosis 40-67), StyleGAN2's "droplets". No statistic of "channel" spans space, so nothing
+    # (the maps' kurtosis 31, a Gaussian's 3), StyleGAN2's "droplets". No statistic of "channel" spans space, so nothing
     # is gained by a spike, and a pixel's decoding depends on its neighbourhood only.
     kl_weight: float = 1e-6  # the KL term is only a leash on the latents' scale (LDM's 1e-6)
     perceptual: str = "laplacian"  # "laplacian": L1 on a Laplacian pyramid's bands (Bojanowski et al.
@@ -321,6 +321,7 @@ class AutoencoderConfig:
     channels_last: bool = True  # NHWC networks and batches: the channel norm then needs no copies;
     # a bf16 step at 128 px, batch 16, on 2 CPU cores: 0.48 s against 0.91 (GroupNorm, NCHW) and
     # 1.09 (channel norm, NCHW)
+
     # what a key absent from a saved config means: the behaviour before the key existed
     ABSENT_MEANS: ClassVar[dict] = {"norm": "group"}
 

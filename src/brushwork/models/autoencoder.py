@@ -2,8 +2,8 @@
 2022, "KL-f4" / "KL-f8") and the patch discriminator that sharpens its reconstructions.
 
 encoder: conv in, then per level ``blocks`` residual blocks and a stride-2 conv (one level per
-halving), residual blocks at the latent size, a norm (per pixel, or LDM's GroupNorm), SiLU, and a 3x3 conv to 2C maps: the
-posterior's mean and log-variance, each [B, C, H/f, W/f].
+halving), residual blocks at the latent size, a norm (per pixel, or LDM's GroupNorm), SiLU, and
+a 3x3 conv to 2C maps: the posterior's mean and log-variance, each [B, C, H/f, W/f].
 decoder: the mirror image, nearest-neighbour 2x + 3x3 conv instead of the strided convs.
 No attention: at f=4 the latents are 32 px, and convolutions alone reach the LDM paper's
 reconstruction quality for f=4 (its KL-f4 has none either).
